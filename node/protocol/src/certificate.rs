@@ -1,0 +1,305 @@
+//! Consensus votes and certificates. A certificate is a quorum of ed25519
+//! votes by distinct validators of the block's height over
+//! (chain_id, kind, view, height, block hash). Anyone holding the genesis
+//! file and the chain can check one: this module is the only place the rule
+//! is written, and node, consensus and auditor all call it.
+
+use serde::{Deserialize, Serialize};
+
+use crate::crypto::{Hash32, Keypair, PublicKey, Signature};
+use crate::encoding::{self, domain};
+use crate::validators::ValidatorSet;
+
+/// The three Simplex votes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum VoteKind {
+    /// "This block is the first valid proposal I saw in this view."
+    Notarize,
+    /// "Skip this view" (the view timed out). Height 0, zero block hash.
+    Nullify,
+    /// "I saw this block notarized and did not time out in this view."
+    Finalize,
+}
+
+/// What a vote signs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VoteData {
+    /// Which vote.
+    pub kind: VoteKind,
+    /// Consensus view.
+    pub view: u64,
+    /// Height of the block (0 for nullify).
+    pub height: u64,
+    /// Hash of the block (zero for nullify).
+    pub block_hash: Hash32,
+}
+
+#[derive(Serialize)]
+struct VotePayload<'a> {
+    chain_id: &'a str,
+    data: &'a VoteData,
+}
+
+impl VoteData {
+    /// The 32 bytes a validator signs for this vote on `chain_id`.
+    pub fn signing_hash(&self, chain_id: &str) -> Hash32 {
+        encoding::hash_value(domain::VOTE, &VotePayload { chain_id, data: self })
+    }
+
+    /// Signs this vote.
+    pub fn sign(&self, chain_id: &str, key: &Keypair) -> SignedVote {
+        SignedVote {
+            data: *self,
+            signer: key.public(),
+            signature: key.sign(&self.signing_hash(chain_id).0),
+        }
+    }
+}
+
+/// One validator's signed vote.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SignedVote {
+    /// What is voted for.
+    pub data: VoteData,
+    /// The voter.
+    pub signer: PublicKey,
+    /// Signature over [`VoteData::signing_hash`].
+    pub signature: Signature,
+}
+
+impl SignedVote {
+    /// Strict signature check for `chain_id`.
+    pub fn verify(&self, chain_id: &str) -> bool {
+        self.signer
+            .verify(&self.data.signing_hash(chain_id).0, &self.signature)
+    }
+}
+
+/// A quorum of votes of one kind for one (view, height, block).
+///
+/// A finalized block carries a `Finalize` certificate, or a `Notarize`
+/// certificate when it was finalized implicitly because a descendant was
+/// finalized (Simplex finalizes ancestors with their descendant); the chain
+/// of hash links from that descendant proves it. See docs/consensus.md.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Certificate {
+    /// Notarize or Finalize (a Nullify certificate never certifies a block).
+    pub kind: VoteKind,
+    /// View of the votes.
+    pub view: u64,
+    /// Height of the block.
+    pub height: u64,
+    /// Hash of the block.
+    pub block_hash: Hash32,
+    /// (signer, signature), sorted by signer key, no duplicates.
+    pub votes: Vec<(PublicKey, Signature)>,
+}
+
+/// Why a certificate does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CertificateError {
+    /// Fewer distinct valid signers than the quorum.
+    #[error("certificate has {got} signers, the quorum is {need}")]
+    TooFewSigners {
+        /// Signers present.
+        got: usize,
+        /// Quorum of the validator set.
+        need: usize,
+    },
+    /// A signer appears twice.
+    #[error("signer {0} appears twice")]
+    DuplicateSigner(PublicKey),
+    /// A signer is not in the validator set of this height.
+    #[error("signer {0} is not a validator of this height")]
+    NotAValidator(PublicKey),
+    /// A signature does not verify (wrong key, wrong chain, wrong data).
+    #[error("signature of {0} does not verify")]
+    BadSignature(PublicKey),
+    /// The certificate is for another block or height.
+    #[error("certificate is for height {got_height} block {got_hash}, expected height {height} block {hash}")]
+    WrongBlock {
+        /// Expected height.
+        height: u64,
+        /// Expected hash.
+        hash: Hash32,
+        /// Certificate's height.
+        got_height: u64,
+        /// Certificate's hash.
+        got_hash: Hash32,
+    },
+    /// A nullify certificate cannot certify a block.
+    #[error("a nullify certificate does not certify a block")]
+    WrongKind,
+}
+
+impl Certificate {
+    /// Assembles a certificate from votes (sorted, deduplicated by signer).
+    /// Checks nothing: call [`Certificate::verify`].
+    pub fn from_votes(kind: VoteKind, view: u64, height: u64, block_hash: Hash32, votes: impl IntoIterator<Item = (PublicKey, Signature)>) -> Self {
+        let mut votes: Vec<_> = votes.into_iter().collect();
+        votes.sort_by(|a, b| a.0.cmp(&b.0));
+        votes.dedup_by(|a, b| a.0 == b.0);
+        Certificate { kind, view, height, block_hash, votes }
+    }
+
+    /// The vote data every signature in this certificate covers.
+    pub fn vote_data(&self) -> VoteData {
+        VoteData {
+            kind: self.kind,
+            view: self.view,
+            height: self.height,
+            block_hash: self.block_hash,
+        }
+    }
+
+    /// Verifies that this certificate certifies block `block_hash` at
+    /// `height` on `chain_id` under `validators` (the set of that height).
+    pub fn verify(&self, chain_id: &str, validators: &ValidatorSet, height: u64, block_hash: &Hash32) -> Result<(), CertificateError> {
+        if self.kind == VoteKind::Nullify {
+            return Err(CertificateError::WrongKind);
+        }
+        if self.height != height || &self.block_hash != block_hash {
+            return Err(CertificateError::WrongBlock {
+                height,
+                hash: *block_hash,
+                got_height: self.height,
+                got_hash: self.block_hash,
+            });
+        }
+        // Cheap structural checks before any signature work.
+        let mut seen: Vec<&PublicKey> = Vec::with_capacity(self.votes.len());
+        for (signer, _) in &self.votes {
+            if seen.contains(&signer) {
+                return Err(CertificateError::DuplicateSigner(*signer));
+            }
+            if !validators.contains(signer) {
+                return Err(CertificateError::NotAValidator(*signer));
+            }
+            seen.push(signer);
+        }
+        if self.votes.len() < validators.quorum() {
+            return Err(CertificateError::TooFewSigners {
+                got: self.votes.len(),
+                need: validators.quorum(),
+            });
+        }
+        let msg = self.vote_data().signing_hash(chain_id);
+        for (signer, sig) in &self.votes {
+            if !signer.verify(&msg.0, sig) {
+                return Err(CertificateError::BadSignature(*signer));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::merchant::MerchantId;
+    use crate::validators::Validator;
+
+    const CHAIN: &str = "test-chain";
+
+    fn keys(prefix: &str, n: usize) -> Vec<Keypair> {
+        (0..n).map(|i| Keypair::from_label(&format!("{prefix}{i}"))).collect()
+    }
+
+    fn set_of(keys: &[Keypair]) -> ValidatorSet {
+        ValidatorSet::new(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| Validator { id: MerchantId::new(format!("m{i}")).unwrap(), key: k.public() })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    fn cert(signers: &[Keypair], chain: &str, height: u64, hash: Hash32) -> Certificate {
+        let data = VoteData { kind: VoteKind::Finalize, view: 9, height, block_hash: hash };
+        let msg = data.signing_hash(chain);
+        Certificate {
+            kind: VoteKind::Finalize,
+            view: 9,
+            height,
+            block_hash: hash,
+            votes: signers.iter().map(|k| (k.public(), k.sign(&msg.0))).collect(),
+        }
+    }
+
+    const H: Hash32 = Hash32([5; 32]);
+
+    #[test]
+    fn quorum_of_valid_votes_verifies() {
+        let ks = keys("v", 4);
+        assert_eq!(cert(&ks[..3], CHAIN, 7, H).verify(CHAIN, &set_of(&ks), 7, &H), Ok(()));
+    }
+
+    #[test]
+    fn too_few_signers() {
+        let ks = keys("v", 4);
+        assert_eq!(
+            cert(&ks[..2], CHAIN, 7, H).verify(CHAIN, &set_of(&ks), 7, &H),
+            Err(CertificateError::TooFewSigners { got: 2, need: 3 })
+        );
+    }
+
+    #[test]
+    fn duplicate_signer() {
+        let ks = keys("v", 4);
+        let mut c = cert(&ks[..3], CHAIN, 7, H);
+        c.votes[2] = c.votes[0];
+        assert_eq!(c.verify(CHAIN, &set_of(&ks), 7, &H), Err(CertificateError::DuplicateSigner(ks[0].public())));
+    }
+
+    #[test]
+    fn non_validator_signer() {
+        let ks = keys("v", 4);
+        let outsider = Keypair::from_label("outsider");
+        let signers = [ks[0].clone(), ks[1].clone(), outsider.clone()];
+        assert_eq!(
+            cert(&signers, CHAIN, 7, H).verify(CHAIN, &set_of(&ks), 7, &H),
+            Err(CertificateError::NotAValidator(outsider.public()))
+        );
+    }
+
+    #[test]
+    fn wrong_chain_id() {
+        let ks = keys("v", 4);
+        assert!(matches!(
+            cert(&ks[..3], "other-chain", 7, H).verify(CHAIN, &set_of(&ks), 7, &H),
+            Err(CertificateError::BadSignature(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_hash() {
+        let ks = keys("v", 4);
+        let other = Hash32([6; 32]);
+        assert!(matches!(
+            cert(&ks[..3], CHAIN, 7, H).verify(CHAIN, &set_of(&ks), 7, &other),
+            Err(CertificateError::WrongBlock { .. })
+        ));
+        // Relabelling the hash inside the certificate breaks the signatures.
+        let mut c = cert(&ks[..3], CHAIN, 7, H);
+        c.block_hash = other;
+        assert!(matches!(c.verify(CHAIN, &set_of(&ks), 7, &other), Err(CertificateError::BadSignature(_))));
+    }
+
+    #[test]
+    fn signer_set_of_another_height() {
+        // Height 7 was certified by the old set; the set changed at height 8.
+        let old = keys("v", 4);
+        let new = keys("w", 4);
+        let c = cert(&old[..3], CHAIN, 8, H);
+        assert!(matches!(c.verify(CHAIN, &set_of(&new), 8, &H), Err(CertificateError::NotAValidator(_))));
+    }
+
+    #[test]
+    fn nullify_certifies_nothing() {
+        let ks = keys("v", 4);
+        let mut c = cert(&ks[..3], CHAIN, 7, H);
+        c.kind = VoteKind::Nullify;
+        assert_eq!(c.verify(CHAIN, &set_of(&ks), 7, &H), Err(CertificateError::WrongKind));
+    }
+}

@@ -1,0 +1,139 @@
+//! Canonical encoding: bincode 2 over serde, fixed-width little-endian
+//! integers, no hash maps anywhere in encoded data. Every hash and signature
+//! in the protocol is computed over these bytes, so this module is the single
+//! place the format is defined (docs/protocol.md describes it byte for byte,
+//! and `tests/golden.rs` pins it).
+
+use serde::{de::DeserializeOwned, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::crypto::Hash32;
+
+/// The canonical bincode configuration: little endian, fixed-width integers,
+/// with a decode limit so a hostile length prefix cannot allocate unbounded
+/// memory.
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard()
+        .with_little_endian()
+        .with_fixed_int_encoding()
+        .with_limit::<{ 64 * 1024 * 1024 }>()
+}
+
+/// Why bytes could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The input is larger than the limit for this kind of object.
+    #[error("input is {got} bytes, more than the {max}-byte limit")]
+    TooLarge {
+        /// Bytes received.
+        got: usize,
+        /// Bytes allowed.
+        max: usize,
+    },
+    /// The bytes are not a valid encoding.
+    #[error("malformed encoding: {0}")]
+    Malformed(String),
+    /// The encoding is valid but followed by extra bytes.
+    #[error("{0} trailing bytes after the encoded value")]
+    TrailingBytes(usize),
+}
+
+/// Encodes a value canonically. Encoding our own types cannot fail (no maps
+/// of unknown length, no unsupported serde features), so a failure is a bug.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(value, config())
+        .expect("canonical encoding of a protocol type never fails")
+}
+
+/// Decodes a value, rejecting inputs over `max_bytes`, malformed inputs and
+/// trailing garbage (so every value has exactly one accepted encoding).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], max_bytes: usize) -> Result<T, DecodeError> {
+    if bytes.len() > max_bytes {
+        return Err(DecodeError::TooLarge {
+            got: bytes.len(),
+            max: max_bytes,
+        });
+    }
+    let (value, read) = bincode::serde::decode_from_slice(bytes, config())
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if read != bytes.len() {
+        return Err(DecodeError::TrailingBytes(bytes.len() - read));
+    }
+    Ok(value)
+}
+
+/// SHA-256 of `domain || 0x00 || bytes`. Every hash in the protocol is domain
+/// separated so that bytes of one kind can never be mistaken for another.
+pub fn hash_with_domain(domain: &str, bytes: &[u8]) -> Hash32 {
+    let mut h = Sha256::new();
+    h.update(domain.as_bytes());
+    h.update([0u8]);
+    h.update(bytes);
+    Hash32(h.finalize().into())
+}
+
+/// Canonical hash of a serialisable value under a domain.
+pub fn hash_value<T: Serialize>(domain: &str, value: &T) -> Hash32 {
+    hash_with_domain(domain, &encode(value))
+}
+
+/// The domains used for hashing and signing. Versioned so that a format
+/// change can never produce a valid signature over old bytes.
+pub mod domain {
+    /// Signing payload of a transaction.
+    pub const TX_SIGN: &str = "points-alliance/tx-sign/v1";
+    /// Transaction id (hash of the full signed transaction).
+    pub const TX_ID: &str = "points-alliance/tx-id/v1";
+    /// Block hash (hash of the header).
+    pub const BLOCK: &str = "points-alliance/block/v1";
+    /// Genesis hash.
+    pub const GENESIS: &str = "points-alliance/genesis/v1";
+    /// Validator set hash.
+    pub const VALIDATOR_SET: &str = "points-alliance/validator-set/v1";
+    /// Consensus votes (notarize, nullify, finalize).
+    pub const VOTE: &str = "points-alliance/vote/v1";
+    /// State tree keys.
+    pub const STATE_KEY: &str = "points-alliance/state-key/v1";
+    /// State tree values.
+    pub const STATE_VALUE: &str = "points-alliance/state-value/v1";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_trailing_bytes() {
+        let mut bytes = encode(&7u64);
+        bytes.push(0);
+        assert_eq!(decode::<u64>(&bytes, 100), Err(DecodeError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn rejects_oversized_input() {
+        let bytes = vec![0u8; 101];
+        assert_eq!(
+            decode::<u64>(&bytes, 100),
+            Err(DecodeError::TooLarge { got: 101, max: 100 })
+        );
+    }
+
+    #[test]
+    fn rejects_truncated_input() {
+        assert!(matches!(decode::<u64>(&[1, 2, 3], 100), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn hostile_length_prefix_does_not_allocate() {
+        // A Vec<u8> whose length prefix claims 2^60 elements.
+        let mut bytes = (1u64 << 60).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&[0; 8]);
+        assert!(matches!(decode::<Vec<u8>>(&bytes, 100), Err(DecodeError::Malformed(_))));
+    }
+
+    #[test]
+    fn integers_are_fixed_width_little_endian() {
+        assert_eq!(encode(&1u64), vec![1, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(encode(&"ab"), vec![2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']);
+    }
+}

@@ -1,0 +1,34 @@
+//! # alliance-protocol
+//!
+//! The one library every Points Alliance component uses: node, consensus,
+//! wallet CLI and auditor. It holds the types, the canonical encoding, the
+//! signing rules, the ledger state machine and block/certificate
+//! verification. Nothing here does I/O: no sockets, clocks, threads or disk.
+//!
+//! Map of the crate:
+//! - [`crypto`], [`address`]: hashes, keys, signatures, bech32m addresses.
+//! - [`encoding`]: the canonical byte format and domain-separated hashing.
+//! - [`merchant`], [`tx`], [`block`]: what goes on the chain.
+//! - [`merkle`]: `tx_root`; [`smt`]: the sparse Merkle tree behind `state_root`.
+//! - [`validators`], [`certificate`]: who certifies blocks and how to check it.
+//! - [`state`]: the ledger state machine, every ledger rule in one place.
+//! - [`genesis`]: the genesis file and the initial state.
+#![warn(missing_docs)]
+
+pub mod address;
+pub mod block;
+pub mod certificate;
+pub mod crypto;
+pub mod encoding;
+pub mod limits;
+pub mod merchant;
+pub mod merkle;
+pub mod tx;
+pub mod validators;
+
+pub use block::{Block, BlockHeader};
+pub use certificate::{Certificate, CertificateError, SignedVote, VoteData, VoteKind};
+pub use crypto::{Hash32, Keypair, PublicKey, Signature};
+pub use merchant::{AllianceParams, Merchant, MerchantId, MerchantPolicy, MerchantStatus};
+pub use tx::{GovAction, Transaction, TxBody};
+pub use validators::{Validator, ValidatorSet};

@@ -1,0 +1,35 @@
+//! Named upper bounds. Every size and count that comes from outside is checked
+//! against one of these before it is trusted.
+
+/// Largest encoded transaction accepted anywhere (mempool, block, HTTP).
+/// A governance proposal carrying a full merchant record is the biggest body
+/// (~300 bytes); 2 KiB leaves room without letting a single transaction
+/// dominate a block.
+pub const TX_BYTES_MAX: usize = 2 * 1024;
+/// Free-text fields (reason, memo, references, names) are capped so that the
+/// ledger cannot be used as a data store and no personal data fits easily.
+pub const REASON_BYTES_MAX: usize = 64;
+/// Maximum memo length on a transfer.
+pub const MEMO_BYTES_MAX: usize = 128;
+/// Maximum external reference (receipt or order) length.
+pub const REF_BYTES_MAX: usize = 64;
+/// Maximum merchant display-name length.
+pub const NAME_BYTES_MAX: usize = 64;
+/// Merchant ids are short, human-typed handles such as `coffee`.
+pub const MERCHANT_ID_BYTES_MAX: usize = 16;
+/// Chain ids are short ASCII labels such as `alliance-devnet`.
+pub const CHAIN_ID_BYTES_MAX: usize = 64;
+/// Hard ceiling on transactions per block, whatever the governance parameter
+/// says: bounds memory and validation time of one block.
+pub const BLOCK_TXS_MAX: usize = 20_000;
+/// Hard ceiling on the encoded size of one block.
+pub const BLOCK_BYTES_MAX: usize = 16 * 1024 * 1024;
+/// Hard ceiling on the number of merchants (and so validators).
+pub const MERCHANTS_MAX: usize = 256;
+/// Lots one account may hold. Lots merge by (issuer, expiry day), so this is
+/// only reached by an account holding points of many issuers over years.
+pub const LOTS_PER_ACCOUNT_MAX: usize = 4_096;
+/// Largest genesis file accepted.
+pub const GENESIS_BYTES_MAX: usize = 1024 * 1024;
+/// Milliseconds in one day: caps and expiry are computed per UTC day.
+pub const DAY_MS: u64 = 86_400_000;
