@@ -1,1 +1,11 @@
+//! # alliance-node
+//!
+//! The process each merchant runs. Thin edges around the pure cores of
+//! `alliance-protocol` (ledger) and `alliance-consensus` (BFT): storage on
+//! sled, key files, genesis tooling, and synthetic chains for tests.
+#![warn(missing_docs)]
 
+pub mod keyfile;
+pub mod members;
+pub mod store;
+pub mod synth;

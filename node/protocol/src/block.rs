@@ -20,6 +20,9 @@ pub struct BlockHeader {
     pub timestamp_ms: u64,
     /// Hash of the previous block's header (the genesis hash at height 1).
     pub prev_hash: Hash32,
+    /// Number of transactions: with `tx_root`, proves a transaction's
+    /// position in the block, not only its presence.
+    pub tx_count: u32,
     /// Merkle root of the transaction ids ([`merkle::root`]).
     pub tx_root: Hash32,
     /// Root of the ledger state after applying this block.
@@ -66,5 +69,27 @@ impl Block {
     /// Decodes a block, enforcing [`BLOCK_BYTES_MAX`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         encoding::decode(bytes, BLOCK_BYTES_MAX)
+    }
+}
+
+/// A block with the certificate that finalized it: what the store keeps,
+/// what sync transfers and what an auditor verifies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalizedBlock {
+    /// The block.
+    pub block: Block,
+    /// Its quorum certificate (see [`crate::certificate::Certificate`]).
+    pub certificate: crate::certificate::Certificate,
+}
+
+impl FinalizedBlock {
+    /// Canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        encoding::encode(self)
+    }
+
+    /// Decodes, enforcing [`BLOCK_BYTES_MAX`] plus room for a certificate.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
+        encoding::decode(bytes, BLOCK_BYTES_MAX + 64 * 1024)
     }
 }

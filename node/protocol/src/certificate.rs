@@ -43,7 +43,13 @@ struct VotePayload<'a> {
 impl VoteData {
     /// The 32 bytes a validator signs for this vote on `chain_id`.
     pub fn signing_hash(&self, chain_id: &str) -> Hash32 {
-        encoding::hash_value(domain::VOTE, &VotePayload { chain_id, data: self })
+        encoding::hash_value(
+            domain::VOTE,
+            &VotePayload {
+                chain_id,
+                data: self,
+            },
+        )
     }
 
     /// Signs this vote.
@@ -130,16 +136,35 @@ pub enum CertificateError {
     /// A nullify certificate cannot certify a block.
     #[error("a nullify certificate does not certify a block")]
     WrongKind,
+    /// A nullification certificate for another view, or one carrying a
+    /// height or block hash (nullify votes sign height 0 and the zero hash).
+    #[error("not a nullification of view {view}")]
+    NotANullification {
+        /// The view expected.
+        view: u64,
+    },
 }
 
 impl Certificate {
     /// Assembles a certificate from votes (sorted, deduplicated by signer).
     /// Checks nothing: call [`Certificate::verify`].
-    pub fn from_votes(kind: VoteKind, view: u64, height: u64, block_hash: Hash32, votes: impl IntoIterator<Item = (PublicKey, Signature)>) -> Self {
+    pub fn from_votes(
+        kind: VoteKind,
+        view: u64,
+        height: u64,
+        block_hash: Hash32,
+        votes: impl IntoIterator<Item = (PublicKey, Signature)>,
+    ) -> Self {
         let mut votes: Vec<_> = votes.into_iter().collect();
-        votes.sort_by(|a, b| a.0.cmp(&b.0));
+        votes.sort_by_key(|a| a.0);
         votes.dedup_by(|a, b| a.0 == b.0);
-        Certificate { kind, view, height, block_hash, votes }
+        Certificate {
+            kind,
+            view,
+            height,
+            block_hash,
+            votes,
+        }
     }
 
     /// The vote data every signature in this certificate covers.
@@ -154,7 +179,13 @@ impl Certificate {
 
     /// Verifies that this certificate certifies block `block_hash` at
     /// `height` on `chain_id` under `validators` (the set of that height).
-    pub fn verify(&self, chain_id: &str, validators: &ValidatorSet, height: u64, block_hash: &Hash32) -> Result<(), CertificateError> {
+    pub fn verify(
+        &self,
+        chain_id: &str,
+        validators: &ValidatorSet,
+        height: u64,
+        block_hash: &Hash32,
+    ) -> Result<(), CertificateError> {
         if self.kind == VoteKind::Nullify {
             return Err(CertificateError::WrongKind);
         }
@@ -193,6 +224,103 @@ impl Certificate {
     }
 }
 
+impl Certificate {
+    /// The checks that need no signature work, for every kind: signers
+    /// distinct, all in `validators`, at least a quorum of them. A verifier
+    /// that batches or caches signature checks (the consensus batcher) runs
+    /// this first, then checks each signature over [`Certificate::vote_data`].
+    pub fn check_signers(&self, validators: &ValidatorSet) -> Result<(), CertificateError> {
+        let mut seen: Vec<&PublicKey> = Vec::with_capacity(self.votes.len());
+        for (signer, _) in &self.votes {
+            if seen.contains(&signer) {
+                return Err(CertificateError::DuplicateSigner(*signer));
+            }
+            if !validators.contains(signer) {
+                return Err(CertificateError::NotAValidator(*signer));
+            }
+            seen.push(signer);
+        }
+        if self.votes.len() < validators.quorum() {
+            return Err(CertificateError::TooFewSigners {
+                got: self.votes.len(),
+                need: validators.quorum(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Verifies that this is a nullification of `view` on `chain_id` under
+    /// `validators`: a quorum agreed to skip the view. It certifies no block.
+    pub fn verify_nullification(
+        &self,
+        chain_id: &str,
+        validators: &ValidatorSet,
+        view: u64,
+    ) -> Result<(), CertificateError> {
+        if self.kind != VoteKind::Nullify
+            || self.view != view
+            || self.height != 0
+            || self.block_hash != Hash32::ZERO
+        {
+            return Err(CertificateError::NotANullification { view });
+        }
+        self.check_signers(validators)?;
+        let msg = self.vote_data().signing_hash(chain_id);
+        for (signer, sig) in &self.votes {
+            if !signer.verify(&msg.0, sig) {
+                return Err(CertificateError::BadSignature(*signer));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Proof that one validator signed two votes that an honest validator never
+/// signs together in one view: notarizes (or finalizes) of two different
+/// blocks, or a nullify and a finalize. Anyone with the validator set can
+/// check it, so it can back an off-chain complaint or future slashing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Equivocation {
+    /// The vote seen first.
+    pub first: SignedVote,
+    /// The conflicting vote.
+    pub second: SignedVote,
+}
+
+impl Equivocation {
+    /// Whether two vote data conflict (same view, incompatible), whoever
+    /// signed them. Notarize then nullify of one view is allowed: a validator
+    /// that notarized and then timed out sends both.
+    pub fn conflicts(a: &VoteData, b: &VoteData) -> bool {
+        if a.view != b.view {
+            return false;
+        }
+        use VoteKind::*;
+        match (a.kind, b.kind) {
+            (Notarize, Notarize) | (Finalize, Finalize) => {
+                a.block_hash != b.block_hash || a.height != b.height
+            }
+            (Nullify, Finalize) | (Finalize, Nullify) => true,
+            _ => false,
+        }
+    }
+
+    /// The validator this evidence accuses.
+    pub fn signer(&self) -> PublicKey {
+        self.first.signer
+    }
+
+    /// Checks the evidence: one signer, a validator of `validators`, two
+    /// conflicting votes, both signatures valid on `chain_id`.
+    pub fn verify(&self, chain_id: &str, validators: &ValidatorSet) -> bool {
+        self.first.signer == self.second.signer
+            && validators.contains(&self.first.signer)
+            && Self::conflicts(&self.first.data, &self.second.data)
+            && self.first.verify(chain_id)
+            && self.second.verify(chain_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,28 +330,41 @@ mod tests {
     const CHAIN: &str = "test-chain";
 
     fn keys(prefix: &str, n: usize) -> Vec<Keypair> {
-        (0..n).map(|i| Keypair::from_label(&format!("{prefix}{i}"))).collect()
+        (0..n)
+            .map(|i| Keypair::from_label(&format!("{prefix}{i}")))
+            .collect()
     }
 
     fn set_of(keys: &[Keypair]) -> ValidatorSet {
         ValidatorSet::new(
             keys.iter()
                 .enumerate()
-                .map(|(i, k)| Validator { id: MerchantId::new(format!("m{i}")).unwrap(), key: k.public() })
+                .map(|(i, k)| Validator {
+                    id: MerchantId::new(format!("m{i}")).unwrap(),
+                    key: k.public(),
+                })
                 .collect(),
         )
         .unwrap()
     }
 
     fn cert(signers: &[Keypair], chain: &str, height: u64, hash: Hash32) -> Certificate {
-        let data = VoteData { kind: VoteKind::Finalize, view: 9, height, block_hash: hash };
+        let data = VoteData {
+            kind: VoteKind::Finalize,
+            view: 9,
+            height,
+            block_hash: hash,
+        };
         let msg = data.signing_hash(chain);
         Certificate {
             kind: VoteKind::Finalize,
             view: 9,
             height,
             block_hash: hash,
-            votes: signers.iter().map(|k| (k.public(), k.sign(&msg.0))).collect(),
+            votes: signers
+                .iter()
+                .map(|k| (k.public(), k.sign(&msg.0)))
+                .collect(),
         }
     }
 
@@ -232,7 +373,10 @@ mod tests {
     #[test]
     fn quorum_of_valid_votes_verifies() {
         let ks = keys("v", 4);
-        assert_eq!(cert(&ks[..3], CHAIN, 7, H).verify(CHAIN, &set_of(&ks), 7, &H), Ok(()));
+        assert_eq!(
+            cert(&ks[..3], CHAIN, 7, H).verify(CHAIN, &set_of(&ks), 7, &H),
+            Ok(())
+        );
     }
 
     #[test]
@@ -249,7 +393,10 @@ mod tests {
         let ks = keys("v", 4);
         let mut c = cert(&ks[..3], CHAIN, 7, H);
         c.votes[2] = c.votes[0];
-        assert_eq!(c.verify(CHAIN, &set_of(&ks), 7, &H), Err(CertificateError::DuplicateSigner(ks[0].public())));
+        assert_eq!(
+            c.verify(CHAIN, &set_of(&ks), 7, &H),
+            Err(CertificateError::DuplicateSigner(ks[0].public()))
+        );
     }
 
     #[test]
@@ -283,7 +430,10 @@ mod tests {
         // Relabelling the hash inside the certificate breaks the signatures.
         let mut c = cert(&ks[..3], CHAIN, 7, H);
         c.block_hash = other;
-        assert!(matches!(c.verify(CHAIN, &set_of(&ks), 7, &other), Err(CertificateError::BadSignature(_))));
+        assert!(matches!(
+            c.verify(CHAIN, &set_of(&ks), 7, &other),
+            Err(CertificateError::BadSignature(_))
+        ));
     }
 
     #[test]
@@ -292,7 +442,92 @@ mod tests {
         let old = keys("v", 4);
         let new = keys("w", 4);
         let c = cert(&old[..3], CHAIN, 8, H);
-        assert!(matches!(c.verify(CHAIN, &set_of(&new), 8, &H), Err(CertificateError::NotAValidator(_))));
+        assert!(matches!(
+            c.verify(CHAIN, &set_of(&new), 8, &H),
+            Err(CertificateError::NotAValidator(_))
+        ));
+    }
+
+    #[test]
+    fn nullification_verifies_only_for_its_view() {
+        let ks = keys("v", 4);
+        let data = VoteData {
+            kind: VoteKind::Nullify,
+            view: 3,
+            height: 0,
+            block_hash: Hash32::ZERO,
+        };
+        let msg = data.signing_hash(CHAIN);
+        let c = Certificate::from_votes(
+            VoteKind::Nullify,
+            3,
+            0,
+            Hash32::ZERO,
+            ks[..3].iter().map(|k| (k.public(), k.sign(&msg.0))),
+        );
+        let set = set_of(&ks);
+        assert_eq!(c.verify_nullification(CHAIN, &set, 3), Ok(()));
+        assert_eq!(
+            c.verify_nullification(CHAIN, &set, 4),
+            Err(CertificateError::NotANullification { view: 4 })
+        );
+        assert!(matches!(
+            c.verify_nullification("other", &set, 3),
+            Err(CertificateError::BadSignature(_))
+        ));
+        let short = Certificate {
+            votes: c.votes[..2].to_vec(),
+            ..c.clone()
+        };
+        assert!(matches!(
+            short.verify_nullification(CHAIN, &set, 3),
+            Err(CertificateError::TooFewSigners { .. })
+        ));
+    }
+
+    #[test]
+    fn equivocation_evidence() {
+        let ks = keys("v", 4);
+        let set = set_of(&ks);
+        let a = VoteData {
+            kind: VoteKind::Notarize,
+            view: 2,
+            height: 1,
+            block_hash: H,
+        };
+        let b = VoteData {
+            block_hash: Hash32([6; 32]),
+            ..a
+        };
+        let ev = Equivocation {
+            first: a.sign(CHAIN, &ks[0]),
+            second: b.sign(CHAIN, &ks[0]),
+        };
+        assert!(ev.verify(CHAIN, &set));
+        // Same vote twice is not evidence; two signers is not evidence.
+        assert!(!Equivocation {
+            first: a.sign(CHAIN, &ks[0]),
+            second: a.sign(CHAIN, &ks[0])
+        }
+        .verify(CHAIN, &set));
+        assert!(!Equivocation {
+            first: a.sign(CHAIN, &ks[0]),
+            second: b.sign(CHAIN, &ks[1])
+        }
+        .verify(CHAIN, &set));
+        // Nullify + finalize conflict; notarize + nullify does not.
+        let null = VoteData {
+            kind: VoteKind::Nullify,
+            view: 2,
+            height: 0,
+            block_hash: Hash32::ZERO,
+        };
+        let fin = VoteData {
+            kind: VoteKind::Finalize,
+            ..a
+        };
+        assert!(Equivocation::conflicts(&null, &fin));
+        assert!(!Equivocation::conflicts(&a, &null));
     }
 
     #[test]
@@ -300,6 +535,9 @@ mod tests {
         let ks = keys("v", 4);
         let mut c = cert(&ks[..3], CHAIN, 7, H);
         c.kind = VoteKind::Nullify;
-        assert_eq!(c.verify(CHAIN, &set_of(&ks), 7, &H), Err(CertificateError::WrongKind));
+        assert_eq!(
+            c.verify(CHAIN, &set_of(&ks), 7, &H),
+            Err(CertificateError::WrongKind)
+        );
     }
 }

@@ -138,7 +138,9 @@ impl Keypair {
 
     /// A deterministic test/devnet key derived from a label.
     pub fn from_label(label: &str) -> Self {
-        Self::from_seed(crate::encoding::hash_with_domain("points-alliance/dev-key", label.as_bytes()).0)
+        Self::from_seed(
+            crate::encoding::hash_with_domain("points-alliance/dev-key", label.as_bytes()).0,
+        )
     }
 
     /// The 32-byte secret seed (for keystores).
@@ -287,9 +289,9 @@ mod tests {
         let k = Keypair::from_label("alice");
         let mut sig = k.sign(b"m");
         let mut carry = 0u16;
-        for i in 0..32 {
-            let v = sig.0[32 + i] as u16 + L[i] as u16 + carry;
-            sig.0[32 + i] = v as u8;
+        for (s, l) in sig.0[32..].iter_mut().zip(L) {
+            let v = *s as u16 + l as u16 + carry;
+            *s = v as u8;
             carry = v >> 8;
         }
         assert!(!k.public().verify(b"m", &sig));
@@ -319,6 +321,9 @@ mod tests {
         assert!(json.starts_with("\"pa1"));
         assert_eq!(serde_json::from_str::<PublicKey>(&json).unwrap(), k);
         let h = Hash32([0xab; 32]);
-        assert_eq!(serde_json::from_str::<Hash32>(&serde_json::to_string(&h).unwrap()).unwrap(), h);
+        assert_eq!(
+            serde_json::from_str::<Hash32>(&serde_json::to_string(&h).unwrap()).unwrap(),
+            h
+        );
     }
 }

@@ -106,7 +106,10 @@ mod tests {
     fn rejects_trailing_bytes() {
         let mut bytes = encode(&7u64);
         bytes.push(0);
-        assert_eq!(decode::<u64>(&bytes, 100), Err(DecodeError::TrailingBytes(1)));
+        assert_eq!(
+            decode::<u64>(&bytes, 100),
+            Err(DecodeError::TrailingBytes(1))
+        );
     }
 
     #[test]
@@ -120,7 +123,10 @@ mod tests {
 
     #[test]
     fn rejects_truncated_input() {
-        assert!(matches!(decode::<u64>(&[1, 2, 3], 100), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode::<u64>(&[1, 2, 3], 100),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
@@ -128,7 +134,10 @@ mod tests {
         // A Vec<u8> whose length prefix claims 2^60 elements.
         let mut bytes = (1u64 << 60).to_le_bytes().to_vec();
         bytes.extend_from_slice(&[0; 8]);
-        assert!(matches!(decode::<Vec<u8>>(&bytes, 100), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            decode::<Vec<u8>>(&bytes, 100),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]

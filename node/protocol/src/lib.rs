@@ -13,6 +13,7 @@
 //! - [`validators`], [`certificate`]: who certifies blocks and how to check it.
 //! - [`state`]: the ledger state machine, every ledger rule in one place.
 //! - [`genesis`]: the genesis file and the initial state.
+//! - [`fixtures`]: deterministic demo alliances (tests, benchmarks, devnet).
 #![warn(missing_docs)]
 
 pub mod address;
@@ -20,13 +21,17 @@ pub mod block;
 pub mod certificate;
 pub mod crypto;
 pub mod encoding;
+pub mod fixtures;
+pub mod genesis;
 pub mod limits;
 pub mod merchant;
 pub mod merkle;
+pub mod smt;
+pub mod state;
 pub mod tx;
 pub mod validators;
 
-pub use block::{Block, BlockHeader};
+pub use block::{Block, BlockHeader, FinalizedBlock};
 pub use certificate::{Certificate, CertificateError, SignedVote, VoteData, VoteKind};
 pub use crypto::{Hash32, Keypair, PublicKey, Signature};
 pub use merchant::{AllianceParams, Merchant, MerchantId, MerchantPolicy, MerchantStatus};

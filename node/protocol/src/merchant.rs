@@ -27,7 +27,9 @@ impl MerchantId {
         let ok = !id.is_empty()
             && id.len() <= MERCHANT_ID_BYTES_MAX
             && id.as_bytes()[0].is_ascii_lowercase()
-            && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if ok {
             Ok(MerchantId(id))
         } else {
@@ -203,7 +205,9 @@ impl AllianceParams {
         if self.block_txs_max == 0 || self.block_txs_max as usize > crate::limits::BLOCK_TXS_MAX {
             return Err("block_txs_max must be 1..=20000");
         }
-        if self.block_bytes_max < 64 * 1024 || self.block_bytes_max as usize > crate::limits::BLOCK_BYTES_MAX {
+        if self.block_bytes_max < 64 * 1024
+            || self.block_bytes_max as usize > crate::limits::BLOCK_BYTES_MAX
+        {
             return Err("block_bytes_max must be 64 KiB..=16 MiB");
         }
         if self.proposal_blocks_max == 0 {
@@ -221,7 +225,14 @@ mod tests {
     fn merchant_ids() {
         assert!(MerchantId::new("coffee").is_ok());
         assert!(MerchantId::new("c0ffee-2").is_ok());
-        for bad in ["", "Coffee", "1coffee", "coffee shop", "averyveryverylongid", "café"] {
+        for bad in [
+            "",
+            "Coffee",
+            "1coffee",
+            "coffee shop",
+            "averyveryverylongid",
+            "café",
+        ] {
             assert!(MerchantId::new(bad).is_err(), "{bad}");
         }
     }

@@ -226,7 +226,16 @@ mod tests {
     fn transfer() -> Transaction {
         let alice = Keypair::from_label("alice");
         let bob = Keypair::from_label("bob").public();
-        Transaction::sign("test", &alice, 0, TxBody::Transfer { to: bob, amount: 5, memo: "hi".into() })
+        Transaction::sign(
+            "test",
+            &alice,
+            0,
+            TxBody::Transfer {
+                to: bob,
+                amount: 5,
+                memo: "hi".into(),
+            },
+        )
     }
 
     #[test]
@@ -241,10 +250,16 @@ mod tests {
     #[test]
     fn other_chain_never_verifies() {
         let mut tx = transfer();
-        assert!(matches!(tx.verify_for_chain("other"), Err(TxCheckError::WrongChain { .. })));
+        assert!(matches!(
+            tx.verify_for_chain("other"),
+            Err(TxCheckError::WrongChain { .. })
+        ));
         // Relabelling the chain breaks the signature too.
         tx.chain_id = "other".into();
-        assert_eq!(tx.verify_for_chain("other"), Err(TxCheckError::BadSignature));
+        assert_eq!(
+            tx.verify_for_chain("other"),
+            Err(TxCheckError::BadSignature)
+        );
     }
 
     #[test]

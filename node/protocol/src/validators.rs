@@ -139,7 +139,10 @@ mod tests {
     #[test]
     fn duplicates_are_rejected() {
         let k = Keypair::from_label("x").public();
-        let v = |id: &str| Validator { id: MerchantId::new(id).unwrap(), key: k };
+        let v = |id: &str| Validator {
+            id: MerchantId::new(id).unwrap(),
+            key: k,
+        };
         assert!(ValidatorSet::new(vec![v("a"), v("b")]).is_err());
         assert_eq!(ValidatorSet::new(vec![]), Err(ValidatorSetError::Empty));
     }

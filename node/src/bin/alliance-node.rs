@@ -1,1 +1,227 @@
-fn main(){}
+//! `alliance-node`: the merchant node. Parses arguments and calls the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alliance_node::keyfile::{self, KEY_FILE};
+use alliance_node::members::MembersFile;
+use alliance_node::store::{self, Store};
+use alliance_node::synth::Synth;
+use alliance_protocol::fixtures::demo_genesis;
+use alliance_protocol::genesis::Genesis;
+use alliance_protocol::Keypair;
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+
+/// A Points Alliance merchant node.
+#[derive(Parser)]
+#[command(name = "alliance-node", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a node home: the merchant's key file (mode 0600). Prints the
+    /// merchant address to put in the members file.
+    Init {
+        /// Node home directory (created if missing).
+        #[arg(long)]
+        home: PathBuf,
+    },
+    /// Build or check a genesis file.
+    #[command(subcommand)]
+    Genesis(GenesisCommand),
+    /// Run a local alliance with a demo (arrives with the networked node).
+    Devnet,
+    /// Append deterministic synthetic blocks to a demo chain's store, printing
+    /// `committed HEIGHT STATE_ROOT` after each durable commit (crash tests,
+    /// benchmarks, exports).
+    #[command(hide = true)]
+    Synth {
+        /// Node home directory.
+        #[arg(long)]
+        home: PathBuf,
+        /// A genesis made by `genesis demo`.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// Blocks to append.
+        #[arg(long, default_value_t = 10)]
+        blocks: u64,
+        /// Candidate transactions per block.
+        #[arg(long, default_value_t = 100)]
+        txs_per_block: usize,
+    },
+    /// Replay the stored chain from genesis, verifying certificates, links
+    /// and state roots, and print the tip.
+    Verify {
+        /// Node home directory.
+        #[arg(long)]
+        home: PathBuf,
+        /// The genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum GenesisCommand {
+    /// Build a genesis from a members file and validate it.
+    Build {
+        /// Members file (JSON): chain_id, merchants [{id, name, key, policy?}],
+        /// optional genesis_time_ms and params.
+        #[arg(long)]
+        members: PathBuf,
+        /// Where to write the genesis.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Validate a genesis file and print its hash.
+    Check {
+        /// The genesis file.
+        file: PathBuf,
+    },
+    /// Write a demo genesis with N deterministic merchants (test and demo
+    /// chains only: the keys are derivable by anyone).
+    Demo {
+        /// Chain id.
+        #[arg(long, default_value = "alliance-devnet")]
+        chain_id: String,
+        /// Number of merchants.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Where to write the genesis.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn read_genesis(path: &Path) -> Result<Genesis> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read genesis file {}", path.display()))?;
+    Genesis::from_json(&bytes).with_context(|| format!("genesis file {}", path.display()))
+}
+
+fn write_new(path: &Path, text: &str) -> Result<()> {
+    if path.exists() {
+        bail!(
+            "{} already exists; refusing to overwrite it",
+            path.display()
+        );
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Init { home } => {
+            std::fs::create_dir_all(&home)
+                .with_context(|| format!("cannot create home {}", home.display()))?;
+            let key = Keypair::generate();
+            keyfile::create(&home.join(KEY_FILE), &key)?;
+            println!("created {}", home.join(KEY_FILE).display());
+            println!("merchant address: {}", key.public());
+        }
+        Command::Genesis(GenesisCommand::Build { members, out }) => {
+            let text = std::fs::read_to_string(&members)
+                .with_context(|| format!("cannot read members file {}", members.display()))?;
+            let file: MembersFile = serde_json::from_str(&text)
+                .with_context(|| format!("members file {} is not valid", members.display()))?;
+            let genesis = file.into_genesis(now_ms())?;
+            write_new(&out, &genesis.to_json())?;
+            println!(
+                "wrote {} (chain {}, {} merchants, hash {})",
+                out.display(),
+                genesis.chain_id,
+                genesis.merchants.len(),
+                genesis.hash()
+            );
+        }
+        Command::Genesis(GenesisCommand::Check { file }) => {
+            let genesis = read_genesis(&file)?;
+            println!(
+                "valid genesis: chain {}, {} merchants, hash {}",
+                genesis.chain_id,
+                genesis.merchants.len(),
+                genesis.hash()
+            );
+        }
+        Command::Genesis(GenesisCommand::Demo {
+            chain_id,
+            validators,
+            out,
+        }) => {
+            if validators == 0 || validators > 64 {
+                bail!("--validators must be 1..=64");
+            }
+            let (genesis, _) = demo_genesis(&chain_id, validators, now_ms());
+            genesis.validate()?;
+            write_new(&out, &genesis.to_json())?;
+            println!(
+                "wrote {} (demo chain {}, hash {})",
+                out.display(),
+                chain_id,
+                genesis.hash()
+            );
+        }
+        Command::Devnet => {
+            println!("The networked node is not built yet (issue #4): `devnet` will start a local 4-merchant alliance here.");
+            println!("Meanwhile: `cargo test` exercises the ledger core, and `alliance-node genesis demo --out g.json` then");
+            println!("`alliance-node synth --home /tmp/pa --genesis g.json --blocks 20` builds a verified chain on disk.");
+        }
+        Command::Synth {
+            home,
+            genesis,
+            blocks,
+            txs_per_block,
+        } => {
+            let genesis = read_genesis(&genesis)?;
+            let (mut store, mut state) = Store::open(&home.join("db"), &genesis)?;
+            let synth = Synth::new(&genesis.chain_id, genesis.merchants.len(), 200);
+            for _ in 0..blocks {
+                let (fb, exec) = synth.next_block(&state, txs_per_block, genesis.genesis_time_ms);
+                store.commit(&exec, &fb)?;
+                state.commit(exec);
+                println!("committed {} {}", state.tip().height, state.state_root());
+            }
+        }
+        Command::Verify { home, genesis } => {
+            let genesis = read_genesis(&genesis)?;
+            let (store, state) = Store::open(&home.join("db"), &genesis)?;
+            let replayed = store::replay(&store, &genesis).map_err(anyhow::Error::msg)?;
+            if replayed.state_root() != state.state_root() {
+                bail!(
+                    "stored state root {} differs from replay {}",
+                    state.state_root(),
+                    replayed.state_root()
+                );
+            }
+            println!(
+                "verified {} blocks; tip {} state_root {}",
+                store.tip().height,
+                store.tip().hash,
+                state.state_root()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! The ledger state machine: `(state, block) -> (new state, one outcome per
+//! transaction)`. Pure: no clock (time is the header's), no disk, no threads.
+//!
+//! Executing a block never mutates the state: [`LedgerState::execute`]
+//! returns an [`Execution`] (the change set, the outcomes and the new state
+//! root), which [`LedgerState::commit`] applies. Validators execute a
+//! proposal speculatively and commit only once it is finalized; the store
+//! persists exactly the change set.
+
+mod error;
+mod keys;
+mod overlay;
+mod rules;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+pub use error::{BlockError, TxError, TxOutcome};
+pub use keys::{
+    Account, Claim, DailyIssued, Lot, Meta, Proposal, ProposalStatus, StateKey, StateValue,
+};
+pub use overlay::ChangeSet;
+pub use rules::expiry_for;
+
+use overlay::Overlay;
+use rules::BlockCtx;
+
+use crate::block::{Block, BlockHeader};
+use crate::crypto::{Hash32, PublicKey};
+use crate::encoding;
+use crate::genesis::Genesis;
+use crate::merchant::{AllianceParams, Merchant, MerchantId};
+use crate::smt::{SmtProof, SparseMerkleTree};
+use crate::tx::Transaction;
+use crate::validators::{Validator, ValidatorSet};
+
+/// The last applied block: what the next block must extend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChainTip {
+    /// Height (0 = genesis).
+    pub height: u64,
+    /// Block hash (the genesis hash at height 0).
+    pub hash: Hash32,
+    /// Block time.
+    pub timestamp_ms: u64,
+}
+
+/// The whole ledger state: an ordered map committed by a sparse Merkle tree.
+#[derive(Clone)]
+pub struct LedgerState {
+    chain_id: String,
+    entries: BTreeMap<StateKey, StateValue>,
+    tree: SparseMerkleTree,
+    tip: ChainTip,
+}
+
+/// The result of executing a block against a state, not yet committed.
+#[derive(Clone)]
+pub struct Execution {
+    /// The block's header (its state_root is [`Execution::state_root`] for a
+    /// block built here, and was checked equal for a validated block).
+    pub header: BlockHeader,
+    /// One outcome per transaction, in block order.
+    pub outcomes: Vec<TxOutcome>,
+    /// Entries written (`None`: deleted).
+    pub changes: ChangeSet,
+    /// State root after the block.
+    pub state_root: Hash32,
+    tree: SparseMerkleTree,
+}
+
+impl LedgerState {
+    /// The state right after genesis (height 0). The genesis must already be
+    /// validated ([`Genesis::validate`]).
+    pub fn from_genesis(genesis: &Genesis) -> Self {
+        let mut entries = BTreeMap::new();
+        let mut meta = Meta::default();
+        for gm in &genesis.merchants {
+            meta.merchants.push(gm.id.clone());
+            entries.insert(
+                StateKey::MerchantByKey(gm.key),
+                StateValue::MerchantId(gm.id.clone()),
+            );
+            entries.insert(
+                StateKey::Merchant(gm.id.clone()),
+                StateValue::Merchant(gm.to_merchant()),
+            );
+        }
+        meta.merchants.sort();
+        entries.insert(StateKey::Meta, StateValue::Meta(meta));
+        entries.insert(StateKey::Params, StateValue::Params(genesis.params.clone()));
+        let tip = ChainTip {
+            height: 0,
+            hash: genesis.hash(),
+            timestamp_ms: genesis.genesis_time_ms,
+        };
+        Self::from_entries(genesis.chain_id.clone(), tip, entries)
+    }
+
+    /// Rebuilds a state from stored entries (the store's restart path). The
+    /// caller checks the resulting root against the tip header.
+    pub fn from_entries(
+        chain_id: String,
+        tip: ChainTip,
+        entries: BTreeMap<StateKey, StateValue>,
+    ) -> Self {
+        let mut tree = SparseMerkleTree::new();
+        tree.apply(
+            entries
+                .iter()
+                .map(|(k, v)| (k.tree_key(), Some(v.tree_value()))),
+        );
+        LedgerState {
+            chain_id,
+            entries,
+            tree,
+            tip,
+        }
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> &str {
+        &self.chain_id
+    }
+
+    /// The last applied block.
+    pub fn tip(&self) -> ChainTip {
+        self.tip
+    }
+
+    /// Root of the state tree.
+    pub fn state_root(&self) -> Hash32 {
+        self.tree.root_hash()
+    }
+
+    /// Every entry, in key order (for storage, export and audits).
+    pub fn entries(&self) -> &BTreeMap<StateKey, StateValue> {
+        &self.entries
+    }
+
+    /// A key's entry with a proof against [`LedgerState::state_root`].
+    pub fn prove(&self, key: &StateKey) -> (Option<&StateValue>, SmtProof) {
+        (self.entries.get(key), self.tree.prove(&key.tree_key()))
+    }
+
+    fn view(&self) -> Overlay<'_> {
+        Overlay::new(&self.entries)
+    }
+
+    /// Alliance parameters.
+    pub fn params(&self) -> AllianceParams {
+        self.view().params()
+    }
+
+    /// An account (empty if never used).
+    pub fn account(&self, key: &PublicKey) -> Account {
+        self.view().account(key)
+    }
+
+    /// A merchant.
+    pub fn merchant(&self, id: &MerchantId) -> Option<Merchant> {
+        self.view().merchant(id)
+    }
+
+    /// The merchant a key belongs to.
+    pub fn merchant_by_key(&self, key: &PublicKey) -> Option<Merchant> {
+        self.view().merchant_by_key(key)
+    }
+
+    /// Every merchant, by id.
+    pub fn merchants(&self) -> Vec<Merchant> {
+        let v = self.view();
+        v.meta()
+            .merchants
+            .iter()
+            .filter_map(|id| v.merchant(id))
+            .collect()
+    }
+
+    /// Every claim (creditor, debtor, claim), in key order.
+    pub fn claims(&self) -> Vec<(MerchantId, MerchantId, Claim)> {
+        self.entries
+            .iter()
+            .filter_map(|(k, v)| match (k, v) {
+                (StateKey::Claim(c, d), StateValue::Claim(claim)) => {
+                    Some((c.clone(), d.clone(), *claim))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Every proposal, by id.
+    pub fn proposals(&self) -> Vec<Proposal> {
+        self.entries
+            .values()
+            .filter_map(|v| match v {
+                StateValue::Proposal(p) => Some(p.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The validators of the next height: every active merchant.
+    pub fn validator_set(&self) -> ValidatorSet {
+        let validators = rules::active_merchants(&self.view())
+            .into_iter()
+            .map(|m| Validator {
+                id: m.id,
+                key: m.key,
+            })
+            .collect();
+        ValidatorSet::new(validators)
+            .expect("state invariant: at least one active merchant, unique keys")
+    }
+
+    /// Executes transactions on top of this state as block `height` at
+    /// `timestamp_ms`. `signatures_ok[i]` says whether transaction i's
+    /// signature verified (see [`verify_signatures`]).
+    fn run(
+        &self,
+        height: u64,
+        timestamp_ms: u64,
+        txs: &[Transaction],
+        signatures_ok: &[bool],
+    ) -> (Vec<TxOutcome>, ChangeSet) {
+        let ctx = BlockCtx {
+            chain_id: &self.chain_id,
+            height,
+            timestamp_ms,
+        };
+        let mut o = self.view();
+        rules::sweep_expired(&mut o, timestamp_ms);
+        let mut outcomes = Vec::with_capacity(txs.len());
+        for (tx, sig_ok) in txs.iter().zip(signatures_ok) {
+            match rules::apply_tx(&mut o, ctx, tx, *sig_ok) {
+                Ok(()) => {
+                    o.commit_tx();
+                    outcomes.push(TxOutcome::Applied);
+                }
+                Err(e) => {
+                    o.rollback_tx();
+                    outcomes.push(TxOutcome::Rejected(e));
+                }
+            }
+        }
+        (outcomes, o.into_changes())
+    }
+
+    fn tree_after(&self, changes: &ChangeSet) -> SparseMerkleTree {
+        let mut tree = self.tree.clone();
+        tree.apply(
+            changes
+                .iter()
+                .map(|(k, v)| (k.tree_key(), v.as_ref().map(StateValue::tree_value))),
+        );
+        tree
+    }
+
+    /// Checks everything about a block's header that does not need
+    /// execution: chain, height, parent, time, size, tx_root, validators.
+    pub fn check_header(&self, block: &Block) -> Result<(), BlockError> {
+        let h = &block.header;
+        if h.chain_id != self.chain_id {
+            return Err(BlockError::WrongChain {
+                expected: self.chain_id.clone(),
+                got: h.chain_id.clone(),
+            });
+        }
+        if h.height != self.tip.height + 1 {
+            return Err(BlockError::WrongHeight {
+                expected: self.tip.height + 1,
+                got: h.height,
+            });
+        }
+        if h.prev_hash != self.tip.hash {
+            return Err(BlockError::WrongParent {
+                expected: self.tip.hash,
+                got: h.prev_hash,
+            });
+        }
+        if h.timestamp_ms <= self.tip.timestamp_ms {
+            return Err(BlockError::TimestampNotIncreasing {
+                parent: self.tip.timestamp_ms,
+                got: h.timestamp_ms,
+            });
+        }
+        let params = self.params();
+        if block.txs.len() > params.block_txs_max as usize {
+            return Err(BlockError::TooLarge(format!(
+                "{} transactions, limit {}",
+                block.txs.len(),
+                params.block_txs_max
+            )));
+        }
+        let bytes: usize = block.txs.iter().map(|t| encoding::encode(t).len()).sum();
+        if bytes > params.block_bytes_max as usize {
+            return Err(BlockError::TooLarge(format!(
+                "{bytes} bytes of transactions, limit {}",
+                params.block_bytes_max
+            )));
+        }
+        let validators = self.validator_set();
+        if h.validator_set_hash != validators.hash() {
+            return Err(BlockError::ValidatorSetMismatch);
+        }
+        if !validators.contains(&h.proposer) {
+            return Err(BlockError::ProposerNotValidator(h.proposer.to_string()));
+        }
+        if block.txs.len() != h.tx_count as usize || Block::compute_tx_root(&block.txs) != h.tx_root
+        {
+            return Err(BlockError::TxRootMismatch);
+        }
+        Ok(())
+    }
+
+    /// Validates a block as the next block and executes it, verifying
+    /// signatures one by one. See [`LedgerState::execute_verified`].
+    pub fn execute(&self, block: &Block) -> Result<Execution, BlockError> {
+        self.execute_verified(block, &verify_signatures(&block.txs))
+    }
+
+    /// Validates a block as the next block and executes it, with signature
+    /// results computed by the caller (in parallel or batched; the rule is
+    /// [`Transaction::verify_signature`]). The state is unchanged; pass the
+    /// result to [`LedgerState::commit`].
+    pub fn execute_verified(
+        &self,
+        block: &Block,
+        signatures_ok: &[bool],
+    ) -> Result<Execution, BlockError> {
+        assert_eq!(
+            signatures_ok.len(),
+            block.txs.len(),
+            "one signature verdict per transaction"
+        );
+        self.check_header(block)?;
+        let (outcomes, changes) = self.run(
+            block.header.height,
+            block.header.timestamp_ms,
+            &block.txs,
+            signatures_ok,
+        );
+        let tree = self.tree_after(&changes);
+        let state_root = tree.root_hash();
+        if state_root != block.header.state_root {
+            return Err(BlockError::StateRootMismatch {
+                header: block.header.state_root,
+                computed: state_root,
+            });
+        }
+        Ok(Execution {
+            header: block.header.clone(),
+            outcomes,
+            changes,
+            state_root,
+            tree,
+        })
+    }
+
+    /// Builds the next block from candidate transactions (a leader's job):
+    /// keeps those that apply, up to the block limits, and fills in tx_root
+    /// and state_root. Returns the block and its execution.
+    pub fn build_block(
+        &self,
+        candidates: Vec<Transaction>,
+        timestamp_ms: u64,
+        proposer: PublicKey,
+    ) -> (Block, Execution) {
+        let params = self.params();
+        let height = self.tip.height + 1;
+        let ctx = BlockCtx {
+            chain_id: &self.chain_id,
+            height,
+            timestamp_ms,
+        };
+        let mut o = self.view();
+        rules::sweep_expired(&mut o, timestamp_ms);
+        let mut txs = Vec::new();
+        let mut bytes = 0usize;
+        for tx in candidates {
+            if txs.len() >= params.block_txs_max as usize {
+                break;
+            }
+            let size = encoding::encode(&tx).len();
+            if bytes + size > params.block_bytes_max as usize {
+                continue;
+            }
+            match rules::apply_tx(&mut o, ctx, &tx, tx.verify_signature()) {
+                Ok(()) => {
+                    o.commit_tx();
+                    bytes += size;
+                    txs.push(tx);
+                }
+                Err(_) => o.rollback_tx(),
+            }
+        }
+        let changes = o.into_changes();
+        let tree = self.tree_after(&changes);
+        let header = BlockHeader {
+            chain_id: self.chain_id.clone(),
+            height,
+            timestamp_ms,
+            prev_hash: self.tip.hash,
+            tx_count: txs.len() as u32,
+            tx_root: Block::compute_tx_root(&txs),
+            state_root: tree.root_hash(),
+            proposer,
+            validator_set_hash: self.validator_set().hash(),
+        };
+        let outcomes = vec![TxOutcome::Applied; txs.len()];
+        let exec = Execution {
+            header: header.clone(),
+            outcomes,
+            changes,
+            state_root: header.state_root,
+            tree,
+        };
+        (Block { header, txs }, exec)
+    }
+
+    /// Seals the given transactions, as they are, into the next block,
+    /// including any that will be rejected (their outcomes say why). Used by
+    /// tests and by tools that need blocks a careful leader would not build.
+    pub fn seal_block(
+        &self,
+        txs: Vec<Transaction>,
+        timestamp_ms: u64,
+        proposer: PublicKey,
+    ) -> (Block, Execution) {
+        let height = self.tip.height + 1;
+        let (outcomes, changes) = self.run(height, timestamp_ms, &txs, &verify_signatures(&txs));
+        let tree = self.tree_after(&changes);
+        let header = BlockHeader {
+            chain_id: self.chain_id.clone(),
+            height,
+            timestamp_ms,
+            prev_hash: self.tip.hash,
+            tx_count: txs.len() as u32,
+            tx_root: Block::compute_tx_root(&txs),
+            state_root: tree.root_hash(),
+            proposer,
+            validator_set_hash: self.validator_set().hash(),
+        };
+        let exec = Execution {
+            header: header.clone(),
+            outcomes,
+            changes,
+            state_root: header.state_root,
+            tree,
+        };
+        (Block { header, txs }, exec)
+    }
+
+    /// Applies an execution of a block on top of this state. Panics if the
+    /// execution was not made from this state (a bug, not an input error).
+    pub fn commit(&mut self, exec: Execution) {
+        assert_eq!(
+            exec.header.height,
+            self.tip.height + 1,
+            "execution is for another height"
+        );
+        assert_eq!(
+            exec.header.prev_hash, self.tip.hash,
+            "execution does not extend this state"
+        );
+        for (k, v) in exec.changes {
+            match v {
+                Some(v) => self.entries.insert(k, v),
+                None => self.entries.remove(&k),
+            };
+        }
+        self.tree = exec.tree;
+        debug_assert_eq!(self.tree.root_hash(), exec.state_root);
+        self.tip = ChainTip {
+            height: exec.header.height,
+            hash: exec.header.hash(),
+            timestamp_ms: exec.header.timestamp_ms,
+        };
+    }
+
+    /// Validates, executes and commits a block. Returns the outcomes.
+    pub fn apply_block(&mut self, block: &Block) -> Result<Vec<TxOutcome>, BlockError> {
+        let exec = self.execute(block)?;
+        let outcomes = exec.outcomes.clone();
+        self.commit(exec);
+        Ok(outcomes)
+    }
+}
+
+/// Strict signature verdicts for a list of transactions, one by one.
+/// Callers with many transactions can compute the same verdicts in
+/// parallel: the rule is [`Transaction::verify_signature`].
+pub fn verify_signatures(txs: &[Transaction]) -> Vec<bool> {
+    txs.iter().map(Transaction::verify_signature).collect()
+}

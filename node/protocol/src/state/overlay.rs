@@ -1,0 +1,121 @@
+//! A copy-on-write view of the state used while executing one block: reads
+//! fall through transaction writes, then block writes, then the committed
+//! map. A rejected transaction's writes are dropped whole, so a rejection
+//! changes nothing.
+
+use std::collections::BTreeMap;
+
+use super::keys::{Account, Meta, StateKey, StateValue};
+use crate::crypto::PublicKey;
+use crate::merchant::{AllianceParams, Merchant, MerchantId};
+
+/// Writes of a block: `None` deletes the entry.
+pub type ChangeSet = BTreeMap<StateKey, Option<StateValue>>;
+
+pub(crate) struct Overlay<'a> {
+    base: &'a BTreeMap<StateKey, StateValue>,
+    block: ChangeSet,
+    tx: ChangeSet,
+}
+
+impl<'a> Overlay<'a> {
+    pub(crate) fn new(base: &'a BTreeMap<StateKey, StateValue>) -> Self {
+        Overlay {
+            base,
+            block: ChangeSet::new(),
+            tx: ChangeSet::new(),
+        }
+    }
+
+    pub(crate) fn get(&self, key: &StateKey) -> Option<&StateValue> {
+        if let Some(v) = self.tx.get(key) {
+            return v.as_ref();
+        }
+        if let Some(v) = self.block.get(key) {
+            return v.as_ref();
+        }
+        self.base.get(key)
+    }
+
+    pub(crate) fn put(&mut self, key: StateKey, value: StateValue) {
+        self.tx.insert(key, Some(value));
+    }
+
+    pub(crate) fn delete(&mut self, key: StateKey) {
+        self.tx.insert(key, None);
+    }
+
+    /// Keeps the current transaction's writes.
+    pub(crate) fn commit_tx(&mut self) {
+        let tx = std::mem::take(&mut self.tx);
+        self.block.extend(tx);
+    }
+
+    /// Drops the current transaction's writes.
+    pub(crate) fn rollback_tx(&mut self) {
+        self.tx.clear();
+    }
+
+    /// Committed entries in `range` that the block has not touched yet. Used
+    /// only for the expiry sweep, which runs before any transaction.
+    pub(crate) fn base_range(&self, range: std::ops::RangeInclusive<StateKey>) -> Vec<StateKey> {
+        self.base.range(range).map(|(k, _)| k.clone()).collect()
+    }
+
+    pub(crate) fn into_changes(mut self) -> ChangeSet {
+        self.commit_tx();
+        self.block
+    }
+
+    // ---- typed access ------------------------------------------------------
+
+    pub(crate) fn params(&self) -> AllianceParams {
+        match self.get(&StateKey::Params) {
+            Some(StateValue::Params(p)) => p.clone(),
+            other => unreachable!("state invariant: params present, found {other:?}"),
+        }
+    }
+
+    pub(crate) fn meta(&self) -> Meta {
+        match self.get(&StateKey::Meta) {
+            Some(StateValue::Meta(m)) => m.clone(),
+            other => unreachable!("state invariant: meta present, found {other:?}"),
+        }
+    }
+
+    pub(crate) fn merchant(&self, id: &MerchantId) -> Option<Merchant> {
+        match self.get(&StateKey::Merchant(id.clone())) {
+            Some(StateValue::Merchant(m)) => Some(m.clone()),
+            None => None,
+            other => unreachable!("state invariant: merchant entry, found {other:?}"),
+        }
+    }
+
+    pub(crate) fn merchant_by_key(&self, key: &PublicKey) -> Option<Merchant> {
+        match self.get(&StateKey::MerchantByKey(*key)) {
+            Some(StateValue::MerchantId(id)) => self.merchant(&id.clone()),
+            None => None,
+            other => unreachable!("state invariant: merchant key entry, found {other:?}"),
+        }
+    }
+
+    pub(crate) fn put_merchant(&mut self, m: Merchant) {
+        self.put(StateKey::Merchant(m.id.clone()), StateValue::Merchant(m));
+    }
+
+    pub(crate) fn account(&self, key: &PublicKey) -> Account {
+        match self.get(&StateKey::Account(*key)) {
+            Some(StateValue::Account(a)) => a.clone(),
+            None => Account::default(),
+            other => unreachable!("state invariant: account entry, found {other:?}"),
+        }
+    }
+
+    pub(crate) fn put_account(&mut self, key: PublicKey, account: Account) {
+        if account.is_empty() {
+            self.delete(StateKey::Account(key));
+        } else {
+            self.put(StateKey::Account(key), StateValue::Account(account));
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! Every ledger rule, in one place: what each transaction body requires and
+//! what it changes, and how points expire. Pure: the block header is the only
+//! source of time, and all reads and writes go through the [`Overlay`].
+
+use super::error::TxError;
+use super::keys::{
+    Account, Claim, DailyIssued, Lot, Proposal, ProposalStatus, StateKey, StateValue,
+};
+use super::overlay::Overlay;
+use crate::crypto::PublicKey;
+use crate::limits::{
+    DAY_MS, LOTS_PER_ACCOUNT_MAX, MEMO_BYTES_MAX, MERCHANTS_MAX, REASON_BYTES_MAX, REF_BYTES_MAX,
+};
+use crate::merchant::{validate_name, Merchant, MerchantId, MerchantStatus};
+use crate::tx::{GovAction, Transaction, TxBody};
+
+/// What a transaction may know about the block it is in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BlockCtx<'a> {
+    pub chain_id: &'a str,
+    pub height: u64,
+    pub timestamp_ms: u64,
+}
+
+/// Applies one transaction to the overlay's transaction layer. On `Err` the
+/// caller discards that layer. `signature_ok` comes from the batch verifier
+/// (or a strict per-transaction check): the rule is `verify_strict`.
+pub(crate) fn apply_tx(
+    o: &mut Overlay,
+    ctx: BlockCtx,
+    tx: &Transaction,
+    signature_ok: bool,
+) -> Result<(), TxError> {
+    if tx.chain_id != ctx.chain_id {
+        return Err(TxError::WrongChain {
+            expected: ctx.chain_id.to_string(),
+            got: tx.chain_id.clone(),
+        });
+    }
+    if !signature_ok {
+        return Err(TxError::BadSignature);
+    }
+    let mut signer = o.account(&tx.signer);
+    if tx.nonce < signer.nonce {
+        return Err(TxError::NonceReplayed {
+            expected: signer.nonce,
+            got: tx.nonce,
+        });
+    }
+    if tx.nonce > signer.nonce {
+        return Err(TxError::NonceSkipped {
+            expected: signer.nonce,
+            got: tx.nonce,
+        });
+    }
+    signer.nonce += 1; // cannot overflow: one nonce per transaction, u64 of them
+    o.put_account(tx.signer, signer);
+
+    match &tx.body {
+        TxBody::Issue {
+            to,
+            amount,
+            reason,
+            receipt_ref,
+        } => issue(o, ctx, &tx.signer, to, *amount, reason, receipt_ref),
+        TxBody::Transfer { to, amount, memo } => transfer(o, &tx.signer, to, *amount, memo),
+        TxBody::Redeem {
+            merchant,
+            amount,
+            order_ref,
+        } => redeem(o, &tx.signer, merchant, *amount, order_ref),
+        TxBody::SettlementConfirm { debtor, amount } => {
+            settlement_confirm(o, &tx.signer, debtor, *amount)
+        }
+        TxBody::Propose {
+            action,
+            deadline_height,
+        } => propose(o, ctx, &tx.signer, action, *deadline_height),
+        TxBody::Vote { proposal, approve } => vote(o, ctx, &tx.signer, *proposal, *approve),
+    }
+}
+
+fn check_len(field: &'static str, value: &str, min: usize, max: usize) -> Result<(), TxError> {
+    if value.len() < min || value.len() > max {
+        return Err(TxError::BadFieldLength {
+            field: field.to_string(),
+            min,
+            max,
+        });
+    }
+    Ok(())
+}
+
+fn positive(amount: u64) -> Result<(), TxError> {
+    if amount == 0 {
+        return Err(TxError::ZeroAmount);
+    }
+    Ok(())
+}
+
+/// The merchant that owns `key`, which must be active.
+fn active_merchant(o: &Overlay, key: &PublicKey) -> Result<Merchant, TxError> {
+    let m = o.merchant_by_key(key).ok_or(TxError::NotAMerchant)?;
+    if m.status != MerchantStatus::Active {
+        return Err(TxError::MerchantSuspended(m.id));
+    }
+    Ok(m)
+}
+
+/// Expiry of points issued at `now_ms` with a validity of `days`: the UTC
+/// midnight after `now + days`, so one day's issuances share one lot.
+pub fn expiry_for(now_ms: u64, days: u32) -> Option<u64> {
+    if days == 0 {
+        return None;
+    }
+    let end = now_ms.saturating_add(days as u64 * DAY_MS);
+    Some((end / DAY_MS).saturating_add(1).saturating_mul(DAY_MS))
+}
+
+/// Adds points to an account's lots, merging with a lot of the same issuer
+/// and expiry, keeping spend order.
+fn add_lot(account: &mut Account, lot: Lot) -> Result<(), TxError> {
+    if let Some(existing) = account
+        .lots
+        .iter_mut()
+        .find(|l| l.issuer == lot.issuer && l.expiry_ms == lot.expiry_ms)
+    {
+        existing.amount = existing
+            .amount
+            .checked_add(lot.amount)
+            .ok_or(TxError::Overflow)?;
+        return Ok(());
+    }
+    if account.lots.len() >= LOTS_PER_ACCOUNT_MAX {
+        return Err(TxError::TooManyLots(LOTS_PER_ACCOUNT_MAX));
+    }
+    let at = account
+        .lots
+        .partition_point(|l| l.spend_order() < lot.spend_order());
+    account.lots.insert(at, lot);
+    Ok(())
+}
+
+/// Takes `amount` points from an account, closest expiry first. Returns the
+/// lots taken (issuer and expiry preserved). Fails without change if the
+/// balance is short.
+fn take_points(account: &mut Account, amount: u64) -> Result<Vec<Lot>, TxError> {
+    let available = account.balance();
+    if available < amount {
+        return Err(TxError::InsufficientBalance {
+            available,
+            requested: amount,
+        });
+    }
+    let mut taken = Vec::new();
+    let mut left = amount;
+    for lot in account.lots.iter_mut() {
+        if left == 0 {
+            break;
+        }
+        let n = lot.amount.min(left);
+        lot.amount -= n;
+        left -= n;
+        taken.push(Lot {
+            issuer: lot.issuer.clone(),
+            expiry_ms: lot.expiry_ms,
+            amount: n,
+        });
+    }
+    account.lots.retain(|l| l.amount > 0);
+    Ok(taken)
+}
+
+/// Credits lots to `to`, recording their expiries in the expiry queue.
+fn credit(o: &mut Overlay, to: &PublicKey, lots: Vec<Lot>) -> Result<(), TxError> {
+    let mut account = o.account(to);
+    for lot in lots {
+        if let Some(e) = lot.expiry_ms {
+            o.put(StateKey::Expiry(e, *to), StateValue::Expiry);
+        }
+        add_lot(&mut account, lot)?;
+    }
+    o.put_account(*to, account);
+    Ok(())
+}
+
+fn issue(
+    o: &mut Overlay,
+    ctx: BlockCtx,
+    signer: &PublicKey,
+    to: &PublicKey,
+    amount: u64,
+    reason: &str,
+    receipt_ref: &str,
+) -> Result<(), TxError> {
+    let mut m = active_merchant(o, signer)?;
+    positive(amount)?;
+    check_len("reason", reason, 0, REASON_BYTES_MAX)?;
+    check_len("receipt_ref", receipt_ref, 1, REF_BYTES_MAX)?;
+    let receipt_key = StateKey::Receipt(m.id.clone(), receipt_ref.to_string());
+    if let Some(StateValue::Receipt(height)) = o.get(&receipt_key) {
+        return Err(TxError::DuplicateReceipt {
+            receipt_ref: receipt_ref.to_string(),
+            height: *height,
+        });
+    }
+    let day = ctx.timestamp_ms / DAY_MS;
+    let daily_key = StateKey::DailyIssued(m.id.clone(), *to);
+    let already = match o.get(&daily_key) {
+        Some(StateValue::DailyIssued(d)) if d.day == day => d.amount,
+        _ => 0,
+    };
+    let today = already.checked_add(amount).ok_or(TxError::Overflow)?;
+    if today > m.policy.daily_issue_cap {
+        return Err(TxError::DailyCapExceeded {
+            cap: m.policy.daily_issue_cap,
+            already,
+            requested: amount,
+        });
+    }
+    let outstanding = m.stats.outstanding();
+    if outstanding.checked_add(amount).ok_or(TxError::Overflow)? > m.policy.outstanding_cap {
+        return Err(TxError::OutstandingCapExceeded {
+            cap: m.policy.outstanding_cap,
+            outstanding,
+            requested: amount,
+        });
+    }
+    m.stats.issued = m
+        .stats
+        .issued
+        .checked_add(amount)
+        .ok_or(TxError::Overflow)?;
+    let lot = Lot {
+        issuer: m.id.clone(),
+        expiry_ms: expiry_for(ctx.timestamp_ms, m.policy.validity_days),
+        amount,
+    };
+    credit(o, to, vec![lot])?;
+    o.put(receipt_key, StateValue::Receipt(ctx.height));
+    o.put(
+        daily_key,
+        StateValue::DailyIssued(DailyIssued { day, amount: today }),
+    );
+    o.put_merchant(m);
+    Ok(())
+}
+
+fn transfer(
+    o: &mut Overlay,
+    signer: &PublicKey,
+    to: &PublicKey,
+    amount: u64,
+    memo: &str,
+) -> Result<(), TxError> {
+    positive(amount)?;
+    check_len("memo", memo, 0, MEMO_BYTES_MAX)?;
+    let mut from = o.account(signer);
+    let lots = take_points(&mut from, amount)?;
+    o.put_account(*signer, from);
+    credit(o, to, lots)
+}
+
+fn redeem(
+    o: &mut Overlay,
+    signer: &PublicKey,
+    at: &MerchantId,
+    amount: u64,
+    order_ref: &str,
+) -> Result<(), TxError> {
+    let mut redeemer = o
+        .merchant(at)
+        .ok_or_else(|| TxError::UnknownMerchant(at.clone()))?;
+    if redeemer.status != MerchantStatus::Active {
+        return Err(TxError::MerchantSuspended(at.clone()));
+    }
+    positive(amount)?;
+    check_len("order_ref", order_ref, 1, REF_BYTES_MAX)?;
+    if amount < redeemer.policy.min_redemption {
+        return Err(TxError::BelowMinimumRedemption {
+            minimum: redeemer.policy.min_redemption,
+            requested: amount,
+        });
+    }
+    let mut account = o.account(signer);
+    let burnt = take_points(&mut account, amount)?;
+    o.put_account(*signer, account);
+    redeemer.stats.redeemed_here = redeemer
+        .stats
+        .redeemed_here
+        .checked_add(amount)
+        .ok_or(TxError::Overflow)?;
+    o.put_merchant(redeemer);
+    for lot in burnt {
+        let mut issuer = o
+            .merchant(&lot.issuer)
+            .unwrap_or_else(|| unreachable!("state invariant: lot issuer {} exists", lot.issuer));
+        issuer.stats.redeemed += lot.amount; // <= issued: conservation invariant
+        if issuer.id != *at {
+            let key = StateKey::Claim(at.clone(), issuer.id.clone());
+            let mut claim = match o.get(&key) {
+                Some(StateValue::Claim(c)) => *c,
+                _ => Claim::default(),
+            };
+            let value = lot
+                .amount
+                .checked_mul(issuer.policy.point_value_minor)
+                .ok_or(TxError::Overflow)?;
+            claim.redeemed_points = claim
+                .redeemed_points
+                .checked_add(lot.amount)
+                .ok_or(TxError::Overflow)?;
+            claim.redeemed_value_centiminor = claim
+                .redeemed_value_centiminor
+                .checked_add(value)
+                .ok_or(TxError::Overflow)?;
+            o.put(key, StateValue::Claim(claim));
+        }
+        o.put_merchant(issuer);
+    }
+    Ok(())
+}
+
+fn settlement_confirm(
+    o: &mut Overlay,
+    signer: &PublicKey,
+    debtor: &MerchantId,
+    amount: u64,
+) -> Result<(), TxError> {
+    // A suspended creditor may still confirm payments it received.
+    let creditor = o.merchant_by_key(signer).ok_or(TxError::NotAMerchant)?;
+    if o.merchant(debtor).is_none() {
+        return Err(TxError::UnknownMerchant(debtor.clone()));
+    }
+    if creditor.id == *debtor {
+        return Err(TxError::SelfSettlement);
+    }
+    positive(amount)?;
+    let key = StateKey::Claim(creditor.id.clone(), debtor.clone());
+    let mut claim = match o.get(&key) {
+        Some(StateValue::Claim(c)) => *c,
+        _ => Claim::default(),
+    };
+    let outstanding = claim.outstanding_points();
+    if amount > outstanding {
+        return Err(TxError::SettlementExceedsClaim {
+            debtor: debtor.clone(),
+            outstanding,
+            requested: amount,
+        });
+    }
+    // Pro rata share of the outstanding value; the last confirmation clears it exactly.
+    let value = if amount == outstanding {
+        claim.outstanding_value_centiminor()
+    } else {
+        (claim.outstanding_value_centiminor() as u128 * amount as u128 / outstanding as u128) as u64
+    };
+    claim.confirmed_points += amount;
+    claim.confirmed_value_centiminor += value;
+    o.put(key, StateValue::Claim(claim));
+    Ok(())
+}
+
+/// Active merchants, in id order: the validator set of the next height.
+pub(crate) fn active_merchants(o: &Overlay) -> Vec<Merchant> {
+    o.meta()
+        .merchants
+        .iter()
+        .filter_map(|id| o.merchant(id))
+        .filter(|m| m.status == MerchantStatus::Active)
+        .collect()
+}
+
+/// Checks an action against the current state, without applying it.
+fn check_action(o: &Overlay, action: &GovAction) -> Result<(), String> {
+    match action {
+        GovAction::AddMerchant {
+            id,
+            name,
+            key,
+            policy,
+        } => {
+            validate_name(name)?;
+            policy.validate()?;
+            key.verifying_key().map_err(|e| e.to_string())?;
+            if o.merchant(id).is_some() {
+                return Err(format!("merchant `{id}` already exists"));
+            }
+            if o.merchant_by_key(key).is_some() {
+                return Err("key already belongs to a merchant".into());
+            }
+            if o.meta().merchants.len() >= MERCHANTS_MAX {
+                return Err(format!(
+                    "the alliance has the maximum of {MERCHANTS_MAX} merchants"
+                ));
+            }
+        }
+        GovAction::SuspendMerchant { id } => {
+            let m = o
+                .merchant(id)
+                .ok_or_else(|| format!("unknown merchant `{id}`"))?;
+            if m.status != MerchantStatus::Active {
+                return Err(format!("merchant `{id}` is already suspended"));
+            }
+            if active_merchants(o).len() <= 1 {
+                return Err("cannot suspend the last active merchant".into());
+            }
+        }
+        GovAction::UpdatePolicy { id, policy } => {
+            o.merchant(id)
+                .ok_or_else(|| format!("unknown merchant `{id}`"))?;
+            policy.validate()?;
+        }
+        GovAction::UpdateParams { params } => params.validate()?,
+    }
+    Ok(())
+}
+
+fn execute_action(o: &mut Overlay, action: &GovAction) {
+    match action {
+        GovAction::AddMerchant {
+            id,
+            name,
+            key,
+            policy,
+        } => {
+            let m = Merchant {
+                id: id.clone(),
+                name: name.clone(),
+                key: *key,
+                policy: policy.clone(),
+                status: MerchantStatus::Active,
+                stats: Default::default(),
+            };
+            let mut meta = o.meta();
+            let at = meta.merchants.partition_point(|x| x < id);
+            meta.merchants.insert(at, id.clone());
+            o.put(StateKey::Meta, StateValue::Meta(meta));
+            o.put(
+                StateKey::MerchantByKey(*key),
+                StateValue::MerchantId(id.clone()),
+            );
+            o.put_merchant(m);
+        }
+        GovAction::SuspendMerchant { id } => {
+            if let Some(mut m) = o.merchant(id) {
+                m.status = MerchantStatus::Suspended;
+                o.put_merchant(m);
+            }
+        }
+        GovAction::UpdatePolicy { id, policy } => {
+            if let Some(mut m) = o.merchant(id) {
+                m.policy = policy.clone();
+                o.put_merchant(m);
+            }
+        }
+        GovAction::UpdateParams { params } => {
+            o.put(StateKey::Params, StateValue::Params(params.clone()))
+        }
+    }
+}
+
+/// Counts votes of currently active merchants and decides: more than 2/3
+/// of active merchants approving executes; enough rejections that 2/3 can no
+/// longer be reached rejects.
+fn tally(o: &mut Overlay, ctx: BlockCtx, mut p: Proposal) {
+    let active: Vec<MerchantId> = active_merchants(o).into_iter().map(|m| m.id).collect();
+    let n = active.len();
+    let counted = p
+        .votes
+        .iter()
+        .filter(|(id, _)| active.binary_search(id).is_ok());
+    let (yes, no) = counted.fold(
+        (0usize, 0usize),
+        |(y, n), (_, a)| if *a { (y + 1, n) } else { (y, n + 1) },
+    );
+    if 3 * yes > 2 * n {
+        p.status = match check_action(o, &p.action) {
+            Ok(()) => {
+                execute_action(o, &p.action);
+                ProposalStatus::Executed(ctx.height)
+            }
+            Err(why) => ProposalStatus::Failed(ctx.height, why),
+        };
+    } else if 3 * (n - no) <= 2 * n {
+        p.status = ProposalStatus::Rejected(ctx.height);
+    }
+    o.put(StateKey::Proposal(p.id), StateValue::Proposal(p));
+}
+
+fn propose(
+    o: &mut Overlay,
+    ctx: BlockCtx,
+    signer: &PublicKey,
+    action: &GovAction,
+    deadline_height: u64,
+) -> Result<(), TxError> {
+    let m = active_merchant(o, signer)?;
+    let (min, max) = (
+        ctx.height + 1,
+        ctx.height.saturating_add(o.params().proposal_blocks_max),
+    );
+    if deadline_height < min || deadline_height > max {
+        return Err(TxError::BadDeadline {
+            min,
+            max,
+            got: deadline_height,
+        });
+    }
+    check_action(o, action).map_err(TxError::InvalidProposal)?;
+    let mut meta = o.meta();
+    let id = meta.next_proposal_id;
+    meta.next_proposal_id += 1;
+    o.put(StateKey::Meta, StateValue::Meta(meta));
+    let p = Proposal {
+        id,
+        proposer: m.id.clone(),
+        action: action.clone(),
+        created_height: ctx.height,
+        deadline_height,
+        votes: vec![(m.id, true)],
+        status: ProposalStatus::Open,
+    };
+    tally(o, ctx, p);
+    Ok(())
+}
+
+fn vote(
+    o: &mut Overlay,
+    ctx: BlockCtx,
+    signer: &PublicKey,
+    id: u64,
+    approve: bool,
+) -> Result<(), TxError> {
+    let m = active_merchant(o, signer)?;
+    let mut p = match o.get(&StateKey::Proposal(id)) {
+        Some(StateValue::Proposal(p)) => p.clone(),
+        _ => return Err(TxError::UnknownProposal(id)),
+    };
+    if p.status != ProposalStatus::Open || ctx.height > p.deadline_height {
+        return Err(TxError::ProposalClosed(id));
+    }
+    match p.votes.binary_search_by(|(v, _)| v.cmp(&m.id)) {
+        Ok(_) => return Err(TxError::AlreadyVoted(id)),
+        Err(at) => p.votes.insert(at, (m.id, approve)),
+    }
+    tally(o, ctx, p);
+    Ok(())
+}
+
+/// Removes every lot whose expiry is at or before the block time and
+/// records it as breakage of its issuer. Runs at the start of each block,
+/// before any transaction, so expired points are never spendable.
+pub(crate) fn sweep_expired(o: &mut Overlay, now_ms: u64) {
+    let lo = StateKey::Expiry(0, PublicKey([0; 32]));
+    let hi = StateKey::Expiry(now_ms, PublicKey([0xff; 32]));
+    for key in o.base_range(lo..=hi) {
+        let StateKey::Expiry(_, owner) = &key else {
+            unreachable!("range holds only expiry keys")
+        };
+        let mut account = o.account(owner);
+        let mut expired: Vec<Lot> = Vec::new();
+        account.lots.retain(|l| match l.expiry_ms {
+            Some(e) if e <= now_ms => {
+                expired.push(l.clone());
+                false
+            }
+            _ => true,
+        });
+        for lot in expired {
+            let mut issuer = o.merchant(&lot.issuer).unwrap_or_else(|| {
+                unreachable!("state invariant: lot issuer {} exists", lot.issuer)
+            });
+            issuer.stats.expired += lot.amount; // <= issued: conservation invariant
+            o.put_merchant(issuer);
+        }
+        o.put_account(*owner, account);
+        o.delete(key);
+    }
+    o.commit_tx();
+}

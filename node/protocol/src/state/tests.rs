@@ -1,0 +1,948 @@
+//! Unit tests of the ledger rules: one per rejection reason (asserting the
+//! exact error), the domain's worked example, expiry and governance.
+
+use super::*;
+use crate::crypto::Keypair;
+use crate::fixtures::{demo_customer_key, demo_genesis};
+use crate::limits::DAY_MS;
+use crate::merchant::{MerchantPolicy, MerchantStatus};
+use crate::tx::{GovAction, TxBody};
+
+const CHAIN: &str = "test-chain";
+const T0: u64 = 1_700_000_000_000;
+
+/// A chain in memory with a clock the test moves.
+struct TestChain {
+    state: LedgerState,
+    merchants: Vec<Keypair>,
+    now_ms: u64,
+}
+
+fn mid(s: &str) -> MerchantId {
+    MerchantId::new(s).unwrap()
+}
+
+impl TestChain {
+    fn new(n: usize) -> Self {
+        let (g, merchants) = demo_genesis(CHAIN, n, T0);
+        g.validate().unwrap();
+        TestChain {
+            state: LedgerState::from_genesis(&g),
+            merchants,
+            now_ms: T0,
+        }
+    }
+
+    /// The demo key of merchant `id` (coffee = 0, books = 1, ...).
+    fn merchant(&self, id: &str) -> Keypair {
+        let i = crate::fixtures::DEMO_MERCHANTS
+            .iter()
+            .position(|(m, _)| *m == id)
+            .unwrap();
+        self.merchants[i].clone()
+    }
+
+    fn nonce(&self, k: &Keypair) -> u64 {
+        self.state.account(&k.public()).nonce
+    }
+
+    fn tx(&self, k: &Keypair, body: TxBody) -> Transaction {
+        Transaction::sign(CHAIN, k, self.nonce(k), body)
+    }
+
+    /// Seals `txs` into the next block (1 s later), commits it, returns outcomes.
+    fn block(&mut self, txs: Vec<Transaction>) -> Vec<TxOutcome> {
+        self.now_ms += 1_000;
+        let proposer = self.merchants[0].public();
+        let (block, exec) = self.state.seal_block(txs, self.now_ms, proposer);
+        // Re-execution by a validator agrees with the sealer.
+        let again = self.state.execute(&block).expect("sealed block validates");
+        assert_eq!(again.state_root, exec.state_root);
+        assert_eq!(again.outcomes, exec.outcomes);
+        self.state.commit(exec.clone());
+        exec.outcomes
+    }
+
+    /// One transaction in its own block; its outcome.
+    fn one(&mut self, tx: Transaction) -> Result<(), TxError> {
+        match self.block(vec![tx]).remove(0) {
+            TxOutcome::Applied => Ok(()),
+            TxOutcome::Rejected(e) => Err(e),
+        }
+    }
+
+    fn issue(
+        &mut self,
+        merchant: &str,
+        to: &Keypair,
+        amount: u64,
+        receipt: &str,
+    ) -> Result<(), TxError> {
+        let m = self.merchant(merchant);
+        let tx = self.tx(
+            &m,
+            TxBody::Issue {
+                to: to.public(),
+                amount,
+                reason: "purchase".into(),
+                receipt_ref: receipt.into(),
+            },
+        );
+        self.one(tx)
+    }
+
+    fn transfer(&mut self, from: &Keypair, to: &Keypair, amount: u64) -> Result<(), TxError> {
+        let tx = self.tx(
+            from,
+            TxBody::Transfer {
+                to: to.public(),
+                amount,
+                memo: String::new(),
+            },
+        );
+        self.one(tx)
+    }
+
+    fn redeem(&mut self, who: &Keypair, at: &str, amount: u64) -> Result<(), TxError> {
+        let tx = self.tx(
+            who,
+            TxBody::Redeem {
+                merchant: mid(at),
+                amount,
+                order_ref: "order-1".into(),
+            },
+        );
+        self.one(tx)
+    }
+
+    fn set_policy(&mut self, id: &str, f: impl FnOnce(&mut MerchantPolicy)) {
+        let mut policy = self.state.merchant(&mid(id)).unwrap().policy;
+        f(&mut policy);
+        let action = GovAction::UpdatePolicy {
+            id: mid(id),
+            policy,
+        };
+        self.pass(action);
+    }
+
+    /// Proposes an action and has every merchant approve it.
+    fn pass(&mut self, action: GovAction) {
+        let height = self.state.tip().height;
+        let proposer = self.merchants[0].clone();
+        let id = self.state.proposals().len() as u64;
+        let tx = self.tx(
+            &proposer,
+            TxBody::Propose {
+                action,
+                deadline_height: height + 10,
+            },
+        );
+        self.one(tx).unwrap();
+        for k in self.merchants.clone().iter().skip(1) {
+            let status = self.proposal(id).status;
+            if status != ProposalStatus::Open {
+                break;
+            }
+            let tx = self.tx(
+                k,
+                TxBody::Vote {
+                    proposal: id,
+                    approve: true,
+                },
+            );
+            self.one(tx).unwrap();
+        }
+        assert!(
+            matches!(self.proposal(id).status, ProposalStatus::Executed(_)),
+            "{:?}",
+            self.proposal(id)
+        );
+    }
+
+    fn proposal(&self, id: u64) -> Proposal {
+        self.state
+            .proposals()
+            .into_iter()
+            .find(|p| p.id == id)
+            .unwrap()
+    }
+
+    fn balance(&self, k: &Keypair) -> u64 {
+        self.state.account(&k.public()).balance()
+    }
+}
+
+fn alice() -> Keypair {
+    demo_customer_key(CHAIN, "alice")
+}
+fn bob() -> Keypair {
+    demo_customer_key(CHAIN, "bob")
+}
+
+// ---- one test per rejection reason -----------------------------------------
+
+#[test]
+fn bad_signature() {
+    let mut c = TestChain::new(2);
+    let mut tx = c.tx(
+        &alice(),
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 1,
+            memo: String::new(),
+        },
+    );
+    tx.signature.0[0] ^= 1;
+    assert_eq!(c.one(tx), Err(TxError::BadSignature));
+}
+
+#[test]
+fn signature_by_another_key() {
+    let mut c = TestChain::new(2);
+    let mut tx = c.tx(
+        &alice(),
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 1,
+            memo: String::new(),
+        },
+    );
+    tx.signer = bob().public();
+    assert_eq!(c.one(tx), Err(TxError::BadSignature));
+}
+
+#[test]
+fn wrong_chain_id() {
+    let mut c = TestChain::new(2);
+    let tx = Transaction::sign(
+        "other-chain",
+        &alice(),
+        0,
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 1,
+            memo: String::new(),
+        },
+    );
+    assert_eq!(
+        c.one(tx),
+        Err(TxError::WrongChain {
+            expected: CHAIN.into(),
+            got: "other-chain".into()
+        })
+    );
+}
+
+#[test]
+fn replayed_nonce() {
+    let mut c = TestChain::new(2);
+    c.issue("coffee", &alice(), 10, "r1").unwrap();
+    let tx = c.tx(
+        &alice(),
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 1,
+            memo: String::new(),
+        },
+    );
+    c.one(tx.clone()).unwrap();
+    assert_eq!(
+        c.one(tx),
+        Err(TxError::NonceReplayed {
+            expected: 1,
+            got: 0
+        })
+    );
+    assert_eq!(c.balance(&bob()), 1, "a replay moves nothing");
+}
+
+#[test]
+fn skipped_nonce() {
+    let mut c = TestChain::new(2);
+    c.issue("coffee", &alice(), 10, "r1").unwrap();
+    let tx = Transaction::sign(
+        CHAIN,
+        &alice(),
+        1,
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 1,
+            memo: String::new(),
+        },
+    );
+    assert_eq!(
+        c.one(tx),
+        Err(TxError::NonceSkipped {
+            expected: 0,
+            got: 1
+        })
+    );
+}
+
+#[test]
+fn insufficient_balance() {
+    let mut c = TestChain::new(2);
+    c.issue("coffee", &alice(), 10, "r1").unwrap();
+    assert_eq!(
+        c.transfer(&alice(), &bob(), 11),
+        Err(TxError::InsufficientBalance {
+            available: 10,
+            requested: 11
+        })
+    );
+    assert_eq!(
+        c.redeem(&alice(), "books", 11),
+        Err(TxError::InsufficientBalance {
+            available: 10,
+            requested: 11
+        })
+    );
+    assert_eq!(c.balance(&alice()), 10);
+    assert_eq!(
+        c.nonce(&alice()),
+        0,
+        "a rejection does not consume the nonce"
+    );
+}
+
+#[test]
+fn zero_amount() {
+    let mut c = TestChain::new(2);
+    assert_eq!(c.transfer(&alice(), &bob(), 0), Err(TxError::ZeroAmount));
+}
+
+#[test]
+fn unknown_merchant() {
+    let mut c = TestChain::new(2);
+    c.issue("coffee", &alice(), 10, "r1").unwrap();
+    assert_eq!(
+        c.redeem(&alice(), "nowhere", 5),
+        Err(TxError::UnknownMerchant(mid("nowhere")))
+    );
+    let books = c.merchant("books");
+    let tx = c.tx(
+        &books,
+        TxBody::SettlementConfirm {
+            debtor: mid("nowhere"),
+            amount: 1,
+        },
+    );
+    assert_eq!(c.one(tx), Err(TxError::UnknownMerchant(mid("nowhere"))));
+}
+
+#[test]
+fn customer_cannot_issue() {
+    let mut c = TestChain::new(2);
+    let tx = c.tx(
+        &alice(),
+        TxBody::Issue {
+            to: alice().public(),
+            amount: 5,
+            reason: String::new(),
+            receipt_ref: "r".into(),
+        },
+    );
+    assert_eq!(c.one(tx), Err(TxError::NotAMerchant));
+}
+
+#[test]
+fn suspended_merchant() {
+    let mut c = TestChain::new(4);
+    c.issue("books", &alice(), 50, "r1").unwrap();
+    c.pass(GovAction::SuspendMerchant { id: mid("books") });
+    assert_eq!(
+        c.state.merchant(&mid("books")).unwrap().status,
+        MerchantStatus::Suspended
+    );
+    assert_eq!(
+        c.issue("books", &alice(), 10, "r2"),
+        Err(TxError::MerchantSuspended(mid("books")))
+    );
+    assert_eq!(
+        c.redeem(&alice(), "books", 10),
+        Err(TxError::MerchantSuspended(mid("books")))
+    );
+    // Its points stay valid elsewhere, and it is no longer a validator.
+    c.redeem(&alice(), "coffee", 10).unwrap();
+    assert!(!c
+        .state
+        .validator_set()
+        .contains(&c.merchant("books").public()));
+}
+
+#[test]
+fn daily_cap() {
+    let mut c = TestChain::new(2);
+    c.set_policy("coffee", |p| p.daily_issue_cap = 100);
+    c.issue("coffee", &alice(), 60, "r1").unwrap();
+    assert_eq!(
+        c.issue("coffee", &alice(), 41, "r2"),
+        Err(TxError::DailyCapExceeded {
+            cap: 100,
+            already: 60,
+            requested: 41
+        })
+    );
+    // Another customer has their own cap; the next day the cap resets.
+    c.issue("coffee", &bob(), 100, "r3").unwrap();
+    c.now_ms += DAY_MS;
+    c.issue("coffee", &alice(), 100, "r4").unwrap();
+}
+
+#[test]
+fn outstanding_cap() {
+    let mut c = TestChain::new(2);
+    c.set_policy("coffee", |p| p.outstanding_cap = 100);
+    c.issue("coffee", &alice(), 70, "r1").unwrap();
+    assert_eq!(
+        c.issue("coffee", &bob(), 31, "r2"),
+        Err(TxError::OutstandingCapExceeded {
+            cap: 100,
+            outstanding: 70,
+            requested: 31
+        })
+    );
+    // Redemption frees room under the cap.
+    c.redeem(&alice(), "coffee", 10).unwrap();
+    c.issue("coffee", &bob(), 40, "r3").unwrap();
+}
+
+#[test]
+fn duplicate_receipt_earns_once() {
+    let mut c = TestChain::new(2);
+    c.issue("coffee", &alice(), 10, "receipt-42").unwrap();
+    let height = c.state.tip().height;
+    assert_eq!(
+        c.issue("coffee", &alice(), 10, "receipt-42"),
+        Err(TxError::DuplicateReceipt {
+            receipt_ref: "receipt-42".into(),
+            height
+        })
+    );
+    assert_eq!(c.balance(&alice()), 10);
+    // Receipts are per merchant: the bookstore's receipt-42 is another receipt.
+    c.issue("books", &alice(), 10, "receipt-42").unwrap();
+}
+
+#[test]
+fn below_minimum_redemption() {
+    let mut c = TestChain::new(2);
+    c.set_policy("books", |p| p.min_redemption = 50);
+    c.issue("coffee", &alice(), 100, "r1").unwrap();
+    assert_eq!(
+        c.redeem(&alice(), "books", 49),
+        Err(TxError::BelowMinimumRedemption {
+            minimum: 50,
+            requested: 49
+        })
+    );
+    c.redeem(&alice(), "books", 50).unwrap();
+}
+
+#[test]
+fn expired_points_are_not_spendable_and_count_as_breakage() {
+    let mut c = TestChain::new(2);
+    c.set_policy("coffee", |p| p.validity_days = 30);
+    c.issue("coffee", &alice(), 40, "r1").unwrap();
+    let expiry = c.state.account(&alice().public()).lots[0]
+        .expiry_ms
+        .unwrap();
+    assert_eq!(expiry % DAY_MS, 0, "expiry is a UTC midnight");
+    assert!(expiry > c.now_ms + 30 * DAY_MS && expiry <= c.now_ms + 31 * DAY_MS);
+    c.now_ms = expiry - 5_000; // the next block is still before expiry
+    c.transfer(&alice(), &bob(), 10).unwrap();
+    c.now_ms = expiry;
+    assert_eq!(
+        c.transfer(&alice(), &bob(), 1),
+        Err(TxError::InsufficientBalance {
+            available: 0,
+            requested: 1
+        })
+    );
+    assert_eq!(
+        c.balance(&bob()),
+        0,
+        "bob's lot kept alice's expiry and expired too"
+    );
+    let stats = c.state.merchant(&mid("coffee")).unwrap().stats;
+    assert_eq!(
+        (stats.issued, stats.expired, stats.outstanding()),
+        (40, 40, 0)
+    );
+    assert!(
+        c.state
+            .entries()
+            .keys()
+            .all(|k| !matches!(k, StateKey::Expiry(..))),
+        "expiry queue drained"
+    );
+}
+
+#[test]
+fn overflow_is_a_rejection() {
+    let mut c = TestChain::new(2);
+    c.set_policy("coffee", |p| {
+        p.daily_issue_cap = u64::MAX;
+        p.outstanding_cap = u64::MAX;
+    });
+    c.issue("coffee", &alice(), u64::MAX - 1, "r1").unwrap();
+    assert_eq!(c.issue("coffee", &alice(), 2, "r2"), Err(TxError::Overflow));
+    assert_eq!(c.balance(&alice()), u64::MAX - 1);
+}
+
+#[test]
+fn settlement_cannot_exceed_claim() {
+    let mut c = TestChain::new(2);
+    let books = c.merchant("books");
+    let tx = c.tx(
+        &books,
+        TxBody::SettlementConfirm {
+            debtor: mid("coffee"),
+            amount: 1,
+        },
+    );
+    assert_eq!(
+        c.one(tx),
+        Err(TxError::SettlementExceedsClaim {
+            debtor: mid("coffee"),
+            outstanding: 0,
+            requested: 1
+        })
+    );
+    let tx = c.tx(
+        &books,
+        TxBody::SettlementConfirm {
+            debtor: mid("books"),
+            amount: 1,
+        },
+    );
+    assert_eq!(c.one(tx), Err(TxError::SelfSettlement));
+}
+
+#[test]
+fn field_limits() {
+    let mut c = TestChain::new(2);
+    let coffee = c.merchant("coffee");
+    let tx = c.tx(
+        &coffee,
+        TxBody::Issue {
+            to: alice().public(),
+            amount: 1,
+            reason: "x".repeat(65),
+            receipt_ref: "r".into(),
+        },
+    );
+    assert_eq!(
+        c.one(tx),
+        Err(TxError::BadFieldLength {
+            field: "reason".into(),
+            min: 0,
+            max: 64
+        })
+    );
+    let tx = c.tx(
+        &coffee,
+        TxBody::Issue {
+            to: alice().public(),
+            amount: 1,
+            reason: String::new(),
+            receipt_ref: String::new(),
+        },
+    );
+    assert_eq!(
+        c.one(tx),
+        Err(TxError::BadFieldLength {
+            field: "receipt_ref".into(),
+            min: 1,
+            max: 64
+        })
+    );
+}
+
+#[test]
+fn malformed_bytes() {
+    use crate::encoding::DecodeError;
+    let c = TestChain::new(2);
+    let tx = c.tx(
+        &alice(),
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 1,
+            memo: String::new(),
+        },
+    );
+    let bytes = tx.to_bytes();
+    assert!(matches!(
+        Transaction::from_bytes(&bytes[..bytes.len() - 1]),
+        Err(DecodeError::Malformed(_))
+    ));
+    let mut extra = bytes.clone();
+    extra.push(0);
+    assert_eq!(
+        Transaction::from_bytes(&extra),
+        Err(DecodeError::TrailingBytes(1))
+    );
+    let mut bad_variant = bytes.clone();
+    // The body's variant index follows chain_id (8 + len), signer (32), nonce (8).
+    let at = 8 + CHAIN.len() + 32 + 8;
+    bad_variant[at] = 99;
+    assert!(matches!(
+        Transaction::from_bytes(&bad_variant),
+        Err(DecodeError::Malformed(_))
+    ));
+    assert!(matches!(
+        Transaction::from_bytes(&vec![0u8; 4096]),
+        Err(DecodeError::TooLarge { .. })
+    ));
+}
+
+// ---- behaviour -------------------------------------------------------------
+
+/// The worked example of docs: Alice earns 120 at the coffee chain, gives
+/// 20 to Bob, redeems 100 at the bookstore; the bookstore's claim on the
+/// coffee chain is 100 points at coffee's value; coffee pays; books confirms.
+#[test]
+fn worked_example() {
+    let mut c = TestChain::new(2);
+    c.set_policy("coffee", |p| p.point_value_minor = 100); // 100 points = 1.00
+    c.issue("coffee", &alice(), 120, "cup-1").unwrap();
+    c.transfer(&alice(), &bob(), 20).unwrap();
+    c.redeem(&alice(), "books", 100).unwrap();
+    assert_eq!((c.balance(&alice()), c.balance(&bob())), (0, 20));
+    let claims = c.state.claims();
+    assert_eq!(claims.len(), 1);
+    let (creditor, debtor, claim) = &claims[0];
+    assert_eq!((creditor.as_str(), debtor.as_str()), ("books", "coffee"));
+    assert_eq!(claim.outstanding_points(), 100);
+    assert_eq!(
+        claim.outstanding_value_centiminor(),
+        100 * 100,
+        "100 points x 100 minor per 100 points = 100 minor"
+    );
+    let coffee = c.state.merchant(&mid("coffee")).unwrap().stats;
+    assert_eq!(
+        (coffee.issued, coffee.redeemed, coffee.outstanding()),
+        (120, 100, 20)
+    );
+    assert_eq!(
+        c.state.merchant(&mid("books")).unwrap().stats.redeemed_here,
+        100
+    );
+
+    let books = c.merchant("books");
+    let tx = c.tx(
+        &books,
+        TxBody::SettlementConfirm {
+            debtor: mid("coffee"),
+            amount: 100,
+        },
+    );
+    c.one(tx).unwrap();
+    let claim = c.state.claims()[0].2;
+    assert_eq!(
+        (
+            claim.outstanding_points(),
+            claim.outstanding_value_centiminor()
+        ),
+        (0, 0)
+    );
+}
+
+#[test]
+fn spending_uses_closest_expiry_first_and_lots_keep_issuer() {
+    let mut c = TestChain::new(2);
+    c.set_policy("coffee", |p| p.validity_days = 10);
+    c.set_policy("books", |p| p.validity_days = 0);
+    c.issue("books", &alice(), 50, "b1").unwrap(); // never expires
+    c.issue("coffee", &alice(), 30, "c1").unwrap(); // expires first
+    c.transfer(&alice(), &bob(), 40).unwrap();
+    let bob_lots = c.state.account(&bob().public()).lots;
+    assert_eq!(bob_lots.len(), 2);
+    assert_eq!(
+        (bob_lots[0].issuer.as_str(), bob_lots[0].amount),
+        ("coffee", 30)
+    );
+    assert!(bob_lots[0].expiry_ms.is_some());
+    assert_eq!(
+        (
+            bob_lots[1].issuer.as_str(),
+            bob_lots[1].amount,
+            bob_lots[1].expiry_ms
+        ),
+        ("books", 10, None)
+    );
+}
+
+#[test]
+fn governance_adds_a_merchant_from_the_next_height() {
+    let mut c = TestChain::new(4);
+    let newcomer = Keypair::from_label("newcomer");
+    let action = GovAction::AddMerchant {
+        id: mid("tea"),
+        name: "Tea House".into(),
+        key: newcomer.public(),
+        policy: crate::fixtures::demo_policy(),
+    };
+    let height = c.state.tip().height;
+    let propose = c.tx(
+        &c.merchants[0].clone(),
+        TxBody::Propose {
+            action,
+            deadline_height: height + 5,
+        },
+    );
+    c.one(propose).unwrap();
+    // 4 active merchants: passing needs more than 2/3, i.e. 3 approvals.
+    let vote = |c: &TestChain, i: usize, approve: bool| {
+        c.tx(
+            &c.merchants[i],
+            TxBody::Vote {
+                proposal: 0,
+                approve,
+            },
+        )
+    };
+    c.one(vote(&c, 1, true)).unwrap();
+    assert_eq!(c.proposal(0).status, ProposalStatus::Open);
+    assert_eq!(c.one(vote(&c, 1, false)), Err(TxError::AlreadyVoted(0)));
+    let before = c.state.validator_set();
+    c.one(vote(&c, 2, true)).unwrap();
+    let executed_at = c.state.tip().height;
+    assert_eq!(c.proposal(0).status, ProposalStatus::Executed(executed_at));
+    assert_eq!(before.len(), 4);
+    assert_eq!(
+        c.state.validator_set().len(),
+        5,
+        "the next height's validator set includes the newcomer"
+    );
+    assert_eq!(c.one(vote(&c, 3, true)), Err(TxError::ProposalClosed(0)));
+    // The newcomer issues its own points.
+    c.merchants.push(newcomer.clone());
+    let tx = c.tx(
+        &newcomer,
+        TxBody::Issue {
+            to: alice().public(),
+            amount: 5,
+            reason: String::new(),
+            receipt_ref: "t1".into(),
+        },
+    );
+    c.one(tx).unwrap();
+}
+
+#[test]
+fn governance_rejects_and_expires() {
+    let mut c = TestChain::new(4);
+    let action = GovAction::SuspendMerchant { id: mid("books") };
+    let height = c.state.tip().height;
+    let tx = c.tx(
+        &c.merchants[0].clone(),
+        TxBody::Propose {
+            action: action.clone(),
+            deadline_height: height + 3,
+        },
+    );
+    c.one(tx).unwrap();
+    for i in [1, 2] {
+        let tx = c.tx(
+            &c.merchants[i].clone(),
+            TxBody::Vote {
+                proposal: 0,
+                approve: false,
+            },
+        );
+        c.one(tx).unwrap();
+    }
+    assert!(matches!(c.proposal(0).status, ProposalStatus::Rejected(_)));
+    // A proposal past its deadline takes no votes.
+    let height = c.state.tip().height;
+    // It lands at height + 1; votes count up to height + 2.
+    let tx = c.tx(
+        &c.merchants[0].clone(),
+        TxBody::Propose {
+            action,
+            deadline_height: height + 2,
+        },
+    );
+    c.one(tx).unwrap();
+    c.block(vec![]);
+    let tx = c.tx(
+        &c.merchants[1].clone(),
+        TxBody::Vote {
+            proposal: 1,
+            approve: true,
+        },
+    );
+    assert_eq!(c.one(tx), Err(TxError::ProposalClosed(1)));
+    let tx = c.tx(
+        &c.merchants[0].clone(),
+        TxBody::Propose {
+            action: GovAction::SuspendMerchant { id: mid("books") },
+            deadline_height: height,
+        },
+    );
+    assert!(matches!(c.one(tx), Err(TxError::BadDeadline { .. })));
+    let tx = c.tx(
+        &alice(),
+        TxBody::Vote {
+            proposal: 1,
+            approve: true,
+        },
+    );
+    assert_eq!(c.one(tx), Err(TxError::NotAMerchant));
+}
+
+#[test]
+fn single_merchant_passes_its_own_proposals() {
+    let mut c = TestChain::new(1);
+    c.set_policy("coffee", |p| p.min_redemption = 7);
+    assert_eq!(
+        c.state
+            .merchant(&mid("coffee"))
+            .unwrap()
+            .policy
+            .min_redemption,
+        7
+    );
+    let tx = c.tx(
+        &c.merchants[0].clone(),
+        TxBody::Propose {
+            action: GovAction::SuspendMerchant { id: mid("coffee") },
+            deadline_height: 100,
+        },
+    );
+    assert_eq!(
+        c.one(tx),
+        Err(TxError::InvalidProposal(
+            "cannot suspend the last active merchant".into()
+        ))
+    );
+}
+
+// ---- block-level rules -----------------------------------------------------
+
+#[test]
+fn block_rules() {
+    let mut c = TestChain::new(2);
+    let proposer = c.merchants[0].public();
+    let (block, _) = c.state.seal_block(vec![], T0 + 1_000, proposer);
+    let check = |f: &dyn Fn(&mut Block)| {
+        let mut b = block.clone();
+        f(&mut b);
+        c.state.execute(&b).err()
+    };
+    assert!(matches!(
+        check(&|b| b.header.height = 5),
+        Some(BlockError::WrongHeight {
+            expected: 1,
+            got: 5
+        })
+    ));
+    assert!(matches!(
+        check(&|b| b.header.prev_hash = Hash32([1; 32])),
+        Some(BlockError::WrongParent { .. })
+    ));
+    assert!(matches!(
+        check(&|b| b.header.timestamp_ms = T0),
+        Some(BlockError::TimestampNotIncreasing { .. })
+    ));
+    assert!(matches!(
+        check(&|b| b.header.chain_id = "x".into()),
+        Some(BlockError::WrongChain { .. })
+    ));
+    assert!(matches!(
+        check(&|b| b.header.state_root = Hash32([1; 32])),
+        Some(BlockError::StateRootMismatch { .. })
+    ));
+    assert!(matches!(
+        check(&|b| b.header.validator_set_hash = Hash32([1; 32])),
+        Some(BlockError::ValidatorSetMismatch)
+    ));
+    assert!(matches!(
+        check(&|b| b.header.proposer = alice().public()),
+        Some(BlockError::ProposerNotValidator(_))
+    ));
+    let tx = c.tx(
+        &alice(),
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 1,
+            memo: String::new(),
+        },
+    );
+    assert!(matches!(
+        check(&|b| b.txs.push(tx.clone())),
+        Some(BlockError::TxRootMismatch)
+    ));
+    c.state.apply_block(&block).unwrap();
+}
+
+#[test]
+fn build_block_keeps_only_applicable_transactions() {
+    let mut c = TestChain::new(2);
+    c.issue("coffee", &alice(), 10, "r1").unwrap();
+    let good = c.tx(
+        &alice(),
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 4,
+            memo: String::new(),
+        },
+    );
+    let too_much = Transaction::sign(
+        CHAIN,
+        &alice(),
+        1,
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 7,
+            memo: String::new(),
+        },
+    );
+    let next = Transaction::sign(
+        CHAIN,
+        &alice(),
+        1,
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 6,
+            memo: String::new(),
+        },
+    );
+    let (block, exec) = c.state.build_block(
+        vec![good, too_much, next],
+        c.now_ms + 1_000,
+        c.merchants[0].public(),
+    );
+    assert_eq!(block.txs.len(), 2);
+    assert_eq!(c.state.execute(&block).unwrap().state_root, exec.state_root);
+    c.state.commit(exec);
+    assert_eq!(c.balance(&bob()), 10);
+}
+
+#[test]
+fn rebuilt_state_has_the_same_root() {
+    let mut c = TestChain::new(2);
+    c.issue("coffee", &alice(), 10, "r1").unwrap();
+    c.transfer(&alice(), &bob(), 3).unwrap();
+    let rebuilt = LedgerState::from_entries(CHAIN.into(), c.state.tip(), c.state.entries().clone());
+    assert_eq!(rebuilt.state_root(), c.state.state_root());
+}
+
+#[test]
+fn account_proof_verifies_against_state_root() {
+    let mut c = TestChain::new(2);
+    c.issue("coffee", &alice(), 10, "r1").unwrap();
+    let key = StateKey::Account(alice().public());
+    let (value, proof) = c.state.prove(&key);
+    let value_hash = value.unwrap().tree_value();
+    proof
+        .verify(&c.state.state_root(), &key.tree_key(), Some(&value_hash))
+        .unwrap();
+    let absent = StateKey::Account(Keypair::from_label("nobody").public());
+    let (none, proof) = c.state.prove(&absent);
+    assert!(none.is_none());
+    proof
+        .verify(&c.state.state_root(), &absent.tree_key(), None)
+        .unwrap();
+}
