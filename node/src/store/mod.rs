@@ -160,7 +160,7 @@ impl Store {
                     genesis_hash: given,
                     tip,
                 };
-                store.check_tip(&state)?;
+                store.check_tip(&state, genesis)?;
                 Ok((store, state))
             }
         }
@@ -168,7 +168,7 @@ impl Store {
 
     /// Re-checks the tip: the stored block's hash is the tip hash, it links
     /// to its parent, and its state root is the stored state's root.
-    fn check_tip(&self, state: &LedgerState) -> Result<(), StoreError> {
+    fn check_tip(&self, state: &LedgerState, genesis: &Genesis) -> Result<(), StoreError> {
         let tip = self.tip;
         if tip.height == 0 {
             if tip.hash != self.genesis_hash {
@@ -176,8 +176,11 @@ impl Store {
                     "tip at height 0 is not the genesis".into(),
                 ));
             }
-            let fresh_root = state.state_root();
-            let _ = fresh_root; // genesis state is checked by replay in audits
+            if state.state_root() != LedgerState::from_genesis(genesis).state_root() {
+                return Err(StoreError::Corrupt(
+                    "stored state at height 0 differs from the genesis state".into(),
+                ));
+            }
             return Ok(());
         }
         let fb = self
@@ -330,4 +333,94 @@ pub fn replay(store: &Store, genesis: &Genesis) -> Result<LedgerState, String> {
             .map_err(|e| format!("block {height}: {e}"))?;
     }
     Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::Synth;
+    use alliance_protocol::fixtures::demo_genesis;
+
+    fn chain(dir: &Path, blocks: u64) -> (Genesis, Hash32) {
+        let (genesis, _) = demo_genesis("store-test", 4, 1_700_000_000_000);
+        let (mut store, mut state) = Store::open(dir, &genesis).unwrap();
+        let synth = Synth::new(&genesis.chain_id, 4, 20);
+        for _ in 0..blocks {
+            let (fb, exec) = synth.next_block(&state, 40, genesis.genesis_time_ms);
+            store.commit(&exec, &fb).unwrap();
+            state.commit(exec);
+        }
+        (genesis, state.state_root())
+    }
+
+    #[test]
+    fn reopen_resumes_at_the_tip_with_the_same_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, root) = chain(dir.path(), 5);
+        let (store, state) = Store::open(dir.path(), &genesis).unwrap();
+        assert_eq!(store.tip().height, 5);
+        assert_eq!(state.state_root(), root);
+        let fb = store.block(3).unwrap().unwrap();
+        assert_eq!(store.height_of(&fb.block.hash()).unwrap(), Some(3));
+        let tx = &fb.block.txs[0];
+        let loc = store.tx_location(&tx.hash()).unwrap().unwrap();
+        assert_eq!((loc.height, loc.index), (3, 0));
+        assert_eq!(replay(&store, &genesis).unwrap().state_root(), root);
+    }
+
+    #[test]
+    fn another_genesis_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        chain(dir.path(), 1);
+        let (other, _) = demo_genesis("another-chain", 4, 1_700_000_000_000);
+        assert!(matches!(
+            Store::open(dir.path(), &other),
+            Err(StoreError::GenesisMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn an_altered_balance_is_caught_by_the_state_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, _) = chain(dir.path(), 3);
+        {
+            let (store, state) = Store::open(dir.path(), &genesis).unwrap();
+            let (k, v) = state
+                .entries()
+                .iter()
+                .find_map(|(k, v)| match v {
+                    StateValue::Account(a) if !a.lots.is_empty() => Some((k.clone(), a.clone())),
+                    _ => None,
+                })
+                .unwrap();
+            let mut richer = v;
+            richer.lots[0].amount += 1_000;
+            store
+                .raw_db()
+                .insert(
+                    key(STATE, &encoding::encode(&k)),
+                    encoding::encode(&StateValue::Account(richer)),
+                )
+                .unwrap();
+            store.raw_db().flush().unwrap();
+        }
+        match Store::open(dir.path(), &genesis) {
+            Err(StoreError::Corrupt(why)) => assert!(why.contains("state root"), "{why}"),
+            other => panic!("tampering not detected: {:?}", other.map(|(s, _)| s.tip())),
+        }
+    }
+
+    #[test]
+    fn a_commit_that_does_not_extend_the_tip_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, _) = demo_genesis("store-test", 4, 1_700_000_000_000);
+        let (mut store, state) = Store::open(dir.path(), &genesis).unwrap();
+        let synth = Synth::new(&genesis.chain_id, 4, 20);
+        let (fb, exec) = synth.next_block(&state, 10, genesis.genesis_time_ms);
+        store.commit(&exec, &fb).unwrap();
+        assert!(matches!(
+            store.commit(&exec, &fb),
+            Err(StoreError::NotNext { tip: 1, got: 1 })
+        ));
+    }
 }

@@ -1,0 +1,383 @@
+//! The mempool: transactions waiting for a block. Bounded in total count,
+//! total bytes and per signer; deduplicated by hash; first seen wins for a
+//! (signer, nonce). Admission checks what can be checked without executing:
+//! size, chain id, signature and nonce. Pure data structure: the node
+//! calls it from its event loop.
+
+use std::collections::{BTreeMap, HashMap};
+
+use alliance_protocol::limits::TX_BYTES_MAX;
+use alliance_protocol::state::LedgerState;
+use alliance_protocol::tx::TxCheckError;
+use alliance_protocol::{Hash32, PublicKey, Transaction};
+
+/// Mempool bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct MempoolLimits {
+    /// Transactions held at most. 50,000 is 25 blocks of 2,000: enough to
+    /// ride out a view change at target load without unbounded memory.
+    pub txs_max: usize,
+    /// Encoded bytes held at most (50,000 x ~250 bytes, with headroom).
+    pub bytes_max: usize,
+    /// Transactions per signer at most: one key cannot fill the pool.
+    pub per_signer_max: usize,
+}
+
+impl Default for MempoolLimits {
+    fn default() -> Self {
+        MempoolLimits {
+            txs_max: 50_000,
+            bytes_max: 32 * 1024 * 1024,
+            per_signer_max: 64,
+        }
+    }
+}
+
+/// Why a transaction was not admitted. `code()` is what APIs report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    /// Already in the pool.
+    #[error("transaction {0} is already pending")]
+    Duplicate(Hash32),
+    /// Over the size limit.
+    #[error("transaction is {0} bytes, over the {TX_BYTES_MAX}-byte limit")]
+    TooLarge(usize),
+    /// Chain or signature check failed.
+    #[error(transparent)]
+    Invalid(#[from] TxCheckError),
+    /// Nonce already used on chain.
+    #[error("nonce {got} was already used; the next nonce is {expected}")]
+    NonceReplayed {
+        /// Next nonce on chain.
+        expected: u64,
+        /// Offered.
+        got: u64,
+    },
+    /// Nonce too far ahead of the chain.
+    #[error("nonce {got} is too far ahead; the next nonce is {expected} and at most {window} may be pending")]
+    NonceTooFarAhead {
+        /// Next nonce on chain.
+        expected: u64,
+        /// Offered.
+        got: u64,
+        /// Per-signer pending limit.
+        window: usize,
+    },
+    /// Another transaction with this signer and nonce is pending.
+    #[error("another transaction with nonce {0} from this signer is already pending")]
+    NonceConflict(u64),
+    /// The pool is full.
+    #[error("mempool is full; retry later")]
+    Full,
+}
+
+impl AdmitError {
+    /// Stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdmitError::Duplicate(_) => "duplicate",
+            AdmitError::TooLarge(_) => "too_large",
+            AdmitError::Invalid(TxCheckError::WrongChain { .. }) => "wrong_chain",
+            AdmitError::Invalid(TxCheckError::BadSignature) => "bad_signature",
+            AdmitError::NonceReplayed { .. } => "nonce_replayed",
+            AdmitError::NonceTooFarAhead { .. } => "nonce_too_far_ahead",
+            AdmitError::NonceConflict(_) => "nonce_conflict",
+            AdmitError::Full => "mempool_full",
+        }
+    }
+}
+
+struct Entry {
+    tx: Transaction,
+    bytes: usize,
+    seq: u64,
+}
+
+/// Pending transactions.
+pub struct Mempool {
+    chain_id: String,
+    limits: MempoolLimits,
+    by_hash: HashMap<Hash32, Entry>,
+    by_signer: BTreeMap<PublicKey, BTreeMap<u64, Hash32>>,
+    bytes: usize,
+    next_seq: u64,
+}
+
+impl Mempool {
+    /// An empty pool for `chain_id`.
+    pub fn new(chain_id: &str, limits: MempoolLimits) -> Self {
+        Mempool {
+            chain_id: chain_id.to_string(),
+            limits,
+            by_hash: HashMap::new(),
+            by_signer: BTreeMap::new(),
+            bytes: 0,
+            next_seq: 0,
+        }
+    }
+
+    /// Pending transactions.
+    pub fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        self.by_hash.is_empty()
+    }
+
+    /// Encoded bytes pending.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Whether a transaction is pending.
+    pub fn contains(&self, hash: &Hash32) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// Checks and admits a transaction against the committed `state`.
+    /// Signature verification is the expensive part, so cheap checks go first.
+    pub fn admit(&mut self, tx: Transaction, state: &LedgerState) -> Result<Hash32, AdmitError> {
+        let bytes = tx.to_bytes().len();
+        if bytes > TX_BYTES_MAX {
+            return Err(AdmitError::TooLarge(bytes));
+        }
+        let hash = tx.hash();
+        if self.by_hash.contains_key(&hash) {
+            return Err(AdmitError::Duplicate(hash));
+        }
+        let expected = state.account(&tx.signer).nonce;
+        if tx.nonce < expected {
+            return Err(AdmitError::NonceReplayed {
+                expected,
+                got: tx.nonce,
+            });
+        }
+        let window = self.limits.per_signer_max;
+        if tx.nonce - expected >= window as u64 {
+            return Err(AdmitError::NonceTooFarAhead {
+                expected,
+                got: tx.nonce,
+                window,
+            });
+        }
+        if self
+            .by_signer
+            .get(&tx.signer)
+            .is_some_and(|m| m.contains_key(&tx.nonce))
+        {
+            return Err(AdmitError::NonceConflict(tx.nonce));
+        }
+        if self.by_hash.len() >= self.limits.txs_max || self.bytes + bytes > self.limits.bytes_max {
+            return Err(AdmitError::Full);
+        }
+        tx.verify_for_chain(&self.chain_id)?;
+        self.by_signer
+            .entry(tx.signer)
+            .or_default()
+            .insert(tx.nonce, hash);
+        self.by_hash.insert(
+            hash,
+            Entry {
+                tx,
+                bytes,
+                seq: self.next_seq,
+            },
+        );
+        self.next_seq += 1;
+        self.bytes += bytes;
+        Ok(hash)
+    }
+
+    /// Candidates for the next block, at most `txs_max`: for each signer, its
+    /// pending transactions with consecutive nonces from its next nonce;
+    /// signers served in order of their oldest pending transaction.
+    pub fn candidates(&self, state: &LedgerState, txs_max: usize) -> Vec<Transaction> {
+        let mut signers: Vec<(u64, &PublicKey, &BTreeMap<u64, Hash32>)> = self
+            .by_signer
+            .iter()
+            .filter_map(|(k, m)| {
+                m.values()
+                    .map(|h| self.by_hash[h].seq)
+                    .min()
+                    .map(|s| (s, k, m))
+            })
+            .collect();
+        signers.sort_by_key(|(seq, _, _)| *seq);
+        let mut out = Vec::new();
+        for (_, signer, pending) in signers {
+            let mut next = state.account(signer).nonce;
+            while let Some(h) = pending.get(&next) {
+                if out.len() >= txs_max {
+                    return out;
+                }
+                out.push(self.by_hash[h].tx.clone());
+                next += 1;
+            }
+        }
+        out
+    }
+
+    /// Drops what a committed block made obsolete: its transactions, and any
+    /// pending transaction whose nonce the chain has passed. Call after
+    /// committing, with the new state.
+    pub fn remove_committed(&mut self, txs: &[Transaction], state: &LedgerState) {
+        let mut signers: Vec<PublicKey> = txs.iter().map(|t| t.signer).collect();
+        signers.sort();
+        signers.dedup();
+        for tx in txs {
+            self.remove(&tx.hash());
+        }
+        for signer in signers {
+            let next = state.account(&signer).nonce;
+            let stale: Vec<Hash32> = match self.by_signer.get(&signer) {
+                Some(m) => m.range(..next).map(|(_, h)| *h).collect(),
+                None => continue,
+            };
+            for h in stale {
+                self.remove(&h);
+            }
+        }
+    }
+
+    fn remove(&mut self, hash: &Hash32) {
+        if let Some(e) = self.by_hash.remove(hash) {
+            self.bytes -= e.bytes;
+            if let Some(m) = self.by_signer.get_mut(&e.tx.signer) {
+                m.remove(&e.tx.nonce);
+                if m.is_empty() {
+                    self.by_signer.remove(&e.tx.signer);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alliance_protocol::fixtures::{demo_customer_key, demo_genesis};
+    use alliance_protocol::{Keypair, TxBody};
+
+    const CHAIN: &str = "mempool-test";
+
+    fn setup() -> (LedgerState, Vec<Keypair>) {
+        let (g, merchants) = demo_genesis(CHAIN, 2, 1_700_000_000_000);
+        (LedgerState::from_genesis(&g), merchants)
+    }
+
+    fn transfer(k: &Keypair, nonce: u64, amount: u64) -> Transaction {
+        let to = demo_customer_key(CHAIN, "bob").public();
+        Transaction::sign(
+            CHAIN,
+            k,
+            nonce,
+            TxBody::Transfer {
+                to,
+                amount,
+                memo: String::new(),
+            },
+        )
+    }
+
+    #[test]
+    fn admission_checks_and_errors() {
+        let (state, _) = setup();
+        let alice = demo_customer_key(CHAIN, "alice");
+        let mut pool = Mempool::new(
+            CHAIN,
+            MempoolLimits {
+                txs_max: 3,
+                bytes_max: 1 << 20,
+                per_signer_max: 2,
+            },
+        );
+        let t0 = transfer(&alice, 0, 1);
+        let h0 = pool.admit(t0.clone(), &state).unwrap();
+        assert_eq!(pool.admit(t0, &state), Err(AdmitError::Duplicate(h0)));
+        assert_eq!(
+            pool.admit(transfer(&alice, 0, 2), &state),
+            Err(AdmitError::NonceConflict(0))
+        );
+        assert_eq!(
+            pool.admit(transfer(&alice, 2, 1), &state),
+            Err(AdmitError::NonceTooFarAhead {
+                expected: 0,
+                got: 2,
+                window: 2
+            })
+        );
+        let mut bad = transfer(&alice, 1, 1);
+        bad.signature.0[0] ^= 1;
+        assert_eq!(pool.admit(bad, &state).unwrap_err().code(), "bad_signature");
+        let other_chain = Transaction::sign(
+            "other",
+            &alice,
+            1,
+            TxBody::Transfer {
+                to: alice.public(),
+                amount: 1,
+                memo: String::new(),
+            },
+        );
+        assert_eq!(
+            pool.admit(other_chain, &state).unwrap_err().code(),
+            "wrong_chain"
+        );
+        pool.admit(transfer(&alice, 1, 1), &state).unwrap();
+        pool.admit(transfer(&demo_customer_key(CHAIN, "carol"), 0, 1), &state)
+            .unwrap();
+        assert_eq!(
+            pool.admit(transfer(&demo_customer_key(CHAIN, "dave"), 0, 1), &state),
+            Err(AdmitError::Full)
+        );
+        assert_eq!(pool.len(), 3);
+    }
+
+    #[test]
+    fn candidates_are_consecutive_per_signer_and_committed_ones_leave() {
+        let (mut state, merchants) = setup();
+        let alice = demo_customer_key(CHAIN, "alice");
+        let carol = demo_customer_key(CHAIN, "carol");
+        // Fund alice so her transfers apply.
+        let fund = Transaction::sign(
+            CHAIN,
+            &merchants[0],
+            0,
+            TxBody::Issue {
+                to: alice.public(),
+                amount: 100,
+                reason: String::new(),
+                receipt_ref: "r".into(),
+            },
+        );
+        let (b, e) = state.build_block(vec![fund], 1_700_000_001_000, merchants[0].public());
+        state.commit(e);
+        let mut pool = Mempool::new(CHAIN, MempoolLimits::default());
+        pool.admit(transfer(&alice, 1, 1), &state).unwrap(); // gap: nonce 0 missing
+        pool.admit(transfer(&carol, 0, 1), &state).unwrap();
+        assert_eq!(
+            pool.candidates(&state, 10).len(),
+            1,
+            "alice's nonce 1 waits for nonce 0"
+        );
+        pool.admit(transfer(&alice, 0, 1), &state).unwrap();
+        let c = pool.candidates(&state, 10);
+        assert_eq!(
+            c.iter().map(|t| t.nonce).collect::<Vec<_>>(),
+            vec![0, 1, 0],
+            "alice first (oldest), in nonce order"
+        );
+        let (b2, e2) = state.build_block(c, b.header.timestamp_ms + 1_000, merchants[0].public());
+        assert_eq!(
+            b2.txs.len(),
+            2,
+            "carol has no points: her transfer does not apply"
+        );
+        state.commit(e2);
+        pool.remove_committed(&b2.txs, &state);
+        assert_eq!(pool.len(), 1);
+        assert!(pool.contains(&transfer(&carol, 0, 1).hash()));
+    }
+}
