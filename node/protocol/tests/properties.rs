@@ -153,7 +153,7 @@ impl World {
         tx
     }
 
-    fn to_tx(&mut self, op: &Op) -> Transaction {
+    fn make_tx(&mut self, op: &Op) -> Transaction {
         let c = self.customers.clone();
         let m = self.merchants.clone();
         match *op {
@@ -326,7 +326,7 @@ impl World {
                     min_redemption,
                     &mut next_proposal,
                 )),
-                _ => txs.push(self.to_tx(o)),
+                _ => txs.push(self.make_tx(o)),
             }
         }
         let time = self.state.tip().timestamp_ms + gap_ms;
