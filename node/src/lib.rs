@@ -5,7 +5,11 @@
 //! sled, key files, genesis tooling, and synthetic chains for tests.
 #![warn(missing_docs)]
 
+pub mod chain;
+pub mod config;
 pub mod keyfile;
 pub mod members;
+pub mod mempool;
+pub mod network;
 pub mod store;
 pub mod synth;

@@ -11,6 +11,7 @@
 //! | `t`    | tx hash                | [`TxLocation`]                         |
 //! | `s`    | encoded [`StateKey`]   | encoded [`StateValue`]                 |
 //! | `m`    | `genesis` / `tip`      | genesis hash / [`ChainTip`]            |
+//! | `v`    | view (u64 BE), kind    | this node's own [`SignedVote`]          |
 //!
 //! A commit writes the block, its indexes, the state changes and the new
 //! tip in one batch and then fsyncs; only then is it acknowledged. After a
@@ -24,7 +25,7 @@ use std::path::Path;
 use alliance_protocol::encoding::{self, DecodeError};
 use alliance_protocol::genesis::Genesis;
 use alliance_protocol::state::{ChainTip, Execution, LedgerState, StateKey, StateValue, TxOutcome};
-use alliance_protocol::{Certificate, FinalizedBlock, Hash32};
+use alliance_protocol::{Certificate, FinalizedBlock, Hash32, SignedVote, VoteKind};
 use serde::{Deserialize, Serialize};
 
 /// Where a transaction landed.
@@ -77,6 +78,7 @@ const BLOCK: u8 = b'b';
 const HASH: u8 = b'h';
 const TX: u8 = b't';
 const STATE: u8 = b's';
+const VOTE: u8 = b'v';
 /// Metadata keys all start with `m`.
 const META_GENESIS: &[u8] = b"mgenesis";
 const META_TIP: &[u8] = b"mtip";
@@ -304,6 +306,46 @@ impl Store {
         Ok(self.block(height)?.map(|fb| fb.certificate))
     }
 
+    /// Makes one of this node's own consensus votes durable (fsync) before
+    /// it is sent: after a restart the consensus core rereads them and never
+    /// signs anything conflicting.
+    pub fn persist_vote(&self, vote: &SignedVote) -> Result<(), StoreError> {
+        let kind = match vote.data.kind {
+            VoteKind::Notarize => 0u8,
+            VoteKind::Nullify => 1,
+            VoteKind::Finalize => 2,
+        };
+        let mut k = vec![VOTE];
+        k.extend_from_slice(&vote.data.view.to_be_bytes());
+        k.push(kind);
+        self.db.insert(k, encoding::encode(vote))?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// This node's persisted votes, by view.
+    pub fn votes(&self) -> Result<Vec<SignedVote>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([VOTE]) {
+            let (_, v) = item?;
+            out.push(decode(&v, "persisted vote")?);
+        }
+        Ok(out)
+    }
+
+    /// Forgets own votes of views below `view` (they can no longer conflict
+    /// with anything: those views are behind a finalized block).
+    pub fn prune_votes_below(&self, view: u64) -> Result<(), StoreError> {
+        let mut end = vec![VOTE];
+        end.extend_from_slice(&view.to_be_bytes());
+        let mut batch = sled::Batch::default();
+        for item in self.db.range(vec![VOTE]..end) {
+            batch.remove(item?.0);
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
     /// Writes raw bytes under a block key. Only for tamper tests and tools
     /// that must simulate corruption.
     #[doc(hidden)]
@@ -366,6 +408,34 @@ mod tests {
         let loc = store.tx_location(&tx.hash()).unwrap().unwrap();
         assert_eq!((loc.height, loc.index), (3, 0));
         assert_eq!(replay(&store, &genesis).unwrap().state_root(), root);
+    }
+
+    #[test]
+    fn votes_persist_and_prune() {
+        use alliance_protocol::{Keypair, VoteData};
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, _) = demo_genesis("store-test", 4, 1_700_000_000_000);
+        let key = Keypair::from_label("voter");
+        {
+            let (store, _) = Store::open(dir.path(), &genesis).unwrap();
+            for view in [3u64, 7, 300] {
+                let data = VoteData {
+                    kind: VoteKind::Notarize,
+                    view,
+                    height: 1,
+                    block_hash: Hash32([1; 32]),
+                };
+                store.persist_vote(&data.sign("store-test", &key)).unwrap();
+            }
+            store.prune_votes_below(7).unwrap();
+        }
+        let (store, _) = Store::open(dir.path(), &genesis).unwrap();
+        let views: Vec<u64> = store.votes().unwrap().iter().map(|v| v.data.view).collect();
+        assert_eq!(
+            views,
+            vec![7, 300],
+            "durable across reopen, ordered by view, pruned below 7"
+        );
     }
 
     #[test]

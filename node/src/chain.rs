@@ -1,0 +1,246 @@
+//! The application side of consensus: builds blocks when this node leads,
+//! judges proposed blocks, and commits finalized ones through the store.
+//!
+//! Consensus may ask about a block whose parent is notarized but not yet
+//! finalized; `ancestry` (oldest first) names the unfinalized blocks between
+//! the last finalized block and the parent. Executions of blocks this node
+//! built or verified are cached by hash, so the parent's state is the
+//! committed state plus those cached change sets, and a finalized block is
+//! never executed twice. The cache is bounded and pruned at each finalization.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use alliance_protocol::state::{BlockError, Execution, LedgerState, TxOutcome};
+use alliance_protocol::{Block, Certificate, FinalizedBlock, Hash32, PublicKey, Transaction};
+
+use crate::store::{Store, StoreError};
+
+/// Unfinalized executions kept at most. Simplex finalizes within a few views
+/// when the network is healthy; 256 covers long partitions of a few nodes
+/// without unbounded memory (an execution is a change set, not a state).
+pub const PENDING_EXECUTIONS_MAX: usize = 256;
+
+/// Why a proposed block is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The ledger rules refuse it.
+    #[error(transparent)]
+    Block(#[from] BlockError),
+    /// Its timestamp is too far ahead of our clock.
+    #[error("timestamp {got} ms is more than {drift} ms ahead of local time {now}")]
+    FromTheFuture {
+        /// Block time.
+        got: u64,
+        /// Local time.
+        now: u64,
+        /// Allowed drift.
+        drift: u64,
+    },
+    /// An ancestor is unknown or invalid (consensus should have fetched it).
+    #[error("ancestor {0} is not known")]
+    UnknownAncestor(Hash32),
+}
+
+/// Finalized state plus the store, and speculative executions.
+pub struct Chain {
+    store: Store,
+    state: LedgerState,
+    pending: HashMap<Hash32, Execution>,
+}
+
+impl Chain {
+    /// Wraps an opened store and its state.
+    pub fn new(store: Store, state: LedgerState) -> Self {
+        Chain {
+            store,
+            state,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// The finalized state.
+    pub fn state(&self) -> &LedgerState {
+        &self.state
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The state after `ancestry` (unfinalized blocks, oldest first) on top
+    /// of the finalized state. `None` for the finalized state itself.
+    fn state_after(&mut self, ancestry: &[Arc<Block>]) -> Result<Option<LedgerState>, VerifyError> {
+        if ancestry.is_empty() {
+            return Ok(None);
+        }
+        let mut state = self.state.clone();
+        for block in ancestry {
+            let hash = block.hash();
+            let exec = match self.pending.get(&hash) {
+                Some(e) => e.clone(),
+                None => state
+                    .execute(block)
+                    .map_err(|_| VerifyError::UnknownAncestor(hash))?,
+            };
+            state.commit(exec);
+        }
+        Ok(Some(state))
+    }
+
+    fn remember(&mut self, hash: Hash32, exec: Execution) {
+        if self.pending.len() >= PENDING_EXECUTIONS_MAX {
+            // Keep the lowest heights: those are the ones finalization needs next.
+            if let Some(worst) = self
+                .pending
+                .iter()
+                .max_by_key(|(_, e)| e.header.height)
+                .map(|(h, _)| *h)
+            {
+                self.pending.remove(&worst);
+            }
+        }
+        self.pending.insert(hash, exec);
+    }
+
+    /// Builds the next block on `ancestry` from `candidates` (the leader's
+    /// job). The timestamp is `now_ms`, or just after the parent's if our
+    /// clock is behind.
+    pub fn build(
+        &mut self,
+        ancestry: &[Arc<Block>],
+        candidates: Vec<Transaction>,
+        now_ms: u64,
+        proposer: PublicKey,
+    ) -> Result<Block, VerifyError> {
+        let spec = self.state_after(ancestry)?;
+        let base = spec.as_ref().unwrap_or(&self.state);
+        let timestamp = now_ms.max(base.tip().timestamp_ms + 1);
+        let (block, exec) = base.build_block(candidates, timestamp, proposer);
+        self.remember(block.hash(), exec);
+        Ok(block)
+    }
+
+    /// Judges a proposed block on `ancestry`: ledger rules, state root, and
+    /// a timestamp not too far ahead of our clock.
+    pub fn verify(
+        &mut self,
+        block: &Block,
+        ancestry: &[Arc<Block>],
+        now_ms: u64,
+    ) -> Result<(), VerifyError> {
+        let hash = block.hash();
+        if self.pending.contains_key(&hash) {
+            return Ok(());
+        }
+        let spec = self.state_after(ancestry)?;
+        let base = spec.as_ref().unwrap_or(&self.state);
+        let drift = base.params().timestamp_drift_max_ms;
+        if block.header.timestamp_ms > now_ms.saturating_add(drift) {
+            return Err(VerifyError::FromTheFuture {
+                got: block.header.timestamp_ms,
+                now: now_ms,
+                drift,
+            });
+        }
+        let exec = base.execute(block)?;
+        self.remember(hash, exec);
+        Ok(())
+    }
+
+    /// Commits a finalized block (durably, before returning) and returns its
+    /// transaction outcomes. Blocks must come in height order.
+    pub fn finalize(
+        &mut self,
+        block: &Block,
+        certificate: Certificate,
+    ) -> Result<Vec<TxOutcome>, FinalizeError> {
+        let hash = block.hash();
+        let exec = match self.pending.remove(&hash) {
+            Some(e) if e.header.prev_hash == self.state.tip().hash => e,
+            _ => self.state.execute(block)?,
+        };
+        let outcomes = exec.outcomes.clone();
+        let fb = FinalizedBlock {
+            block: block.clone(),
+            certificate,
+        };
+        self.store.commit(&exec, &fb)?;
+        self.state.commit(exec);
+        let height = self.state.tip().height;
+        self.pending.retain(|_, e| e.header.height > height);
+        Ok(outcomes)
+    }
+}
+
+/// Why a finalized block could not be committed. Either is fatal for the
+/// node: consensus finalized a block this node cannot apply or persist.
+#[derive(Debug, thiserror::Error)]
+pub enum FinalizeError {
+    /// The finalized block does not apply (a bug, or a Byzantine quorum).
+    #[error("finalized block does not apply: {0}")]
+    Block(#[from] BlockError),
+    /// The store failed (disk full, read-only...).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alliance_protocol::fixtures::{certify, demo_customer_key, demo_genesis};
+    use alliance_protocol::TxBody;
+
+    #[test]
+    fn build_verify_and_finalize_across_unfinalized_ancestry() {
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, keys) = demo_genesis("chain-test", 4, 1_700_000_000_000);
+        let (store, state) = Store::open(dir.path(), &genesis).unwrap();
+        let mut leader = Chain::new(store, state);
+        let dir2 = tempfile::tempdir().unwrap();
+        let (store2, state2) = Store::open(dir2.path(), &genesis).unwrap();
+        let mut follower = Chain::new(store2, state2);
+        let alice = demo_customer_key("chain-test", "alice");
+        let now = 1_700_000_100_000;
+
+        // Three blocks, each on the previous, none finalized yet.
+        let mut ancestry: Vec<Arc<Block>> = vec![];
+        for i in 0..3u64 {
+            let tx = Transaction::sign(
+                "chain-test",
+                &keys[0],
+                i,
+                TxBody::Issue {
+                    to: alice.public(),
+                    amount: 10,
+                    reason: String::new(),
+                    receipt_ref: format!("r{i}"),
+                },
+            );
+            let block = leader
+                .build(&ancestry, vec![tx], now + i, keys[0].public())
+                .unwrap();
+            assert_eq!(block.header.height, i + 1);
+            follower.verify(&block, &ancestry, now + i).unwrap();
+            ancestry.push(Arc::new(block));
+        }
+        // A block from the future is refused; a tampered one too.
+        let mut late = (*ancestry[0]).clone();
+        late.header.timestamp_ms = now + 60_000;
+        assert!(matches!(
+            follower.verify(&late, &[], now),
+            Err(VerifyError::FromTheFuture { .. }) | Err(VerifyError::Block(_))
+        ));
+
+        for block in &ancestry {
+            let cert = certify("chain-test", block, block.header.height, &keys);
+            let out = follower.finalize(block, cert.clone()).unwrap();
+            assert_eq!(out, vec![TxOutcome::Applied]);
+            leader.finalize(block, cert).unwrap();
+        }
+        assert_eq!(follower.state().account(&alice.public()).balance(), 30);
+        assert_eq!(follower.state().state_root(), leader.state().state_root());
+        assert!(follower.pending.is_empty());
+    }
+}
