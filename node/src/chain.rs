@@ -37,6 +37,10 @@ pub enum VerifyError {
         /// Allowed drift.
         drift: u64,
     },
+    /// An unfinalized ancestor changes the validator set: the next block
+    /// belongs to the next epoch and waits for that ancestor's finality.
+    #[error("ancestor {0} changes the validator set and is not final yet")]
+    EpochBoundary(Hash32),
     /// An ancestor is unknown or invalid (consensus should have fetched it).
     #[error("ancestor {0} is not known")]
     UnknownAncestor(Hash32),
@@ -72,10 +76,23 @@ impl Chain {
     /// The state after `ancestry` (unfinalized blocks, oldest first) on top
     /// of the finalized state. `None` for the finalized state itself.
     fn state_after(&mut self, ancestry: &[Arc<Block>]) -> Result<Option<LedgerState>, VerifyError> {
+        // Ancestors finalized since consensus asked are already in the state.
+        let tip = self.state.tip();
+        let finalized = ancestry
+            .iter()
+            .take_while(|b| b.header.height <= tip.height)
+            .count();
+        if let Some(last) = ancestry[..finalized].last() {
+            if last.header.height != tip.height || last.hash() != tip.hash {
+                return Err(VerifyError::UnknownAncestor(last.hash()));
+            }
+        }
+        let ancestry = &ancestry[finalized..];
         if ancestry.is_empty() {
             return Ok(None);
         }
         let mut state = self.state.clone();
+        let validators = state.validator_set();
         for block in ancestry {
             let hash = block.hash();
             let exec = match self.pending.get(&hash) {
@@ -85,6 +102,11 @@ impl Chain {
                     .map_err(|_| VerifyError::UnknownAncestor(hash))?,
             };
             state.commit(exec);
+            // One consensus core serves one validator set (an epoch): nothing
+            // may build on a block that changes the set until it is final.
+            if state.validator_set() != validators {
+                return Err(VerifyError::EpochBoundary(hash));
+            }
         }
         Ok(Some(state))
     }

@@ -104,6 +104,11 @@ impl NodeConfig {
         Ok(())
     }
 
+    /// Peer addresses as configured.
+    pub fn peer_addrs(&self) -> Vec<String> {
+        self.peers.clone()
+    }
+
     /// The TOML text `init` writes.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")

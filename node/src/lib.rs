@@ -5,11 +5,13 @@
 //! sled, key files, genesis tooling, and synthetic chains for tests.
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod chain;
 pub mod config;
 pub mod keyfile;
 pub mod members;
 pub mod mempool;
 pub mod network;
+pub mod runtime;
 pub mod store;
 pub mod synth;

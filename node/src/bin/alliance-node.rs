@@ -34,6 +34,8 @@ enum Command {
     /// Build or check a genesis file.
     #[command(subcommand)]
     Genesis(GenesisCommand),
+    /// Run this merchant's node.
+    Run(RunArgs),
     /// Run a local alliance with a demo (arrives with the networked node).
     Devnet,
     /// Append deterministic synthetic blocks to a demo chain's store, printing
@@ -66,6 +68,36 @@ enum Command {
     },
 }
 
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Node home (key file, config.toml, data).
+    #[arg(long)]
+    home: PathBuf,
+    /// The alliance's genesis file.
+    #[arg(long)]
+    genesis: PathBuf,
+    /// libp2p listen address (repeatable), e.g. /ip4/0.0.0.0/tcp/7400. Overrides config.toml.
+    #[arg(long)]
+    listen: Vec<String>,
+    /// Peer to connect to (repeatable), e.g. /ip4/10.0.0.2/tcp/7400. Overrides config.toml.
+    #[arg(long)]
+    peer: Vec<String>,
+    /// HTTP API address. Overrides config.toml (default 127.0.0.1:8080).
+    #[arg(long)]
+    api: Option<std::net::SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "human")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
 #[derive(Subcommand)]
 enum GenesisCommand {
     /// Build a genesis from a members file and validate it.
@@ -95,6 +127,10 @@ enum GenesisCommand {
         /// Where to write the genesis.
         #[arg(long)]
         out: PathBuf,
+        /// Also create one node home per merchant under this directory
+        /// (`node0`, `node1`, ...) holding its demo key.
+        #[arg(long)]
+        homes: Option<PathBuf>,
     },
 }
 
@@ -128,8 +164,22 @@ fn run(cli: Cli) -> Result<()> {
                 .with_context(|| format!("cannot create home {}", home.display()))?;
             let key = Keypair::generate();
             keyfile::create(&home.join(KEY_FILE), &key)?;
-            println!("created {}", home.join(KEY_FILE).display());
+            let config_path = home.join(alliance_node::config::CONFIG_FILE);
+            if !config_path.exists() {
+                let text = alliance_node::config::NodeConfig::default().to_toml();
+                std::fs::write(&config_path, text)
+                    .with_context(|| format!("cannot write {}", config_path.display()))?;
+            }
+            println!(
+                "created {} (mode 0600) and {}",
+                home.join(KEY_FILE).display(),
+                config_path.display()
+            );
             println!("merchant address: {}", key.public());
+            println!(
+                "libp2p peer id:   {}",
+                alliance_node::network::peer_id_of(&key.public())
+            );
         }
         Command::Genesis(GenesisCommand::Build { members, out }) => {
             let text = std::fs::read_to_string(&members)
@@ -159,13 +209,22 @@ fn run(cli: Cli) -> Result<()> {
             chain_id,
             validators,
             out,
+            homes,
         }) => {
             if validators == 0 || validators > 64 {
                 bail!("--validators must be 1..=64");
             }
-            let (genesis, _) = demo_genesis(&chain_id, validators, now_ms());
+            let (genesis, keys) = demo_genesis(&chain_id, validators, now_ms());
             genesis.validate()?;
             write_new(&out, &genesis.to_json())?;
+            if let Some(dir) = homes {
+                for (i, key) in keys.iter().enumerate() {
+                    let home = dir.join(format!("node{i}"));
+                    std::fs::create_dir_all(&home)
+                        .with_context(|| format!("cannot create {}", home.display()))?;
+                    keyfile::create(&home.join(KEY_FILE), key)?;
+                }
+            }
             println!(
                 "wrote {} (demo chain {}, hash {})",
                 out.display(),
@@ -173,6 +232,7 @@ fn run(cli: Cli) -> Result<()> {
                 genesis.hash()
             );
         }
+        Command::Run(args) => run_node(args)?,
         Command::Devnet => {
             println!("The networked node is not built yet (issue #4): `devnet` will start a local 4-merchant alliance here.");
             println!("Meanwhile: `cargo test` exercises the ledger core, and `alliance-node genesis demo --out g.json` then");
@@ -214,6 +274,129 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn run_node(args: RunArgs) -> Result<()> {
+    use alliance_node::config::NodeConfig;
+    use alliance_node::network::{Network, NetworkConfig};
+    use alliance_node::runtime::Driver;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,libp2p=warn,libp2p_gossipsub=error".into());
+    match args.log_format {
+        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(filter)
+            .init(),
+    }
+    if !args.home.is_dir() {
+        bail!(
+            "node home {} does not exist: create it with `alliance-node init --home {}`",
+            args.home.display(),
+            args.home.display()
+        );
+    }
+    let key = keyfile::load(&args.home.join(KEY_FILE))?;
+    let mut config = NodeConfig::load(&args.home)?;
+    if !args.listen.is_empty() {
+        config.listen = args.listen;
+    }
+    if !args.peer.is_empty() {
+        config.peers = args.peer;
+    }
+    if let Some(api) = args.api {
+        config.api = api;
+    }
+    let genesis = read_genesis(&args.genesis)?;
+    let (store, state) = Store::open(&args.home.join("db"), &genesis)?;
+    let parse = |list: &[String], what: &str| -> Result<Vec<libp2p::Multiaddr>> {
+        list.iter()
+            .map(|a| {
+                a.parse().with_context(|| {
+                    format!("{what} `{a}` is not a multiaddr (e.g. /ip4/127.0.0.1/tcp/7400)")
+                })
+            })
+            .collect()
+    };
+    let mut net_config = NetworkConfig::new(
+        key.seed(),
+        genesis.chain_id.clone(),
+        state
+            .validator_set()
+            .validators()
+            .iter()
+            .map(|v| v.key)
+            .collect(),
+    );
+    net_config.listen_addrs = parse(&config.listen, "listen address")?;
+    net_config.bootstrap_addrs = parse(&config.peer_addrs(), "peer address")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let (net, events) = Network::spawn(net_config).map_err(|e| match e {
+            alliance_node::network::NetworkError::Listen { addr, reason } => {
+                anyhow::anyhow!(
+                    "cannot listen on {addr} (port in use? pass --listen ADDR): {reason}"
+                )
+            }
+            other => anyhow::anyhow!("network: {other}"),
+        })?;
+        let api_listener = tokio::net::TcpListener::bind(config.api)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot bind the API to {} (in use? pass --api ADDR)",
+                    config.api
+                )
+            })?;
+        let api_addr = api_listener.local_addr()?;
+        let (driver, shared) = Driver::new(
+            genesis,
+            key.clone(),
+            config,
+            store,
+            state,
+            net.clone(),
+            events,
+        )?;
+        println!(
+            "node {} (peer id {}) api http://{}",
+            key.public(),
+            net.local_peer_id(),
+            api_addr
+        );
+        let router = alliance_node::api::router(shared);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(api_listener, router).await {
+                tracing::error!(error = %e, "API server stopped");
+            }
+        });
+        driver.run(shutdown_signal()).await
+    })
+}
+
+/// SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
 }
 
 fn main() -> ExitCode {

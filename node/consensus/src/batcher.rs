@@ -1,0 +1,141 @@
+//! Signature verification, kept apart from the protocol logic (Commonware
+//! calls this part the batcher). The core does every cheap structural check
+//! first and calls a [`Verifier`] only for signatures it would otherwise
+//! count, so a driver can plug in a parallel or batching implementation and
+//! the simulation can memoise results.
+
+use alliance_protocol::{
+    Certificate, Hash32, PublicKey, Signature, SignedVote, ValidatorSet, VoteData, VoteKind,
+};
+
+use crate::stats::DropReason;
+
+/// Checks ed25519 signatures over consensus votes.
+pub trait Verifier {
+    /// Whether every `(signer, signature)` in `signatures` is a valid
+    /// signature of `data` on `chain_id` (one entry for a vote, a quorum for
+    /// a certificate: an implementation may check them in parallel).
+    fn verify(
+        &mut self,
+        chain_id: &str,
+        data: &VoteData,
+        signatures: &[(PublicKey, Signature)],
+    ) -> bool;
+}
+
+/// The plain verifier: strict ed25519 checks one by one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ed25519Verifier;
+
+impl Verifier for Ed25519Verifier {
+    fn verify(
+        &mut self,
+        chain_id: &str,
+        data: &VoteData,
+        signatures: &[(PublicKey, Signature)],
+    ) -> bool {
+        let msg = data.signing_hash(chain_id);
+        signatures
+            .iter()
+            .all(|(signer, sig)| signer.verify(&msg.0, sig))
+    }
+}
+
+/// Whether vote data is internally consistent: a nullify signs height 0 and
+/// the zero hash; notarize and finalize sign a real block; view 0 is the
+/// genesis view and is never voted in.
+pub fn well_formed(data: &VoteData) -> bool {
+    if data.view == 0 {
+        return false;
+    }
+    match data.kind {
+        VoteKind::Nullify => data.height == 0 && data.block_hash == Hash32::ZERO,
+        VoteKind::Notarize | VoteKind::Finalize => {
+            data.height >= 1 && data.block_hash != Hash32::ZERO
+        }
+    }
+}
+
+/// Structural checks of a vote: signer is a validator, data well formed.
+pub fn check_vote(validators: &ValidatorSet, vote: &SignedVote) -> Result<(), DropReason> {
+    if !validators.contains(&vote.signer) {
+        return Err(DropReason::NotValidator);
+    }
+    if !well_formed(&vote.data) {
+        return Err(DropReason::Malformed);
+    }
+    Ok(())
+}
+
+/// Structural checks of a certificate: data well formed, signers distinct
+/// validators, at least `quorum` of them. `quorum` is the validator set's
+/// quorum except under the test-only `mutation` feature.
+pub fn check_certificate(
+    validators: &ValidatorSet,
+    quorum: usize,
+    cert: &Certificate,
+) -> Result<(), DropReason> {
+    if !well_formed(&cert.vote_data()) {
+        return Err(DropReason::Malformed);
+    }
+    match cert.check_signers(validators) {
+        Ok(()) => Ok(()),
+        Err(alliance_protocol::CertificateError::NotAValidator(_)) => Err(DropReason::NotValidator),
+        Err(alliance_protocol::CertificateError::TooFewSigners { got, .. }) if got >= quorum => {
+            Ok(())
+        }
+        Err(_) => Err(DropReason::Malformed),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alliance_protocol::{Keypair, MerchantId, Validator};
+
+    #[test]
+    fn well_formed_votes() {
+        let h = Hash32([1; 32]);
+        let n = |kind, view, height, block_hash| VoteData {
+            kind,
+            view,
+            height,
+            block_hash,
+        };
+        assert!(well_formed(&n(VoteKind::Nullify, 3, 0, Hash32::ZERO)));
+        assert!(!well_formed(&n(VoteKind::Nullify, 3, 0, h)));
+        assert!(!well_formed(&n(VoteKind::Nullify, 3, 1, Hash32::ZERO)));
+        assert!(well_formed(&n(VoteKind::Notarize, 3, 1, h)));
+        assert!(!well_formed(&n(VoteKind::Notarize, 3, 0, h)));
+        assert!(!well_formed(&n(VoteKind::Finalize, 3, 1, Hash32::ZERO)));
+        assert!(!well_formed(&n(VoteKind::Finalize, 0, 1, h)));
+    }
+
+    #[test]
+    fn ed25519_verifier_checks_chain_and_signer() {
+        let k = Keypair::from_label("a");
+        let data = VoteData {
+            kind: VoteKind::Notarize,
+            view: 1,
+            height: 1,
+            block_hash: Hash32([1; 32]),
+        };
+        let v = data.sign("c", &k);
+        let mut ver = Ed25519Verifier;
+        assert!(ver.verify("c", &data, &[(v.signer, v.signature)]));
+        assert!(!ver.verify("other", &data, &[(v.signer, v.signature)]));
+        assert!(!ver.verify(
+            "c",
+            &data,
+            &[(Keypair::from_label("b").public(), v.signature)]
+        ));
+        let set = ValidatorSet::new(vec![Validator {
+            id: MerchantId::new("a").unwrap(),
+            key: k.public(),
+        }])
+        .unwrap();
+        assert_eq!(check_vote(&set, &v), Ok(()));
+        let outsider = data.sign("c", &Keypair::from_label("b"));
+        assert_eq!(check_vote(&set, &outsider), Err(DropReason::NotValidator));
+    }
+}

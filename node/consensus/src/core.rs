@@ -1,0 +1,1570 @@
+//! The Simplex state machine: every consensus rule of the alliance is in
+//! this module (the double-sign rules are in [`crate::guard`], quorum
+//! certificate checks in the protocol crate).
+//!
+//! Rules, per view `v` with leader `L(v)` (round robin):
+//! 1. Enter `v` when a certificate (notarization, nullification or
+//!    finalization) of `v - 1` or later is seen; start the leader and
+//!    notarization timers.
+//! 2. `L(v)` proposes a block whose parent was notarized in some view `p < v`
+//!    (or is the last finalized block), with every view in `(p, v)`
+//!    nullified, at the parent's height + 1.
+//! 3. A validator notarizes only the first proposal of `L(v)` in `v`, only
+//!    if the rule of 2 holds, the application says the block is valid, and
+//!    it has not nullified `v`.
+//! 4. On a timer of `v` (no proposal voted in time, or `v` not notarized in
+//!    time), or on an invalid proposal, it nullifies `v`.
+//! 5. On seeing `v` notarized, if it has not nullified `v`, it finalizes
+//!    `v`'s block. Quorum finalize votes finalize the block and, implicitly,
+//!    its ancestors.
+//!
+//! A quorum is `n - f` ([`ValidatorSet::quorum`]): two quorums share an
+//! honest validator, which never signs two notarizes in a view nor both a
+//! nullify and a finalize of one view. So a view has at most one notarized
+//! block, and a finalized view is never nullified, so every later proposal
+//! that gathers a quorum extends the finalized block.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+use alliance_protocol::certificate::Equivocation;
+use alliance_protocol::{
+    Block, Certificate, Hash32, Keypair, PublicKey, SignedVote, ValidatorSet, VoteData, VoteKind,
+};
+
+use crate::batcher::{check_certificate, check_vote, Ed25519Verifier, Verifier};
+use crate::config::{
+    Anchor, Config, CATCH_UP_HEIGHTS_MAX, EVIDENCE_MAX, FETCHES_OUTSTANDING_MAX, FUTURE_VIEWS_MAX,
+    VIEW_WINDOW,
+};
+use crate::guard::{Check, VoteGuard};
+use crate::interface::{Input, Output, TimerId, TimerKind};
+use crate::message::{Message, Proposal};
+use crate::stats::{DropReason, Stats};
+use crate::tally::{Added, Tally};
+
+/// A parent chosen (leader) or required (proposal) for a view's block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parent {
+    view: u64,
+    height: u64,
+    hash: Hash32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    /// Waiting for the parent's certificates or ancestry.
+    Waiting,
+    /// Sent to the application.
+    Verifying,
+    /// Valid (or our own).
+    Valid,
+    /// Invalid: never voted for.
+    Invalid,
+}
+
+#[derive(Debug, Clone)]
+struct ProposalState {
+    hash: Hash32,
+    block: Arc<Block>,
+    parent_view: u64,
+    status: Status,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ViewState {
+    /// The first proposal of the leader (the only one ever voted for).
+    proposal: Option<ProposalState>,
+    /// As leader: the parent we asked the application to build on.
+    proposing: Option<Parent>,
+    tally: Tally,
+    notarization: Option<Certificate>,
+    nullification: Option<Certificate>,
+    finalization: Option<Certificate>,
+}
+
+impl ViewState {
+    /// The block notarized (or finalized) in this view: (height, hash).
+    fn notarized(&self) -> Option<(u64, Hash32)> {
+        self.notarization
+            .as_ref()
+            .or(self.finalization.as_ref())
+            .map(|c| (c.height, c.block_hash))
+    }
+}
+
+enum AncestryError {
+    /// Fetching a block.
+    Missing,
+    /// The chain does not lead to the last finalized block.
+    Conflict,
+}
+
+/// The consensus core of one node for one epoch. Pure: call
+/// [`Core::start`] once, then [`Core::handle`] for every input, and execute
+/// the returned outputs in order.
+pub struct Core<V: Verifier = Ed25519Verifier> {
+    chain_id: String,
+    key: Keypair,
+    me: PublicKey,
+    is_validator: bool,
+    validators: ValidatorSet,
+    leader_timeout_ms: u64,
+    notarization_timeout_ms: u64,
+    retry_ms: u64,
+    verifier: V,
+    guard: VoteGuard,
+    /// Current view.
+    view: u64,
+    /// View entered by [`Core::start`].
+    start_view: u64,
+    views: BTreeMap<u64, ViewState>,
+    /// Last finalized block emitted.
+    finalized: Anchor,
+    /// Its finalization certificate (None for the starting anchor).
+    finalized_cert: Option<Certificate>,
+    /// Highest finalization seen above `finalized`, not yet emitted
+    /// (blocks or certificates of its ancestry are being fetched).
+    target: Option<Certificate>,
+    /// Blocks above the last finalized height (proposals, built, fetched).
+    blocks: HashMap<Hash32, Arc<Block>>,
+    /// A quorum certificate per block hash above the last finalized height.
+    certified: HashMap<Hash32, Certificate>,
+    fetching: BTreeSet<Hash32>,
+    emit_dirty: bool,
+    evidence: VecDeque<Equivocation>,
+    accused: BTreeSet<(PublicKey, u64)>,
+    stats: Stats,
+    out: Vec<Output>,
+    #[cfg(feature = "mutation")]
+    mutation: Option<crate::config::Mutation>,
+}
+
+impl Core<Ed25519Verifier> {
+    /// A fresh core (no votes signed yet) starting after `anchor`.
+    pub fn new(config: Config, anchor: Anchor) -> Self {
+        Self::with_verifier(config, anchor, Ed25519Verifier)
+    }
+}
+
+impl<V: Verifier> Core<V> {
+    /// A fresh core with a chosen signature verifier.
+    pub fn with_verifier(config: Config, anchor: Anchor, verifier: V) -> Self {
+        Self::restore(config, anchor, Vec::new(), verifier)
+    }
+
+    /// A core restarted after a crash: `anchor` is the last finalized block
+    /// the node stored, `votes` every vote it persisted ([`Output::Persist`])
+    /// for views above `anchor.view` (older ones are ignored, so the driver
+    /// may prune them). The core will not sign anything conflicting with
+    /// them, and starts in the highest view it voted in (or `anchor.view + 1`).
+    pub fn restore(
+        config: Config,
+        anchor: Anchor,
+        votes: impl IntoIterator<Item = SignedVote>,
+        verifier: V,
+    ) -> Self {
+        let me = config.key.public();
+        let mut guard = VoteGuard::default();
+        let mut views: BTreeMap<u64, ViewState> = BTreeMap::new();
+        for vote in votes {
+            // Every vote above the anchor, however far: the node may have
+            // voted past this anchor's window (it knew a later finalization
+            // whose blocks it had not stored yet), and must remember it.
+            if vote.signer != me || vote.data.view <= anchor.view {
+                continue;
+            }
+            if guard.record(vote.clone()) {
+                views.entry(vote.data.view).or_default().tally.add(vote);
+            }
+        }
+        let start_view = guard
+            .highest_view()
+            .unwrap_or(0)
+            .clamp(anchor.view + 1, anchor.view + VIEW_WINDOW);
+        Core {
+            chain_id: config.chain_id,
+            is_validator: config.validators.contains(&me),
+            key: config.key,
+            me,
+            validators: config.validators,
+            leader_timeout_ms: config.leader_timeout_ms,
+            notarization_timeout_ms: config.notarization_timeout_ms,
+            retry_ms: config.retry_ms,
+            verifier,
+            guard,
+            view: anchor.view,
+            start_view,
+            views,
+            finalized: anchor,
+            finalized_cert: None,
+            target: None,
+            blocks: HashMap::new(),
+            certified: HashMap::new(),
+            fetching: BTreeSet::new(),
+            emit_dirty: false,
+            evidence: VecDeque::new(),
+            accused: BTreeSet::new(),
+            stats: Stats::default(),
+            out: Vec::new(),
+            #[cfg(feature = "mutation")]
+            mutation: None,
+        }
+    }
+
+    /// Test-only: breaks a safety rule on purpose (cargo feature `mutation`).
+    #[cfg(feature = "mutation")]
+    pub fn set_mutation(&mut self, mutation: crate::config::Mutation) {
+        self.mutation = Some(mutation);
+    }
+
+    /// Enters the first view. Call once, before any [`Core::handle`].
+    pub fn start(&mut self) -> Vec<Output> {
+        let view = self.start_view;
+        self.enter_view(view);
+        // Re-send what we had signed in this view before the restart (it may
+        // never have left the machine), and keep retrying if we had nullified.
+        for vote in self.guard.votes_in(view) {
+            self.out.push(Output::Broadcast(Message::Vote(vote)));
+        }
+        if self.guard.get(view, VoteKind::Nullify).is_some() {
+            self.set_timer(view, TimerKind::Retry, self.retry_ms);
+        }
+        let restored: Vec<VoteData> = self.views.values().flat_map(|s| s.tally_data()).collect();
+        for data in restored {
+            self.check_quorum(data);
+        }
+        self.step();
+        std::mem::take(&mut self.out)
+    }
+
+    /// Handles one input and returns what the driver must do, in order.
+    pub fn handle(&mut self, input: Input) -> Vec<Output> {
+        let result = match input {
+            Input::Message { from, message } => self.on_message(from, message),
+            Input::Timer(id) => {
+                self.on_timer(id);
+                Ok(())
+            }
+            Input::Built { view, block } => self.on_built(view, block),
+            Input::Verified {
+                view,
+                block_hash,
+                valid,
+            } => self.on_verified(view, block_hash, valid),
+            Input::Fetched { block, certificate } => self.on_fetched(block, certificate),
+        };
+        if let Err(reason) = result {
+            self.stats.record(reason);
+        }
+        self.step();
+        std::mem::take(&mut self.out)
+    }
+
+    /// The current view.
+    pub fn view(&self) -> u64 {
+        self.view
+    }
+
+    /// The last finalized block emitted.
+    pub fn finalized(&self) -> Anchor {
+        self.finalized
+    }
+
+    /// Drop and event counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Recent equivocation evidence, oldest first (at most `EVIDENCE_MAX`).
+    pub fn evidence(&self) -> impl Iterator<Item = &Equivocation> {
+        self.evidence.iter()
+    }
+
+    /// This epoch's validators.
+    pub fn validators(&self) -> &ValidatorSet {
+        &self.validators
+    }
+
+    /// This node's key.
+    pub fn public_key(&self) -> PublicKey {
+        self.me
+    }
+
+    // ---- helpers -----------------------------------------------------------
+
+    fn quorum(&self) -> usize {
+        #[cfg(feature = "mutation")]
+        if self.mutation == Some(crate::config::Mutation::WeakQuorum) {
+            return self.validators.max_faulty() + 1;
+        }
+        self.validators.quorum()
+    }
+
+    /// The settled view: the highest finalization known (emitted or not).
+    /// Nothing at or below it is voted on or kept.
+    fn floor(&self) -> u64 {
+        self.target.as_ref().map_or(self.finalized.view, |t| t.view)
+    }
+
+    /// The block of [`Core::floor`].
+    fn floor_parent(&self) -> Parent {
+        match &self.target {
+            Some(t) => Parent {
+                view: t.view,
+                height: t.height,
+                hash: t.block_hash,
+            },
+            None => Parent {
+                view: self.finalized.view,
+                height: self.finalized.height,
+                hash: self.finalized.hash,
+            },
+        }
+    }
+
+    fn floor_certificate(&self) -> Option<Certificate> {
+        self.target.clone().or_else(|| self.finalized_cert.clone())
+    }
+
+    fn set_timer(&mut self, view: u64, kind: TimerKind, after_ms: u64) {
+        self.out.push(Output::SetTimer {
+            id: TimerId { view, kind },
+            after_ms,
+        });
+    }
+
+    fn is_leader(&self, view: u64) -> bool {
+        self.validators.leader(view).key == self.me
+    }
+
+    fn verify_vote(&mut self, vote: &SignedVote) -> bool {
+        self.verifier
+            .verify(&self.chain_id, &vote.data, &[(vote.signer, vote.signature)])
+    }
+
+    fn verify_certificate(&mut self, cert: &Certificate) -> bool {
+        self.verifier
+            .verify(&self.chain_id, &cert.vote_data(), &cert.votes)
+    }
+
+    /// Votes and proposals are kept for views above the floor, up to a few
+    /// views ahead of ours and never beyond the window.
+    fn check_vote_view(&self, view: u64) -> Result<(), DropReason> {
+        let floor = self.floor();
+        if view <= floor {
+            return Err(DropReason::ViewTooOld);
+        }
+        if view > self.view + FUTURE_VIEWS_MAX || view > floor + VIEW_WINDOW {
+            return Err(DropReason::ViewTooFar);
+        }
+        Ok(())
+    }
+
+    // ---- network -----------------------------------------------------------
+
+    fn on_message(&mut self, from: PublicKey, message: Message) -> Result<(), DropReason> {
+        if !self.validators.contains(&from) {
+            return Err(DropReason::NotValidator);
+        }
+        match message {
+            Message::Proposal(p) => self.on_proposal(*p),
+            Message::Vote(v) => self.on_vote(from, v),
+            Message::Certificate(c) => self.on_certificate(c),
+        }
+    }
+
+    fn on_proposal(&mut self, p: Proposal) -> Result<(), DropReason> {
+        let Proposal {
+            view,
+            parent_view,
+            block,
+            vote,
+        } = p;
+        let hash = block.hash();
+        let expected = VoteData {
+            kind: VoteKind::Notarize,
+            view,
+            height: block.header.height,
+            block_hash: hash,
+        };
+        if vote.data != expected || parent_view >= view {
+            return Err(DropReason::Malformed);
+        }
+        check_vote(&self.validators, &vote)?;
+        let leader = self.validators.leader(view).key;
+        if vote.signer != leader || block.header.proposer != leader {
+            return Err(DropReason::NotLeader);
+        }
+        self.check_vote_view(view)?;
+        if let Some(existing) = self.views.get(&view).and_then(|s| s.proposal.as_ref()) {
+            if existing.hash == hash {
+                return Err(DropReason::Duplicate);
+            }
+        }
+        if !self.verify_vote(&vote) {
+            return Err(DropReason::BadSignature);
+        }
+        match self.tally_vote(vote) {
+            Added::New | Added::Duplicate => {}
+            Added::Conflict(..) => return Err(DropReason::Equivocation),
+        }
+        let block = Arc::new(block);
+        let state = self.views.entry(view).or_default();
+        if state.proposal.is_none() {
+            state.proposal = Some(ProposalState {
+                hash,
+                block: block.clone(),
+                parent_view,
+                status: Status::Waiting,
+            });
+            self.blocks.insert(hash, block);
+        }
+        self.check_quorum(expected);
+        Ok(())
+    }
+
+    fn on_vote(&mut self, from: PublicKey, vote: SignedVote) -> Result<(), DropReason> {
+        check_vote(&self.validators, &vote)?;
+        let view = vote.data.view;
+        // A nullify for a view we left is normal just after a view change;
+        // one two views back, or a retransmission, means the peer is stuck.
+        let stuck = view + 1 < self.view
+            || self
+                .views
+                .get(&view)
+                .is_some_and(|s| s.tally.contains(&vote));
+        if vote.data.kind == VoteKind::Nullify && view < self.view && stuck {
+            self.help_lagging(from, view);
+        }
+        self.check_vote_view(view)?;
+        if self
+            .views
+            .get(&view)
+            .is_some_and(|s| s.tally.contains(&vote))
+        {
+            return Err(DropReason::Duplicate);
+        }
+        if !self.verify_vote(&vote) {
+            return Err(DropReason::BadSignature);
+        }
+        let data = vote.data;
+        match self.tally_vote(vote) {
+            Added::Duplicate => Err(DropReason::Duplicate),
+            Added::Conflict(_, false) => Err(DropReason::Equivocation),
+            Added::New | Added::Conflict(_, true) => {
+                self.check_quorum(data);
+                Ok(())
+            }
+        }
+    }
+
+    /// A peer still nullifying a view we have left: send it the certificate
+    /// that moved us on, so it catches up without waiting for a broadcast.
+    fn help_lagging(&mut self, peer: PublicKey, view: u64) {
+        if peer == self.me {
+            return;
+        }
+        let cert = if view <= self.floor() {
+            self.floor_certificate()
+        } else {
+            self.views.get(&view).and_then(|s| {
+                s.finalization
+                    .clone()
+                    .or_else(|| s.notarization.clone())
+                    .or_else(|| s.nullification.clone())
+            })
+        };
+        if let Some(cert) = cert {
+            self.out.push(Output::Send {
+                to: peer,
+                message: Message::Certificate(cert),
+            });
+        }
+    }
+
+    fn on_certificate(&mut self, cert: Certificate) -> Result<(), DropReason> {
+        check_certificate(&self.validators, self.quorum(), &cert)?;
+        let view = cert.view;
+        let floor = self.floor();
+        if view <= floor {
+            return Err(DropReason::ViewTooOld);
+        }
+        let too_far = match cert.kind {
+            // A finalization settles everything below it: accept it from any
+            // view so a node that fell behind catches up in one step.
+            VoteKind::Finalize => cert.height > self.finalized.height + CATCH_UP_HEIGHTS_MAX,
+            VoteKind::Notarize | VoteKind::Nullify => view > floor + VIEW_WINDOW,
+        };
+        if too_far {
+            return Err(DropReason::ViewTooFar);
+        }
+        if let Some(state) = self.views.get(&view) {
+            let have = match cert.kind {
+                VoteKind::Notarize => state.notarization.as_ref(),
+                VoteKind::Nullify => state.nullification.as_ref(),
+                VoteKind::Finalize => state.finalization.as_ref(),
+            };
+            if let Some(have) = have {
+                if have.block_hash != cert.block_hash {
+                    self.stats.conflicting_certificates += 1;
+                }
+                return Err(DropReason::Duplicate);
+            }
+        }
+        if !self.verify_certificate(&cert) {
+            return Err(DropReason::BadSignature);
+        }
+        self.apply_certificate(cert);
+        Ok(())
+    }
+
+    fn on_fetched(&mut self, block: Block, cert: Certificate) -> Result<(), DropReason> {
+        let hash = block.hash();
+        if !self.fetching.contains(&hash) {
+            return Err(DropReason::Unrequested);
+        }
+        if cert.kind == VoteKind::Nullify
+            || cert.block_hash != hash
+            || cert.height != block.header.height
+        {
+            return Err(DropReason::Malformed);
+        }
+        check_certificate(&self.validators, self.quorum(), &cert)?;
+        if !self.verify_certificate(&cert) {
+            return Err(DropReason::BadSignature);
+        }
+        self.fetching.remove(&hash);
+        if block.header.height > self.finalized.height {
+            self.blocks.insert(hash, Arc::new(block));
+            if cert.kind == VoteKind::Finalize {
+                self.certified.insert(hash, cert.clone());
+            } else {
+                self.certified.entry(hash).or_insert_with(|| cert.clone());
+            }
+        }
+        self.emit_dirty = true;
+        if cert.kind == VoteKind::Finalize
+            && cert.view > self.floor()
+            && cert.height <= self.finalized.height + CATCH_UP_HEIGHTS_MAX
+        {
+            self.on_finalization(cert);
+        }
+        Ok(())
+    }
+
+    // ---- votes and certificates --------------------------------------------
+
+    /// Counts a vote whose signature is checked; records evidence.
+    fn tally_vote(&mut self, vote: SignedVote) -> Added {
+        let view = vote.data.view;
+        let added = self.views.entry(view).or_default().tally.add(vote);
+        if let Added::Conflict(ev, _) = &added {
+            self.record_evidence((**ev).clone());
+        }
+        added
+    }
+
+    fn record_evidence(&mut self, ev: Equivocation) {
+        self.stats.equivocations += 1;
+        if !self.accused.insert((ev.signer(), ev.first.data.view)) {
+            return;
+        }
+        if self.evidence.len() == EVIDENCE_MAX {
+            self.evidence.pop_front();
+        }
+        self.evidence.push_back(ev.clone());
+        self.out.push(Output::Evidence(ev));
+    }
+
+    /// Forms a certificate if the votes like `data` reach a quorum.
+    fn check_quorum(&mut self, data: VoteData) {
+        let q = self.quorum();
+        let Some(state) = self.views.get(&data.view) else {
+            return;
+        };
+        let have = match data.kind {
+            VoteKind::Notarize => state.notarization.is_some(),
+            VoteKind::Nullify => state.nullification.is_some(),
+            VoteKind::Finalize => state.finalization.is_some(),
+        };
+        if have || state.tally.count(data.kind, &data.block_hash) < q {
+            return;
+        }
+        if let Some(cert) = state.tally.certificate(data.kind, &data.block_hash) {
+            self.apply_certificate(cert);
+        }
+    }
+
+    fn apply_certificate(&mut self, cert: Certificate) {
+        match cert.kind {
+            VoteKind::Notarize => self.on_notarization(cert),
+            VoteKind::Nullify => self.on_nullification(cert),
+            VoteKind::Finalize => self.on_finalization(cert),
+        }
+    }
+
+    fn on_notarization(&mut self, cert: Certificate) {
+        let (view, height, hash) = (cert.view, cert.height, cert.block_hash);
+        self.views.entry(view).or_default().notarization = Some(cert.clone());
+        self.certified.entry(hash).or_insert_with(|| cert.clone());
+        self.emit_dirty = true;
+        if view >= self.view {
+            self.out.push(Output::Broadcast(Message::Certificate(cert)));
+            self.enter_view(view + 1);
+        }
+        // Rule 5: seen notarized and not nullified by us: finalize.
+        if self.guard.get(view, VoteKind::Nullify).is_none() {
+            self.cast(VoteData {
+                kind: VoteKind::Finalize,
+                view,
+                height,
+                block_hash: hash,
+            });
+        }
+    }
+
+    fn on_nullification(&mut self, cert: Certificate) {
+        let view = cert.view;
+        self.views.entry(view).or_default().nullification = Some(cert.clone());
+        if view >= self.view {
+            self.out.push(Output::Broadcast(Message::Certificate(cert)));
+            self.enter_view(view + 1);
+        }
+    }
+
+    fn on_finalization(&mut self, cert: Certificate) {
+        let view = cert.view;
+        if view <= self.floor() {
+            return;
+        }
+        self.certified.insert(cert.block_hash, cert.clone());
+        self.target = Some(cert.clone());
+        self.emit_dirty = true;
+        self.prune();
+        if view >= self.view {
+            self.out.push(Output::Broadcast(Message::Certificate(cert)));
+            self.enter_view(view + 1);
+        }
+    }
+
+    /// Signs, persists, sends and counts our vote, if the guard allows.
+    fn cast(&mut self, data: VoteData) {
+        if !self.is_validator || data.view <= self.floor() {
+            return;
+        }
+        match self.guard.check(&data) {
+            Check::Fresh => {
+                let vote = data.sign(&self.chain_id, &self.key);
+                self.guard.record(vote.clone());
+                self.out.push(Output::Persist(vote.clone()));
+                self.out
+                    .push(Output::Broadcast(Message::Vote(vote.clone())));
+                self.tally_vote(vote);
+                self.check_quorum(data);
+            }
+            Check::AlreadySigned(vote) => self.out.push(Output::Broadcast(Message::Vote(vote))),
+            Check::Refused(_) => self.stats.refused_to_sign += 1,
+        }
+    }
+
+    fn nullify(&mut self, view: u64) {
+        if !self.is_validator || self.guard.get(view, VoteKind::Finalize).is_some() {
+            return;
+        }
+        let first = self.guard.get(view, VoteKind::Nullify).is_none();
+        self.cast(VoteData {
+            kind: VoteKind::Nullify,
+            view,
+            height: 0,
+            block_hash: Hash32::ZERO,
+        });
+        if first {
+            self.set_timer(view, TimerKind::Retry, self.retry_ms);
+        }
+    }
+
+    // ---- views and timers --------------------------------------------------
+
+    fn enter_view(&mut self, view: u64) {
+        if view <= self.view || view > self.floor() + VIEW_WINDOW + 1 {
+            return;
+        }
+        self.view = view;
+        self.set_timer(view, TimerKind::Leader, self.leader_timeout_ms);
+        self.set_timer(view, TimerKind::Notarization, self.notarization_timeout_ms);
+    }
+
+    fn on_timer(&mut self, id: TimerId) {
+        // Timers are never cancelled; those of views we left are ignored.
+        if id.view != self.view {
+            return;
+        }
+        match id.kind {
+            TimerKind::Leader => {
+                if self.guard.get(id.view, VoteKind::Notarize).is_none() {
+                    self.nullify(id.view);
+                }
+            }
+            TimerKind::Notarization => self.nullify(id.view),
+            TimerKind::Retry => self.retry(id.view),
+        }
+    }
+
+    /// Stuck in `view` after nullifying it: messages may have been lost or a
+    /// partition may have healed. Re-send our votes and the certificates
+    /// that let others reach this view, and re-request missing blocks.
+    fn retry(&mut self, view: u64) {
+        for vote in self.guard.votes_in(view) {
+            self.out.push(Output::Broadcast(Message::Vote(vote)));
+        }
+        let previous = if view - 1 <= self.floor() {
+            None
+        } else {
+            self.views
+                .get(&(view - 1))
+                .and_then(|s| s.notarization.clone().or_else(|| s.nullification.clone()))
+        };
+        if let Some(cert) = previous {
+            self.out.push(Output::Broadcast(Message::Certificate(cert)));
+        }
+        if let Some(cert) = self.floor_certificate() {
+            self.out.push(Output::Broadcast(Message::Certificate(cert)));
+        }
+        self.fetching.clear();
+        self.emit_dirty = true;
+        self.set_timer(view, TimerKind::Retry, self.retry_ms);
+    }
+
+    // ---- application -------------------------------------------------------
+
+    fn on_built(&mut self, view: u64, block: Block) -> Result<(), DropReason> {
+        let parent = match self.views.get(&view) {
+            Some(s) if view == self.view && s.proposal.is_none() => {
+                s.proposing.ok_or(DropReason::Stale)?
+            }
+            _ => return Err(DropReason::Stale),
+        };
+        if self.guard.get(view, VoteKind::Notarize).is_some()
+            || self.guard.get(view, VoteKind::Nullify).is_some()
+        {
+            return Err(DropReason::Stale);
+        }
+        let h = &block.header;
+        if h.prev_hash != parent.hash || h.height != parent.height + 1 || h.proposer != self.me {
+            self.stats.bad_built_blocks += 1;
+            return Ok(());
+        }
+        let hash = block.hash();
+        let data = VoteData {
+            kind: VoteKind::Notarize,
+            view,
+            height: h.height,
+            block_hash: hash,
+        };
+        if self.guard.check(&data) != Check::Fresh {
+            self.stats.refused_to_sign += 1;
+            return Ok(());
+        }
+        let vote = data.sign(&self.chain_id, &self.key);
+        self.guard.record(vote.clone());
+        self.out.push(Output::Persist(vote.clone()));
+        let block = Arc::new(block);
+        self.blocks.insert(hash, block.clone());
+        let state = self.views.entry(view).or_default();
+        state.proposal = Some(ProposalState {
+            hash,
+            block: block.clone(),
+            parent_view: parent.view,
+            status: Status::Valid,
+        });
+        let proposal = Proposal {
+            view,
+            parent_view: parent.view,
+            block: (*block).clone(),
+            vote: vote.clone(),
+        };
+        self.out
+            .push(Output::Broadcast(Message::Proposal(Box::new(proposal))));
+        self.tally_vote(vote);
+        self.check_quorum(data);
+        Ok(())
+    }
+
+    fn on_verified(
+        &mut self,
+        view: u64,
+        block_hash: Hash32,
+        valid: bool,
+    ) -> Result<(), DropReason> {
+        let Some(p) = self.views.get_mut(&view).and_then(|s| s.proposal.as_mut()) else {
+            return Err(DropReason::Stale);
+        };
+        if p.hash != block_hash || p.status != Status::Verifying {
+            return Err(DropReason::Stale);
+        }
+        if !valid {
+            p.status = Status::Invalid;
+            self.stats.invalid_proposals += 1;
+            if view == self.view {
+                self.nullify(view);
+            }
+            return Ok(());
+        }
+        p.status = Status::Valid;
+        let height = p.block.header.height;
+        // Rule 3: only in the current view, only if we have not nullified it.
+        if view == self.view && self.guard.get(view, VoteKind::Nullify).is_none() {
+            self.cast(VoteData {
+                kind: VoteKind::Notarize,
+                view,
+                height,
+                block_hash,
+            });
+        }
+        Ok(())
+    }
+
+    // ---- progress ----------------------------------------------------------
+
+    /// Everything that may have become possible after an input.
+    fn step(&mut self) {
+        if self.emit_dirty {
+            self.emit_dirty = false;
+            self.try_emit();
+        }
+        self.try_propose();
+        self.try_verify();
+    }
+
+    /// Rule 2 (leader side): the parent for a proposal in `view`: the
+    /// notarized block of the latest view before `view` that is not
+    /// nullified, if every view in between is nullified. `None` while a
+    /// certificate is missing.
+    fn select_parent(&self, view: u64) -> Option<Parent> {
+        let floor = self.floor();
+        let mut w = view - 1;
+        while w > floor {
+            let state = self.views.get(&w)?;
+            if let Some((height, hash)) = state.notarized() {
+                return Some(Parent {
+                    view: w,
+                    height,
+                    hash,
+                });
+            }
+            state.nullification.as_ref()?;
+            w -= 1;
+        }
+        Some(self.floor_parent())
+    }
+
+    fn try_propose(&mut self) {
+        let view = self.view;
+        if !self.is_validator || !self.is_leader(view) {
+            return;
+        }
+        if self
+            .views
+            .get(&view)
+            .is_some_and(|s| s.proposing.is_some() || s.proposal.is_some())
+        {
+            return;
+        }
+        if self.guard.get(view, VoteKind::Notarize).is_some()
+            || self.guard.get(view, VoteKind::Nullify).is_some()
+        {
+            return;
+        }
+        let Some(parent) = self.select_parent(view) else {
+            return;
+        };
+        let Ok(ancestry) = self.ancestry(parent.hash, parent.height) else {
+            return;
+        };
+        self.views.entry(view).or_default().proposing = Some(parent);
+        self.out.push(Output::Propose {
+            view,
+            parent_height: parent.height,
+            parent_hash: parent.hash,
+            ancestry,
+        });
+    }
+
+    /// Rule 2 (voter side) for the current view's proposal, then ask the
+    /// application. Waits while certificates or ancestors are missing.
+    fn try_verify(&mut self) {
+        let view = self.view;
+        let Some(p) = self.views.get(&view).and_then(|s| s.proposal.as_ref()) else {
+            return;
+        };
+        if p.status != Status::Waiting
+            || self.guard.get(view, VoteKind::Notarize).is_some()
+            || self.guard.get(view, VoteKind::Nullify).is_some()
+        {
+            return;
+        }
+        let (parent_view, block) = (p.parent_view, p.block.clone());
+        let parent_hash = block.header.prev_hash;
+        let floor = self.floor_parent();
+        let parent_height = if parent_view < floor.view {
+            return self.reject(view);
+        } else if parent_view == floor.view {
+            if parent_hash != floor.hash {
+                return self.reject(view);
+            }
+            floor.height
+        } else {
+            match self.views.get(&parent_view).and_then(ViewState::notarized) {
+                Some((height, hash)) if hash == parent_hash => height,
+                Some(_) => return self.reject(view),
+                None => return,
+            }
+        };
+        if !(parent_view + 1..view).all(|w| {
+            self.views
+                .get(&w)
+                .is_some_and(|s| s.nullification.is_some())
+        }) {
+            return;
+        }
+        if block.header.height != parent_height + 1 {
+            return self.reject(view);
+        }
+        let ancestry = match self.ancestry(parent_hash, parent_height) {
+            Ok(a) => a,
+            Err(AncestryError::Missing) => return,
+            Err(AncestryError::Conflict) => return self.reject(view),
+        };
+        if let Some(p) = self.views.get_mut(&view).and_then(|s| s.proposal.as_mut()) {
+            p.status = Status::Verifying;
+        }
+        self.out.push(Output::Verify {
+            view,
+            block,
+            ancestry,
+        });
+    }
+
+    fn reject(&mut self, view: u64) {
+        if let Some(p) = self.views.get_mut(&view).and_then(|s| s.proposal.as_mut()) {
+            p.status = Status::Invalid;
+        }
+        self.stats.invalid_proposals += 1;
+        self.nullify(view);
+    }
+
+    /// Blocks after the last finalized one up to `hash`, oldest first;
+    /// fetches the first missing one.
+    fn ancestry(&mut self, hash: Hash32, height: u64) -> Result<Vec<Arc<Block>>, AncestryError> {
+        let mut chain = Vec::new();
+        let (mut hash, mut height) = (hash, height);
+        while height > self.finalized.height {
+            let Some(block) = self.blocks.get(&hash) else {
+                self.fetch(hash, height);
+                return Err(AncestryError::Missing);
+            };
+            if block.header.height != height {
+                return Err(AncestryError::Conflict);
+            }
+            chain.push(block.clone());
+            hash = block.header.prev_hash;
+            height -= 1;
+        }
+        if height != self.finalized.height || hash != self.finalized.hash {
+            return Err(AncestryError::Conflict);
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    fn fetch(&mut self, hash: Hash32, height: u64) {
+        if self.fetching.len() >= FETCHES_OUTSTANDING_MAX || !self.fetching.insert(hash) {
+            return;
+        }
+        self.out.push(Output::Fetch { hash, height });
+    }
+
+    /// Emits the target finalization and every ancestor not yet emitted,
+    /// in height order, once all their blocks and certificates are here.
+    fn try_emit(&mut self) {
+        let Some(target) = self.target.clone() else {
+            return;
+        };
+        let mut chain = Vec::new();
+        let (mut hash, mut height) = (target.block_hash, target.height);
+        while height > self.finalized.height {
+            let Some(block) = self.blocks.get(&hash).cloned() else {
+                self.fetch(hash, height);
+                return;
+            };
+            let cert = if hash == target.block_hash {
+                Some(target.clone())
+            } else {
+                self.certified.get(&hash).cloned()
+            };
+            let Some(cert) = cert else {
+                self.fetch(hash, height);
+                return;
+            };
+            if block.header.height != height {
+                self.stats.conflicting_certificates += 1;
+                return;
+            }
+            hash = block.header.prev_hash;
+            height -= 1;
+            chain.push((block, cert));
+        }
+        if height != self.finalized.height || hash != self.finalized.hash {
+            // A quorum certified a block that does not extend what we
+            // finalized: more than f validators are Byzantine. Never emit it.
+            self.stats.conflicting_certificates += 1;
+            self.target = None;
+            return;
+        }
+        for (block, certificate) in chain.into_iter().rev() {
+            self.out.push(Output::Finalized { block, certificate });
+        }
+        self.finalized = Anchor {
+            view: target.view,
+            height: target.height,
+            hash: target.block_hash,
+        };
+        self.finalized_cert = Some(target);
+        self.target = None;
+        self.prune();
+    }
+
+    /// Forgets everything at or below the settled view and height.
+    fn prune(&mut self) {
+        let floor = self.floor();
+        self.views = self.views.split_off(&(floor + 1));
+        self.guard.prune_through(floor);
+        self.accused.retain(|(_, v)| *v > floor);
+        let height = self.finalized.height;
+        self.blocks.retain(|_, b| b.header.height > height);
+        self.certified.retain(|_, c| c.height > height);
+    }
+}
+
+impl ViewState {
+    /// Data of every counted vote (used once after a restore).
+    fn tally_data(&self) -> Vec<VoteData> {
+        self.tally.all_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alliance_protocol::{BlockHeader, MerchantId, Validator};
+
+    const CHAIN: &str = "unit-chain";
+
+    fn keys(n: usize) -> Vec<Keypair> {
+        (0..n)
+            .map(|i| Keypair::from_label(&format!("unit/{i}")))
+            .collect()
+    }
+
+    fn set(keys: &[Keypair]) -> ValidatorSet {
+        ValidatorSet::new(
+            keys.iter()
+                .enumerate()
+                .map(|(i, k)| Validator {
+                    id: MerchantId::new(format!("m{i:02}")).unwrap(),
+                    key: k.public(),
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    const GENESIS: Hash32 = Hash32([9; 32]);
+
+    fn anchor() -> Anchor {
+        Anchor {
+            view: 0,
+            height: 0,
+            hash: GENESIS,
+        }
+    }
+
+    fn core(keys: &[Keypair], me: usize) -> Core {
+        Core::new(Config::new(CHAIN, keys[me].clone(), set(keys)), anchor())
+    }
+
+    fn block(proposer: &Keypair, height: u64, prev: Hash32, salt: u64) -> Block {
+        Block {
+            header: BlockHeader {
+                chain_id: CHAIN.into(),
+                height,
+                timestamp_ms: salt,
+                prev_hash: prev,
+                tx_count: 0,
+                tx_root: Hash32::ZERO,
+                state_root: Hash32::ZERO,
+                proposer: proposer.public(),
+                validator_set_hash: Hash32::ZERO,
+            },
+            txs: Vec::new(),
+        }
+    }
+
+    fn proposal(leader: &Keypair, view: u64, parent_view: u64, block: Block) -> Message {
+        let vote = VoteData {
+            kind: VoteKind::Notarize,
+            view,
+            height: block.header.height,
+            block_hash: block.hash(),
+        }
+        .sign(CHAIN, leader);
+        Message::Proposal(Box::new(Proposal {
+            view,
+            parent_view,
+            block,
+            vote,
+        }))
+    }
+
+    fn vote(k: &Keypair, kind: VoteKind, view: u64, height: u64, hash: Hash32) -> Message {
+        Message::Vote(
+            VoteData {
+                kind,
+                view,
+                height,
+                block_hash: hash,
+            }
+            .sign(CHAIN, k),
+        )
+    }
+
+    fn nullify(k: &Keypair, view: u64) -> Message {
+        vote(k, VoteKind::Nullify, view, 0, Hash32::ZERO)
+    }
+
+    fn msg(from: &Keypair, message: Message) -> Input {
+        Input::Message {
+            from: from.public(),
+            message,
+        }
+    }
+
+    fn own_votes(outs: &[Output]) -> Vec<VoteData> {
+        outs.iter()
+            .filter_map(|o| {
+                if let Output::Persist(v) = o {
+                    Some(v.data)
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn single_validator_finalizes_on_its_own_votes() {
+        let ks = keys(1);
+        let mut c = core(&ks, 0);
+        let outs = c.start();
+        let Some(Output::Propose {
+            view: 1,
+            parent_height: 0,
+            parent_hash,
+            ancestry,
+        }) = outs
+            .iter()
+            .find(|o| matches!(o, Output::Propose { .. }))
+            .cloned()
+        else {
+            panic!("no proposal request: {outs:?}")
+        };
+        assert_eq!((parent_hash, ancestry.len()), (GENESIS, 0));
+        let b = block(&ks[0], 1, GENESIS, 1);
+        let outs = c.handle(Input::Built {
+            view: 1,
+            block: b.clone(),
+        });
+        // Every own vote is persisted before anything that sends it.
+        let first_persist = outs
+            .iter()
+            .position(|o| matches!(o, Output::Persist(_)))
+            .unwrap();
+        let first_send = outs
+            .iter()
+            .position(|o| matches!(o, Output::Broadcast(_)))
+            .unwrap();
+        assert!(first_persist < first_send);
+        let finalized: Vec<_> = outs
+            .iter()
+            .filter_map(|o| {
+                if let Output::Finalized { block, certificate } = o {
+                    Some((block.clone(), certificate.clone()))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(finalized.len(), 1);
+        assert_eq!(finalized[0].0.hash(), b.hash());
+        assert_eq!(finalized[0].1.kind, VoteKind::Finalize);
+        assert_eq!(
+            finalized[0].1.verify(CHAIN, &set(&ks), 1, &b.hash()),
+            Ok(())
+        );
+        assert!(outs.iter().any(|o| matches!(
+            o,
+            Output::Propose {
+                view: 2,
+                parent_height: 1,
+                ..
+            }
+        )));
+        assert_eq!(c.finalized().height, 1);
+    }
+
+    #[test]
+    fn hostile_inputs_are_dropped_and_counted() {
+        let ks = keys(4);
+        let mut c = core(&ks, 0);
+        c.start();
+        let outsider = Keypair::from_label("outsider");
+        // Sender not a validator.
+        c.handle(msg(&outsider, nullify(&ks[1], 1)));
+        assert_eq!(c.stats().dropped_not_validator, 1);
+        // Signer not a validator.
+        c.handle(msg(&ks[1], nullify(&outsider, 1)));
+        assert_eq!(c.stats().dropped_not_validator, 2);
+        // Wrong chain id: the signature does not verify here.
+        let other_chain = VoteData {
+            kind: VoteKind::Nullify,
+            view: 1,
+            height: 0,
+            block_hash: Hash32::ZERO,
+        }
+        .sign("other", &ks[1]);
+        c.handle(msg(&ks[1], Message::Vote(other_chain)));
+        assert_eq!(c.stats().dropped_bad_signature, 1);
+        // Nullify carrying a block hash.
+        c.handle(msg(
+            &ks[1],
+            vote(&ks[1], VoteKind::Nullify, 1, 0, Hash32([1; 32])),
+        ));
+        assert_eq!(c.stats().dropped_malformed, 1);
+        // Duplicate.
+        c.handle(msg(&ks[1], nullify(&ks[1], 1)));
+        c.handle(msg(&ks[2], nullify(&ks[1], 1)));
+        assert_eq!(c.stats().dropped_duplicate, 1);
+        // Proposal from a validator that does not lead view 1 (ks[1] does).
+        c.handle(msg(
+            &ks[2],
+            proposal(&ks[2], 1, 0, block(&ks[2], 1, GENESIS, 1)),
+        ));
+        assert_eq!(c.stats().dropped_not_leader, 1);
+        // Far future.
+        c.handle(msg(&ks[1], nullify(&ks[1], 1 + FUTURE_VIEWS_MAX + 1)));
+        assert_eq!(c.stats().dropped_view_too_far, 1);
+        // A certificate below quorum.
+        let data = VoteData {
+            kind: VoteKind::Nullify,
+            view: 1,
+            height: 0,
+            block_hash: Hash32::ZERO,
+        };
+        let sig = ks[1].sign(&data.signing_hash(CHAIN).0);
+        c.handle(msg(
+            &ks[1],
+            Message::Certificate(Certificate::from_votes(
+                VoteKind::Nullify,
+                1,
+                0,
+                Hash32::ZERO,
+                [(ks[1].public(), sig)],
+            )),
+        ));
+        assert_eq!(c.stats().dropped_malformed, 2);
+        assert_eq!(c.view(), 1);
+    }
+
+    #[test]
+    fn quorum_of_nullifies_moves_to_the_next_view() {
+        let ks = keys(4);
+        let mut c = core(&ks, 0);
+        c.start();
+        c.handle(msg(&ks[1], nullify(&ks[1], 1)));
+        let outs = c.handle(msg(&ks[2], nullify(&ks[2], 1)));
+        assert_eq!(c.view(), 1, "2 of 4 is below the quorum of 3");
+        assert!(outs.is_empty());
+        let outs = c.handle(msg(&ks[3], nullify(&ks[3], 1)));
+        assert_eq!(c.view(), 2);
+        assert!(outs.iter().any(|o| matches!(o, Output::Broadcast(Message::Certificate(cert)) if cert.kind == VoteKind::Nullify && cert.votes.len() == 3)));
+        assert!(outs.iter().any(|o| matches!(
+            o,
+            Output::SetTimer {
+                id: TimerId {
+                    view: 2,
+                    kind: TimerKind::Leader
+                },
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn notarizes_valid_proposal_then_finalizes_on_notarization() {
+        let ks = keys(4);
+        let mut c = core(&ks, 0);
+        c.start();
+        let b = block(&ks[1], 1, GENESIS, 1);
+        let outs = c.handle(msg(&ks[1], proposal(&ks[1], 1, 0, b.clone())));
+        assert!(outs
+            .iter()
+            .any(|o| matches!(o, Output::Verify { view: 1, .. })));
+        let outs = c.handle(Input::Verified {
+            view: 1,
+            block_hash: b.hash(),
+            valid: true,
+        });
+        assert_eq!(
+            own_votes(&outs),
+            vec![VoteData {
+                kind: VoteKind::Notarize,
+                view: 1,
+                height: 1,
+                block_hash: b.hash()
+            }]
+        );
+        // Leader + us + one more: notarized; we finalize and move on.
+        let outs = c.handle(msg(
+            &ks[2],
+            vote(&ks[2], VoteKind::Notarize, 1, 1, b.hash()),
+        ));
+        assert_eq!(
+            own_votes(&outs),
+            vec![VoteData {
+                kind: VoteKind::Finalize,
+                view: 1,
+                height: 1,
+                block_hash: b.hash()
+            }]
+        );
+        assert_eq!(c.view(), 2);
+        c.handle(msg(
+            &ks[1],
+            vote(&ks[1], VoteKind::Finalize, 1, 1, b.hash()),
+        ));
+        let outs = c.handle(msg(
+            &ks[2],
+            vote(&ks[2], VoteKind::Finalize, 1, 1, b.hash()),
+        ));
+        assert!(outs.iter().any(|o| matches!(o, Output::Finalized { certificate, .. } if certificate.kind == VoteKind::Finalize)));
+        assert_eq!(c.finalized().height, 1);
+    }
+
+    #[test]
+    fn invalid_proposal_is_nullified_at_once() {
+        let ks = keys(4);
+        let mut c = core(&ks, 0);
+        c.start();
+        let b = block(&ks[1], 1, GENESIS, 1);
+        c.handle(msg(&ks[1], proposal(&ks[1], 1, 0, b.clone())));
+        let outs = c.handle(Input::Verified {
+            view: 1,
+            block_hash: b.hash(),
+            valid: false,
+        });
+        assert_eq!(
+            own_votes(&outs),
+            vec![VoteData {
+                kind: VoteKind::Nullify,
+                view: 1,
+                height: 0,
+                block_hash: Hash32::ZERO
+            }]
+        );
+        assert_eq!(c.stats().invalid_proposals, 1);
+        // A proposal whose parent is not the finalized block is rejected
+        // without asking the application.
+        let mut c = core(&ks, 0);
+        c.start();
+        let outs = c.handle(msg(
+            &ks[1],
+            proposal(&ks[1], 1, 0, block(&ks[1], 1, Hash32([7; 32]), 1)),
+        ));
+        assert!(!outs.iter().any(|o| matches!(o, Output::Verify { .. })));
+        assert_eq!(c.stats().invalid_proposals, 1);
+    }
+
+    #[test]
+    fn equivocating_leader_is_detected() {
+        let ks = keys(4);
+        let mut c = core(&ks, 0);
+        c.start();
+        c.handle(msg(
+            &ks[1],
+            proposal(&ks[1], 1, 0, block(&ks[1], 1, GENESIS, 1)),
+        ));
+        let outs = c.handle(msg(
+            &ks[1],
+            proposal(&ks[1], 1, 0, block(&ks[1], 1, GENESIS, 2)),
+        ));
+        let ev = outs
+            .iter()
+            .find_map(|o| {
+                if let Output::Evidence(e) = o {
+                    Some(e.clone())
+                } else {
+                    None
+                }
+            })
+            .expect("evidence");
+        assert!(ev.verify(CHAIN, &set(&ks)));
+        assert_eq!(ev.signer(), ks[1].public());
+        assert_eq!(c.evidence().count(), 1);
+        assert_eq!(c.stats().dropped_equivocation, 1);
+        // Finalize after nullify from one validator is evidence too.
+        c.handle(msg(&ks[2], nullify(&ks[2], 1)));
+        let outs = c.handle(msg(
+            &ks[2],
+            vote(&ks[2], VoteKind::Finalize, 1, 1, Hash32([3; 32])),
+        ));
+        assert!(outs.iter().any(|o| matches!(o, Output::Evidence(_))));
+        assert_eq!(c.evidence().count(), 2);
+    }
+
+    #[test]
+    fn restored_core_never_signs_conflicting_votes() {
+        let ks = keys(4);
+        let cfg = Config::new(CHAIN, ks[0].clone(), set(&ks));
+        let a = block(&ks[1], 1, GENESIS, 1);
+        let b = block(&ks[1], 1, GENESIS, 2);
+        // Before the crash: notarized A in view 1, nullified view 1.
+        let persisted = vec![
+            VoteData {
+                kind: VoteKind::Notarize,
+                view: 1,
+                height: 1,
+                block_hash: a.hash(),
+            }
+            .sign(CHAIN, &ks[0]),
+            VoteData {
+                kind: VoteKind::Nullify,
+                view: 1,
+                height: 0,
+                block_hash: Hash32::ZERO,
+            }
+            .sign(CHAIN, &ks[0]),
+        ];
+        let mut c = Core::restore(cfg.clone(), anchor(), persisted, Ed25519Verifier);
+        let outs = c.start();
+        // The persisted votes are re-sent, not re-signed.
+        assert!(own_votes(&outs).is_empty());
+        assert_eq!(
+            outs.iter()
+                .filter(|o| matches!(o, Output::Broadcast(Message::Vote(_))))
+                .count(),
+            2
+        );
+        // The leader's other proposal B is never verified or voted for.
+        let outs = c.handle(msg(&ks[1], proposal(&ks[1], 1, 0, b.clone())));
+        assert!(own_votes(&outs).is_empty());
+        // A notarized in view 1 (which we nullified): no finalize vote.
+        // (The leader's A proposal now conflicts with B and is not counted:
+        // our restored vote and two others notarize A.)
+        c.handle(msg(
+            &ks[2],
+            vote(&ks[2], VoteKind::Notarize, 1, 1, a.hash()),
+        ));
+        let outs = c.handle(msg(
+            &ks[3],
+            vote(&ks[3], VoteKind::Notarize, 1, 1, a.hash()),
+        ));
+        assert_eq!(c.view(), 2);
+        assert!(
+            own_votes(&outs).is_empty(),
+            "finalize after nullify: {outs:?}"
+        );
+
+        // Finalized view 2 before the crash: never nullify it afterwards.
+        let persisted = vec![VoteData {
+            kind: VoteKind::Finalize,
+            view: 2,
+            height: 1,
+            block_hash: a.hash(),
+        }
+        .sign(CHAIN, &ks[0])];
+        let mut c = Core::restore(cfg, anchor(), persisted, Ed25519Verifier);
+        c.start();
+        assert_eq!(c.view(), 2);
+        let outs = c.handle(Input::Timer(TimerId {
+            view: 2,
+            kind: TimerKind::Notarization,
+        }));
+        assert!(own_votes(&outs).is_empty());
+        assert_eq!(c.stats().refused_to_sign, 0, "the core must not even try");
+    }
+
+    #[test]
+    fn lagging_node_catches_up_by_fetching_ancestors() {
+        let ks = keys(4);
+        let mut c = core(&ks, 0);
+        c.start();
+        let b1 = block(&ks[1], 1, GENESIS, 1);
+        let b2 = block(&ks[2], 2, b1.hash(), 2);
+        let certify = |kind, view, b: &Block| {
+            let data = VoteData {
+                kind,
+                view,
+                height: b.header.height,
+                block_hash: b.hash(),
+            };
+            let d = data.signing_hash(CHAIN);
+            Certificate::from_votes(
+                kind,
+                view,
+                data.height,
+                data.block_hash,
+                ks[1..].iter().map(|k| (k.public(), k.sign(&d.0))),
+            )
+        };
+        let outs = c.handle(msg(
+            &ks[1],
+            Message::Certificate(certify(VoteKind::Finalize, 2, &b2)),
+        ));
+        assert_eq!(c.view(), 3);
+        assert!(outs
+            .iter()
+            .any(|o| matches!(o, Output::Fetch { height: 2, .. })));
+        let outs = c.handle(Input::Fetched {
+            block: b2.clone(),
+            certificate: certify(VoteKind::Finalize, 2, &b2),
+        });
+        assert!(outs
+            .iter()
+            .any(|o| matches!(o, Output::Fetch { height: 1, .. })));
+        // An unrequested block is dropped.
+        c.handle(Input::Fetched {
+            block: b2.clone(),
+            certificate: certify(VoteKind::Finalize, 2, &b2),
+        });
+        assert_eq!(c.stats().dropped_unrequested, 1);
+        let outs = c.handle(Input::Fetched {
+            block: b1.clone(),
+            certificate: certify(VoteKind::Notarize, 1, &b1),
+        });
+        let emitted: Vec<(u64, VoteKind)> = outs
+            .iter()
+            .filter_map(|o| {
+                if let Output::Finalized { block, certificate } = o {
+                    Some((block.header.height, certificate.kind))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(
+            emitted,
+            vec![(1, VoteKind::Notarize), (2, VoteKind::Finalize)]
+        );
+    }
+}

@@ -1,0 +1,825 @@
+//! The running node: one driver task that owns the consensus core and feeds
+//! it network messages, timers and the application's verdicts, and executes
+//! what it returns (persist, send, build, verify, fetch, commit). The HTTP
+//! API runs beside it and shares the chain and mempool through [`Shared`].
+//!
+//! Control flow lives here; decisions live in the pure cores
+//! (`alliance_consensus::Core`, `alliance_protocol::state`) and in
+//! [`crate::chain::Chain`] and [`crate::mempool::Mempool`].
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use alliance_consensus::{Anchor, Config as CoreConfig, Core, Input, Message, Output, TimerId};
+use alliance_protocol::genesis::Genesis;
+use alliance_protocol::{
+    Certificate, FinalizedBlock, Keypair, PublicKey, Transaction, ValidatorSet, VoteKind,
+};
+use libp2p::PeerId;
+use tokio::sync::{broadcast, mpsc};
+
+use crate::chain::Chain;
+use crate::config::NodeConfig;
+use crate::mempool::{AdmitError, Mempool, MempoolLimits};
+use crate::network::{
+    Misbehaviour, NetworkEvent, NetworkHandle, SyncRequest, SyncResponse, Verdict,
+};
+use crate::store::Store;
+
+/// Blocks asked for per sync request (the network caps responses at 256).
+const SYNC_BATCH: u32 = 128;
+/// A node this many heights behind a peer syncs in bulk instead of waiting
+/// for consensus to fetch blocks one by one.
+const SYNC_GAP_MIN: u64 = 3;
+/// How often a node asks a peer for its tip.
+const SYNC_POLL: Duration = Duration::from_millis(1_000);
+/// Driver tick: checks pending proposals and sync.
+const TICK: Duration = Duration::from_millis(20);
+/// Finalized-block notifications buffered for slow subscribers (the API's
+/// event stream); a subscriber that falls further behind skips ahead.
+const FINALIZED_CHANNEL_LEN: usize = 256;
+/// Timer firings queued at most.
+const TIMER_QUEUE_LEN: usize = 1_024;
+
+/// Milliseconds since the Unix epoch. The only clock of the node.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// What the driver knows that the API shows.
+#[derive(Debug, Clone, Default)]
+pub struct NodeStatus {
+    /// Current consensus view.
+    pub view: u64,
+    /// Whether this node is a validator of the current epoch.
+    pub is_validator: bool,
+    /// Connected peers: (peer id, alliance key, member).
+    pub peers: Vec<(String, Option<PublicKey>, bool)>,
+    /// Highest tip height reported by a peer.
+    pub best_peer_height: u64,
+    /// Finalized transactions since start.
+    pub finalized_txs: u64,
+    /// Consensus counters (drops by reason, equivocations...).
+    pub consensus: alliance_consensus::Stats,
+    /// Equivocations seen (kept by the core).
+    pub equivocations: usize,
+}
+
+/// State shared between the driver and the HTTP API.
+pub struct Shared {
+    /// Chain id.
+    pub chain_id: String,
+    /// Genesis.
+    pub genesis: Genesis,
+    /// Finalized chain and store.
+    pub chain: RwLock<Chain>,
+    /// Pending transactions.
+    pub mempool: Mutex<Mempool>,
+    /// Driver status.
+    pub status: RwLock<NodeStatus>,
+    /// Newly finalized blocks (height order).
+    pub finalized: broadcast::Sender<Arc<FinalizedBlock>>,
+    /// The network, for publishing admitted transactions.
+    pub network: NetworkHandle,
+}
+
+impl Shared {
+    /// Admits a transaction to the mempool and gossips it.
+    pub async fn submit(&self, tx: Transaction) -> Result<alliance_protocol::Hash32, AdmitError> {
+        let bytes = tx.to_bytes();
+        let hash = {
+            let chain = self.chain.read().unwrap_or_else(|e| e.into_inner());
+            let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+            pool.admit(tx, chain.state())?
+        };
+        if let Err(e) = self.network.publish_transaction(bytes).await {
+            tracing::warn!(error = %e, "could not gossip a submitted transaction");
+        }
+        Ok(hash)
+    }
+}
+
+/// A request from consensus to build a block, waiting for its moment.
+struct PendingProposal {
+    view: u64,
+    ancestry: Vec<Arc<alliance_protocol::Block>>,
+    not_before_ms: u64,
+    empty_after_ms: u64,
+}
+
+/// Result of a background sync exchange.
+enum SyncResult {
+    Status {
+        peer: PeerId,
+        height: u64,
+    },
+    Blocks {
+        peer: PeerId,
+        blocks: Vec<Vec<u8>>,
+    },
+    Fetched {
+        peer: PeerId,
+        hash: alliance_protocol::Hash32,
+        blocks: Vec<Vec<u8>>,
+    },
+    Failed,
+}
+
+/// The driver: owns the consensus core.
+pub struct Driver {
+    shared: Arc<Shared>,
+    key: Keypair,
+    config: NodeConfig,
+    core: Core,
+    net: NetworkHandle,
+    events: mpsc::Receiver<NetworkEvent>,
+    timer_tx: mpsc::Sender<TimerId>,
+    timer_rx: mpsc::Receiver<TimerId>,
+    sync_tx: mpsc::Sender<SyncResult>,
+    sync_rx: mpsc::Receiver<SyncResult>,
+    sync_in_flight: bool,
+    last_sync_poll: std::time::Instant,
+    pending: Option<PendingProposal>,
+    peers: HashMap<PeerId, (Option<PublicKey>, bool)>,
+}
+
+fn core_config(
+    shared: &Shared,
+    key: &Keypair,
+    config: &NodeConfig,
+    validators: ValidatorSet,
+) -> CoreConfig {
+    let mut c = CoreConfig::new(shared.chain_id.clone(), key.clone(), validators);
+    c.leader_timeout_ms = config.leader_timeout_ms;
+    c.notarization_timeout_ms = config.notarization_timeout_ms;
+    c
+}
+
+/// The anchor (last finalized block) of a chain, for the consensus core.
+fn anchor_of(chain: &Chain) -> Anchor {
+    let tip = chain.state().tip();
+    let view = match chain.store().certificate(tip.height) {
+        Ok(Some(cert)) => cert.view,
+        _ => 0,
+    };
+    Anchor {
+        view,
+        height: tip.height,
+        hash: tip.hash,
+    }
+}
+
+impl Driver {
+    /// Opens everything and builds the driver. `store` and its state come
+    /// from [`Store::open`].
+    pub fn new(
+        genesis: Genesis,
+        key: Keypair,
+        config: NodeConfig,
+        store: Store,
+        state: alliance_protocol::state::LedgerState,
+        net: NetworkHandle,
+        events: mpsc::Receiver<NetworkEvent>,
+    ) -> Result<(Self, Arc<Shared>), crate::store::StoreError> {
+        let chain_id = genesis.chain_id.clone();
+        let votes = store.votes()?;
+        let chain = Chain::new(store, state);
+        let validators = chain.state().validator_set();
+        let mempool = Mempool::new(
+            &chain_id,
+            MempoolLimits {
+                txs_max: config.mempool_txs_max,
+                ..MempoolLimits::default()
+            },
+        );
+        let (finalized, _) = broadcast::channel(FINALIZED_CHANNEL_LEN);
+        let anchor = anchor_of(&chain);
+        let shared = Arc::new(Shared {
+            chain_id,
+            genesis,
+            chain: RwLock::new(chain),
+            mempool: Mutex::new(mempool),
+            status: RwLock::new(NodeStatus::default()),
+            finalized,
+            network: net.clone(),
+        });
+        let core = Core::restore(
+            core_config(&shared, &key, &config, validators),
+            anchor,
+            votes,
+            alliance_consensus::Ed25519Verifier,
+        );
+        let (timer_tx, timer_rx) = mpsc::channel(TIMER_QUEUE_LEN);
+        let (sync_tx, sync_rx) = mpsc::channel(16);
+        let driver = Driver {
+            shared: shared.clone(),
+            key,
+            config,
+            core,
+            net,
+            events,
+            timer_tx,
+            timer_rx,
+            sync_tx,
+            sync_rx,
+            sync_in_flight: false,
+            last_sync_poll: std::time::Instant::now() - SYNC_POLL,
+            pending: None,
+            peers: HashMap::new(),
+        };
+        Ok((driver, shared))
+    }
+
+    /// Runs until `shutdown` resolves. A commit in progress always completes
+    /// first: the loop handles one event at a time.
+    pub async fn run(
+        mut self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        tokio::pin!(shutdown);
+        let outputs = self.core.start();
+        self.execute(outputs).await?;
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(event) = self.events.recv() => self.on_network(event).await?,
+                Some(id) = self.timer_rx.recv() => {
+                    let out = self.core.handle(Input::Timer(id));
+                    self.execute(out).await?;
+                }
+                Some(result) = self.sync_rx.recv() => self.on_sync(result).await?,
+                _ = tick.tick() => self.on_tick().await?,
+            }
+        }
+        tracing::info!("shutting down");
+        let _ = self.net.shutdown().await;
+        Ok(())
+    }
+
+    fn update_status(&self) {
+        let mut s = self
+            .shared
+            .status
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        s.view = self.core.view();
+        s.is_validator = self.core.validators().contains(&self.key.public());
+        s.peers = self
+            .peers
+            .iter()
+            .map(|(p, (k, m))| (p.to_string(), *k, *m))
+            .collect();
+        s.consensus = self.core.stats().clone();
+        s.equivocations = self.core.evidence().count();
+    }
+
+    async fn on_tick(&mut self) -> anyhow::Result<()> {
+        let now = now_ms();
+        let ready = match &self.pending {
+            Some(p) => {
+                let has_txs = !self
+                    .shared
+                    .mempool
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .is_empty();
+                (now >= p.not_before_ms && has_txs) || now >= p.empty_after_ms
+            }
+            None => false,
+        };
+        if ready {
+            if let Some(p) = self.pending.take() {
+                self.build(p).await?;
+            }
+        }
+        if !self.sync_in_flight && self.last_sync_poll.elapsed() >= SYNC_POLL {
+            self.last_sync_poll = std::time::Instant::now();
+            self.poll_sync();
+        }
+        self.update_status();
+        Ok(())
+    }
+
+    async fn build(&mut self, p: PendingProposal) -> anyhow::Result<()> {
+        let block = {
+            let mut chain = self.shared.chain.write().unwrap_or_else(|e| e.into_inner());
+            let limit = self
+                .config
+                .block_txs_max
+                .min(chain.state().params().block_txs_max) as usize;
+            let candidates = self
+                .shared
+                .mempool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .candidates(chain.state(), limit);
+            chain.build(&p.ancestry, candidates, now_ms(), self.key.public())
+        };
+        match block {
+            Ok(block) => {
+                let out = self.core.handle(Input::Built {
+                    view: p.view,
+                    block,
+                });
+                self.execute(out).await
+            }
+            Err(e) => {
+                tracing::warn!(view = p.view, error = %e, "cannot build on the requested parent");
+                Ok(())
+            }
+        }
+    }
+
+    /// Carries out the core's outputs in order. Inputs produced on the way
+    /// (verdicts) are fed back and their outputs follow.
+    async fn execute(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
+        let mut queue: VecDeque<Output> = outputs.into();
+        while let Some(output) = queue.pop_front() {
+            match output {
+                Output::Persist(vote) => {
+                    let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
+                    chain.store().persist_vote(&vote)?;
+                }
+                Output::Broadcast(message) | Output::Send { message, .. } => {
+                    if let Err(e) = self.net.publish_consensus(message.to_bytes()).await {
+                        tracing::warn!(error = %e, "cannot publish a consensus message");
+                    }
+                }
+                Output::SetTimer { id, after_ms } => {
+                    let tx = self.timer_tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+                        let _ = tx.send(id).await;
+                    });
+                }
+                Output::Propose { view, ancestry, .. } => {
+                    let parent_ts = ancestry
+                        .last()
+                        .map(|b| b.header.timestamp_ms)
+                        .unwrap_or_else(|| {
+                            self.shared
+                                .chain
+                                .read()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .state()
+                                .tip()
+                                .timestamp_ms
+                        });
+                    // Wait for the block interval; propose an empty block
+                    // well before the leader timeout so an idle chain stays live.
+                    self.pending = Some(PendingProposal {
+                        view,
+                        ancestry,
+                        not_before_ms: parent_ts + self.config.block_interval_ms,
+                        empty_after_ms: now_ms() + self.config.leader_timeout_ms / 2,
+                    });
+                }
+                Output::Verify {
+                    view,
+                    block,
+                    ancestry,
+                } => {
+                    let verdict = {
+                        let mut chain =
+                            self.shared.chain.write().unwrap_or_else(|e| e.into_inner());
+                        chain.verify(&block, &ancestry, now_ms())
+                    };
+                    if let Err(e) = &verdict {
+                        tracing::warn!(view, height = block.header.height, error = %e, "refusing a proposed block");
+                    }
+                    let input = Input::Verified {
+                        view,
+                        block_hash: block.hash(),
+                        valid: verdict.is_ok(),
+                    };
+                    queue.extend(self.core.handle(input));
+                }
+                Output::Fetch { hash, height } => self.fetch(hash, height),
+                Output::Finalized { block, certificate } => {
+                    if let Some(restart) = self.on_finalized(&block, certificate)? {
+                        queue.extend(restart);
+                    }
+                }
+                Output::Evidence(e) => {
+                    tracing::warn!(signer = %e.first.signer, view = e.first.data.view, "equivocation detected");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits a finalized block. Returns the first outputs of a restarted
+    /// core when the block changed the validator set (a new epoch).
+    fn on_finalized(
+        &mut self,
+        block: &alliance_protocol::Block,
+        certificate: Certificate,
+    ) -> anyhow::Result<Option<Vec<Output>>> {
+        let mut chain = self.shared.chain.write().unwrap_or_else(|e| e.into_inner());
+        let tip = chain.state().tip();
+        if block.header.height <= tip.height {
+            // Already committed by bulk sync; it must be the same block.
+            let stored = chain
+                .store()
+                .block(block.header.height)?
+                .map(|fb| fb.block.hash());
+            anyhow::ensure!(
+                stored == Some(block.hash()),
+                "consensus finalized a block that conflicts with the stored chain at height {}",
+                block.header.height
+            );
+            return Ok(None);
+        }
+        let view = certificate.view;
+        let outcomes = chain.finalize(block, certificate.clone())?;
+        let state = chain.state();
+        self.shared
+            .mempool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove_committed(&block.txs, state);
+        let _ = chain
+            .store()
+            .prune_votes_below(view.saturating_sub(alliance_consensus::config::VIEW_WINDOW));
+        tracing::info!(
+            height = block.header.height,
+            txs = block.txs.len(),
+            applied = outcomes
+                .iter()
+                .filter(|o| **o == alliance_protocol::state::TxOutcome::Applied)
+                .count(),
+            "finalized"
+        );
+        self.shared
+            .status
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .finalized_txs += block.txs.len() as u64;
+        let _ = self.shared.finalized.send(Arc::new(FinalizedBlock {
+            block: block.clone(),
+            certificate,
+        }));
+        // A governance change of the validator set starts a new epoch.
+        let validators = state.validator_set();
+        if &validators != self.core.validators() {
+            tracing::info!(
+                validators = validators.len(),
+                "validator set changed: new epoch"
+            );
+            let anchor = anchor_of(&chain);
+            let votes = chain.store().votes()?;
+            drop(chain);
+            let members: Vec<PublicKey> = validators.validators().iter().map(|v| v.key).collect();
+            let net = self.net.clone();
+            tokio::spawn(async move {
+                let _ = net.set_members(members).await;
+            });
+            self.core = Core::restore(
+                core_config(&self.shared, &self.key, &self.config, validators),
+                anchor,
+                votes,
+                alliance_consensus::Ed25519Verifier,
+            );
+            self.pending = None;
+            return Ok(Some(self.core.start()));
+        }
+        Ok(None)
+    }
+
+    async fn on_network(&mut self, event: NetworkEvent) -> anyhow::Result<()> {
+        match event {
+            NetworkEvent::Listening { addr } => tracing::info!(%addr, "listening"),
+            NetworkEvent::PeerConnected {
+                peer,
+                key,
+                is_member,
+            } => {
+                tracing::info!(%peer, is_member, "peer connected");
+                self.peers.insert(peer, (key, is_member));
+            }
+            NetworkEvent::PeerDisconnected { peer, .. } => {
+                self.peers.remove(&peer);
+            }
+            NetworkEvent::Transaction { bytes, from, id } => {
+                let verdict = match Transaction::from_bytes(&bytes) {
+                    Err(_) => Verdict::Reject,
+                    Ok(tx) => {
+                        let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
+                        let mut pool = self
+                            .shared
+                            .mempool
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
+                        match pool.admit(tx, chain.state()) {
+                            Ok(_) => Verdict::Accept,
+                            Err(AdmitError::Invalid(_)) | Err(AdmitError::TooLarge(_)) => {
+                                Verdict::Reject
+                            }
+                            Err(_) => Verdict::Ignore,
+                        }
+                    }
+                };
+                let _ = self.net.report(id, from, verdict).await;
+            }
+            NetworkEvent::Consensus {
+                bytes,
+                from,
+                source_key,
+                id,
+            } => {
+                let message = match Message::from_bytes(&bytes) {
+                    Ok(m) => m,
+                    Err(_) => {
+                        let _ = self.net.report(id, from, Verdict::Reject).await;
+                        return Ok(());
+                    }
+                };
+                let verdict = self.judge(&message);
+                let _ = self.net.report(id, from, verdict).await;
+                if verdict != Verdict::Reject {
+                    let out = self.core.handle(Input::Message {
+                        from: source_key,
+                        message,
+                    });
+                    self.execute(out).await?;
+                }
+            }
+            NetworkEvent::SyncRequest {
+                request, responder, ..
+            } => {
+                let response = {
+                    let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
+                    answer_sync(&chain, request)
+                };
+                let _ = self.net.respond(responder, response).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a consensus message is worth forwarding: votes must carry a
+    /// valid signature of a validator; other messages must be well formed
+    /// (the core verifies every signature before anything counts).
+    fn judge(&self, message: &Message) -> Verdict {
+        let validators = self.core.validators();
+        let vote_ok = |v: &alliance_protocol::SignedVote| {
+            alliance_consensus::batcher::check_vote(validators, v).is_ok()
+                && v.verify(&self.shared.chain_id)
+        };
+        match message {
+            Message::Vote(v) if vote_ok(v) => Verdict::Accept,
+            Message::Proposal(p) if vote_ok(&p.vote) && p.vote.data.kind == VoteKind::Notarize => {
+                Verdict::Accept
+            }
+            Message::Certificate(c) if alliance_consensus::batcher::well_formed(&c.vote_data()) => {
+                Verdict::Accept
+            }
+            _ if message.view() + alliance_consensus::config::VIEW_WINDOW < self.core.view() => {
+                Verdict::Ignore
+            }
+            _ => Verdict::Reject,
+        }
+    }
+
+    fn member_peers(&self) -> Vec<PeerId> {
+        let mut peers: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, (_, m))| *m)
+            .map(|(p, _)| *p)
+            .collect();
+        if peers.is_empty() {
+            peers = self.peers.keys().copied().collect();
+        }
+        peers
+    }
+
+    /// Asks a peer for its tip (and then blocks) in the background.
+    fn poll_sync(&mut self) {
+        let peers = self.member_peers();
+        if peers.is_empty() {
+            return;
+        }
+        let peer = peers[(now_ms() as usize) % peers.len()];
+        let net = self.net.clone();
+        let tx = self.sync_tx.clone();
+        self.sync_in_flight = true;
+        tokio::spawn(async move {
+            let result = match net.request_status(peer).await {
+                Ok(status) => SyncResult::Status {
+                    peer,
+                    height: status.tip_height,
+                },
+                Err(_) => SyncResult::Failed,
+            };
+            let _ = tx.send(result).await;
+        });
+    }
+
+    fn fetch(&mut self, hash: alliance_protocol::Hash32, height: u64) {
+        let peers = self.member_peers();
+        if peers.is_empty() {
+            return;
+        }
+        let peer = peers[(hash.0[0] as usize) % peers.len()];
+        let net = self.net.clone();
+        let tx = self.sync_tx.clone();
+        tokio::spawn(async move {
+            let result = match net.request_blocks(peer, height, 1).await {
+                Ok(blocks) => SyncResult::Fetched { peer, hash, blocks },
+                Err(_) => SyncResult::Failed,
+            };
+            let _ = tx.send(result).await;
+        });
+    }
+
+    async fn on_sync(&mut self, result: SyncResult) -> anyhow::Result<()> {
+        match result {
+            SyncResult::Failed => self.sync_in_flight = false,
+            SyncResult::Status { peer, height } => {
+                let ours = self
+                    .shared
+                    .chain
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .state()
+                    .tip()
+                    .height;
+                {
+                    let mut s = self
+                        .shared
+                        .status
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner());
+                    s.best_peer_height = s.best_peer_height.max(height);
+                }
+                if height >= ours + SYNC_GAP_MIN {
+                    let net = self.net.clone();
+                    let tx = self.sync_tx.clone();
+                    tokio::spawn(async move {
+                        let result = match net.request_blocks(peer, ours + 1, SYNC_BATCH).await {
+                            Ok(blocks) => SyncResult::Blocks { peer, blocks },
+                            Err(_) => SyncResult::Failed,
+                        };
+                        let _ = tx.send(result).await;
+                    });
+                } else {
+                    self.sync_in_flight = false;
+                }
+            }
+            SyncResult::Blocks { peer, blocks } => {
+                self.sync_in_flight = false;
+                let applied = self.apply_synced(peer, &blocks).await?;
+                if applied > 0 {
+                    // Restart consensus from the new tip; persisted votes
+                    // keep it from signing anything conflicting.
+                    let (anchor, votes, validators) = {
+                        let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
+                        (
+                            anchor_of(&chain),
+                            chain.store().votes()?,
+                            chain.state().validator_set(),
+                        )
+                    };
+                    tracing::info!(height = anchor.height, applied, "synced blocks from a peer");
+                    self.core = Core::restore(
+                        core_config(&self.shared, &self.key, &self.config, validators),
+                        anchor,
+                        votes,
+                        alliance_consensus::Ed25519Verifier,
+                    );
+                    self.pending = None;
+                    let out = self.core.start();
+                    self.execute(out).await?;
+                    // Keep going while behind.
+                    self.last_sync_poll = std::time::Instant::now() - SYNC_POLL;
+                }
+            }
+            SyncResult::Fetched { peer, hash, blocks } => {
+                let Some(bytes) = blocks.first() else {
+                    return Ok(());
+                };
+                match FinalizedBlock::from_bytes(bytes) {
+                    Ok(fb) if fb.block.hash() == hash => {
+                        let out = self.core.handle(Input::Fetched {
+                            block: fb.block,
+                            certificate: fb.certificate,
+                        });
+                        self.execute(out).await?;
+                    }
+                    Ok(_) => {} // the peer finalized another block at that height: not the one asked for
+                    Err(_) => {
+                        let _ = self.net.penalise(peer, Misbehaviour::WrongResponse).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Verifies and commits blocks received by sync, in order. A block
+    /// certified only by a notarization is accepted when a later block of the
+    /// same batch carries a finalization (Simplex finalizes ancestors).
+    async fn apply_synced(&mut self, peer: PeerId, blocks: &[Vec<u8>]) -> anyhow::Result<usize> {
+        let (applied, bad) = self.apply_synced_blocks(peer, blocks)?;
+        if bad {
+            let _ = self.net.penalise(peer, Misbehaviour::InvalidBlock).await;
+        }
+        Ok(applied)
+    }
+
+    /// Applies what it can of a sync batch; returns the count applied and
+    /// whether the peer sent something invalid.
+    fn apply_synced_blocks(
+        &mut self,
+        peer: PeerId,
+        blocks: &[Vec<u8>],
+    ) -> anyhow::Result<(usize, bool)> {
+        let mut decoded = Vec::with_capacity(blocks.len());
+        for bytes in blocks {
+            match FinalizedBlock::from_bytes(bytes) {
+                Ok(fb) => decoded.push(fb),
+                Err(_) => return Ok((0, true)),
+            }
+        }
+        let Some(last_final) = decoded
+            .iter()
+            .rposition(|fb| fb.certificate.kind == VoteKind::Finalize)
+        else {
+            return Ok((0, false));
+        };
+        let mut applied = 0;
+        let mut chain = self.shared.chain.write().unwrap_or_else(|e| e.into_inner());
+        for fb in decoded.into_iter().take(last_final + 1) {
+            let validators = chain.state().validator_set();
+            let ok = fb.certificate.verify(
+                &self.shared.chain_id,
+                &validators,
+                fb.block.header.height,
+                &fb.block.hash(),
+            );
+            if let Err(e) = ok {
+                tracing::warn!(%peer, error = %e, "sync: bad certificate");
+                return Ok((applied, true));
+            }
+            match chain.finalize(&fb.block, fb.certificate.clone()) {
+                Ok(_) => {
+                    let state = chain.state();
+                    self.shared
+                        .mempool
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove_committed(&fb.block.txs, state);
+                    let _ = self.shared.finalized.send(Arc::new(fb));
+                    applied += 1;
+                }
+                Err(crate::chain::FinalizeError::Block(e)) => {
+                    tracing::warn!(%peer, error = %e, "sync: block does not apply");
+                    return Ok((applied, true));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok((applied, false))
+    }
+}
+
+/// Answers a peer's sync request from the store.
+fn answer_sync(chain: &Chain, request: SyncRequest) -> SyncResponse {
+    use crate::network::{ChainStatus, RefusalReason};
+    let tip = chain.state().tip();
+    match request {
+        SyncRequest::Status => SyncResponse::Status(ChainStatus {
+            tip_height: tip.height,
+            tip_hash: tip.hash,
+        }),
+        SyncRequest::GetBlocks {
+            from_height,
+            max_count,
+        } => {
+            if from_height == 0 || max_count == 0 {
+                return SyncResponse::Refused(RefusalReason::BadRequest);
+            }
+            if from_height > tip.height {
+                return SyncResponse::Refused(RefusalReason::Unavailable);
+            }
+            let to = tip
+                .height
+                .min(from_height.saturating_add(max_count.min(SYNC_BATCH * 2) as u64 - 1));
+            let mut out = Vec::new();
+            for h in from_height..=to {
+                match chain.store().block(h) {
+                    Ok(Some(fb)) => out.push(fb.to_bytes()),
+                    _ => break,
+                }
+            }
+            SyncResponse::Blocks(out)
+        }
+    }
+}

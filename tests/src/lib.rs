@@ -1,0 +1,347 @@
+//! Harness for end-to-end tests: starts real `alliance-node` processes on
+//! loopback with a demo genesis, talks to them over real HTTP, and waits on
+//! conditions with deadlines (never sleep-and-hope).
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use alliance_protocol::fixtures::demo_merchant_key;
+use alliance_protocol::{Keypair, Transaction};
+use serde_json::Value;
+
+/// The `alliance-node` binary built by `cargo test --workspace` (it sits
+/// next to the test executable's `deps/` directory).
+pub fn node_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = dir.join("alliance-node");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build -p alliance-node` (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// A free TCP port on 127.0.0.1 (bind to 0, read, release).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `f` until it returns `Some` or the deadline passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One node process.
+pub struct Node {
+    /// Index in the alliance.
+    pub index: usize,
+    /// Its home directory.
+    pub home: PathBuf,
+    /// libp2p port.
+    pub p2p_port: u16,
+    /// API base URL.
+    pub api: String,
+    api_port: u16,
+    child: Option<Child>,
+}
+
+impl Node {
+    /// GET a JSON path; `None` on connection errors (node down or starting).
+    pub fn get(&self, path: &str) -> Option<Value> {
+        match ureq::get(&format!("{}{path}", self.api))
+            .timeout(Duration::from_secs(5))
+            .call()
+        {
+            Ok(r) => r.into_json().ok(),
+            Err(ureq::Error::Status(_, r)) => r.into_json().ok(),
+            Err(_) => None,
+        }
+    }
+
+    /// POST JSON; returns (status, body).
+    pub fn post(&self, path: &str, body: &Value) -> Option<(u16, Value)> {
+        match ureq::post(&format!("{}{path}", self.api))
+            .timeout(Duration::from_secs(5))
+            .send_json(body.clone())
+        {
+            Ok(r) => Some((r.status(), r.into_json().ok()?)),
+            Err(ureq::Error::Status(code, r)) => Some((code, r.into_json().ok()?)),
+            Err(_) => None,
+        }
+    }
+
+    /// Submits a transaction; returns its hash or panics with the API error.
+    pub fn submit(&self, tx: &Transaction) -> String {
+        let (status, body) = self
+            .post("/v1/transactions", &serde_json::to_value(tx).unwrap())
+            .expect("node answers");
+        assert_eq!(status, 200, "submit refused: {body}");
+        body["hash"].as_str().unwrap().to_string()
+    }
+
+    /// Finalized height, if the node answers.
+    pub fn height(&self) -> Option<u64> {
+        self.get("/v1/status")?["height"].as_u64()
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// SIGKILL.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit; returns the exit status code.
+    pub fn stop(&mut self) -> Option<i32> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return status.code();
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A local alliance of `n` demo merchants, each a real process.
+pub struct Alliance {
+    /// Working directory (genesis, homes, logs).
+    pub dir: tempfile::TempDir,
+    /// Chain id.
+    pub chain_id: String,
+    /// The nodes.
+    pub nodes: Vec<Node>,
+    /// Merchant keys, by node index.
+    pub keys: Vec<Keypair>,
+}
+
+impl Alliance {
+    /// Creates the genesis and homes for `n` validators and starts them all.
+    pub fn start(n: usize) -> Alliance {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let chain_id = "e2e-chain".to_string();
+        let status = Command::new(node_binary())
+            .args([
+                "genesis",
+                "demo",
+                "--chain-id",
+                &chain_id,
+                "--validators",
+                &n.to_string(),
+                "--out",
+            ])
+            .arg(dir.path().join("genesis.json"))
+            .arg("--homes")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .status()
+            .expect("run alliance-node genesis demo");
+        assert!(status.success(), "genesis demo failed");
+        let nodes = (0..n)
+            .map(|i| Node {
+                index: i,
+                home: dir.path().join(format!("node{i}")),
+                p2p_port: free_port(),
+                api_port: free_port(),
+                api: String::new(),
+                child: None,
+            })
+            .map(|mut node| {
+                node.api = format!("http://127.0.0.1:{}", node.api_port);
+                node
+            })
+            .collect();
+        let keys = (0..n).map(|i| demo_merchant_key(&chain_id, i)).collect();
+        let mut a = Alliance {
+            dir,
+            chain_id,
+            nodes,
+            keys,
+        };
+        for i in 0..n {
+            a.launch(i);
+        }
+        a
+    }
+
+    /// The genesis file.
+    pub fn genesis_path(&self) -> PathBuf {
+        self.dir.path().join("genesis.json")
+    }
+
+    /// Starts (or restarts) node `i` with every other node as a peer.
+    pub fn launch(&mut self, i: usize) {
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.index != i)
+            .map(|n| format!("/ip4/127.0.0.1/tcp/{}", n.p2p_port))
+            .collect();
+        let node = &self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node{i}.log")))
+            .expect("log file");
+        let mut cmd = Command::new(node_binary());
+        cmd.arg("run")
+            .arg("--home")
+            .arg(&node.home)
+            .arg("--genesis")
+            .arg(self.genesis_path());
+        cmd.args([
+            "--listen",
+            &format!("/ip4/127.0.0.1/tcp/{}", node.p2p_port),
+            "--api",
+            &format!("127.0.0.1:{}", node.api_port),
+        ]);
+        for p in &peers {
+            cmd.args(["--peer", p]);
+        }
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn alliance-node run");
+        self.nodes[i].child = Some(child);
+        let node = &self.nodes[i];
+        wait_for(&format!("node {i} API"), Duration::from_secs(30), || {
+            node.height()
+        });
+    }
+
+    /// Starts a non-validator node (fresh key, `alliance-node init`) that
+    /// knows only `peer` and syncs from it. Returns its index.
+    pub fn launch_observer(&mut self, peer: usize) -> usize {
+        let i = self.nodes.len();
+        let home = self.dir.path().join(format!("observer{i}"));
+        let status = Command::new(node_binary())
+            .arg("init")
+            .arg("--home")
+            .arg(&home)
+            .stdout(Stdio::null())
+            .status()
+            .expect("init");
+        assert!(status.success());
+        let mut node = Node {
+            index: i,
+            home,
+            p2p_port: free_port(),
+            api_port: free_port(),
+            api: String::new(),
+            child: None,
+        };
+        node.api = format!("http://127.0.0.1:{}", node.api_port);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node{i}.log")))
+            .expect("log file");
+        let child = Command::new(node_binary())
+            .arg("run")
+            .arg("--home")
+            .arg(&node.home)
+            .arg("--genesis")
+            .arg(self.genesis_path())
+            .args([
+                "--listen",
+                &format!("/ip4/127.0.0.1/tcp/{}", node.p2p_port),
+                "--api",
+                &format!("127.0.0.1:{}", node.api_port),
+            ])
+            .args([
+                "--peer",
+                &format!("/ip4/127.0.0.1/tcp/{}", self.nodes[peer].p2p_port),
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn observer");
+        node.child = Some(child);
+        wait_for("observer API", Duration::from_secs(30), || node.height());
+        self.nodes.push(node);
+        i
+    }
+
+    /// Node `i`'s log so far (for failure messages).
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node{i}.log"))).unwrap_or_default()
+    }
+
+    /// Waits until every running node has finalized `height`.
+    pub fn wait_height(&self, height: u64, timeout: Duration) {
+        wait_for(
+            &format!("height {height} on every running node"),
+            timeout,
+            || {
+                self.nodes
+                    .iter()
+                    .filter(|n| n.is_running())
+                    .all(|n| n.height().is_some_and(|h| h >= height))
+                    .then_some(())
+            },
+        );
+    }
+
+    /// Waits until `tx_hash` is committed on every running node; returns its
+    /// status object from node 0 (or the first running node).
+    pub fn wait_committed(&self, tx_hash: &str, timeout: Duration) -> Value {
+        wait_for(
+            &format!("transaction {tx_hash} committed everywhere"),
+            timeout,
+            || {
+                let mut first = None;
+                for n in self.nodes.iter().filter(|n| n.is_running()) {
+                    let s = n.get(&format!("/v1/transactions/{tx_hash}"))?;
+                    if s["status"] != "committed" {
+                        return None;
+                    }
+                    first.get_or_insert(s);
+                }
+                first
+            },
+        )
+    }
+}
