@@ -70,6 +70,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/v1/transactions/{hash}", get(tx_status))
         .route("/v1/accounts/{address}", get(account))
         .route("/v1/blocks/{height}", get(block))
+        .route("/v1/merchants", get(merchants))
+        .route("/v1/settlement", get(settlement))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
         })
@@ -217,4 +219,44 @@ async fn block(State(s): State<Arc<Shared>>, Path(height): Path<String>) -> ApiR
             e.to_string(),
         )),
     }
+}
+
+async fn merchants(State(s): State<Arc<Shared>>) -> ApiResult {
+    let chain = s.chain.read().unwrap_or_else(|e| e.into_inner());
+    let list: Vec<Value> = chain
+        .state()
+        .merchants()
+        .into_iter()
+        .map(|m| {
+            json!({
+                "id": m.id, "name": m.name, "key": m.key, "status": format!("{:?}", m.status).to_lowercase(),
+                "policy": m.policy,
+                "issued": m.stats.issued, "redeemed": m.stats.redeemed, "expired": m.stats.expired,
+                "outstanding": m.stats.outstanding(), "redeemed_here": m.stats.redeemed_here,
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"merchants": list, "height": chain.state().tip().height}),
+    ))
+}
+
+async fn settlement(State(s): State<Arc<Shared>>) -> ApiResult {
+    let chain = s.chain.read().unwrap_or_else(|e| e.into_inner());
+    let claims: Vec<Value> = chain
+        .state()
+        .claims()
+        .into_iter()
+        .map(|(creditor, debtor, c)| {
+            json!({
+                "creditor": creditor, "debtor": debtor,
+                "redeemed_points": c.redeemed_points, "confirmed_points": c.confirmed_points,
+                "outstanding_points": c.outstanding_points(),
+                "outstanding_value_centiminor": c.outstanding_value_centiminor(),
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"claims": claims, "height": chain.state().tip().height}),
+    ))
 }

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod chain;
 pub mod config;
+pub mod devnet;
 pub mod keyfile;
 pub mod members;
 pub mod mempool;

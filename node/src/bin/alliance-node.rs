@@ -36,8 +36,8 @@ enum Command {
     Genesis(GenesisCommand),
     /// Run this merchant's node.
     Run(RunArgs),
-    /// Run a local alliance with a demo (arrives with the networked node).
-    Devnet,
+    /// Run a local alliance of demo merchants (real nodes on loopback) with a demo.
+    Devnet(DevnetArgs),
     /// Append deterministic synthetic blocks to a demo chain's store, printing
     /// `committed HEIGHT STATE_ROOT` after each durable commit (crash tests,
     /// benchmarks, exports).
@@ -88,6 +88,25 @@ struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
+}
+
+#[derive(clap::Args)]
+struct DevnetArgs {
+    /// Number of merchants, each running a validator node.
+    #[arg(long, default_value_t = 4)]
+    validators: usize,
+    /// Working directory (default: a fresh directory under the system temp dir).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Node i serves its HTTP API on this port + i.
+    #[arg(long, default_value_t = 8080)]
+    api_port: u16,
+    /// Node i listens for peers on this port + i.
+    #[arg(long, default_value_t = 7400)]
+    p2p_port: u16,
+    /// Start the nodes without running the demo transactions.
+    #[arg(long)]
+    no_demo: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -233,10 +252,22 @@ fn run(cli: Cli) -> Result<()> {
             );
         }
         Command::Run(args) => run_node(args)?,
-        Command::Devnet => {
-            println!("The networked node is not built yet (issue #4): `devnet` will start a local 4-merchant alliance here.");
-            println!("Meanwhile: `cargo test` exercises the ledger core, and `alliance-node genesis demo --out g.json` then");
-            println!("`alliance-node synth --home /tmp/pa --genesis g.json --blocks 20` builds a verified chain on disk.");
+        Command::Devnet(args) => {
+            let opts = alliance_node::devnet::DevnetOptions {
+                validators: args.validators,
+                dir: args.dir,
+                api_port: args.api_port,
+                p2p_port: args.p2p_port,
+                no_demo: args.no_demo,
+            };
+            alliance_node::devnet::run(opts, || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(shutdown_signal());
+                }
+            })?;
         }
         Command::Synth {
             home,
