@@ -241,6 +241,41 @@ impl Mempool {
         }
     }
 
+    /// Evicts each signer's next transaction if it can no longer apply on
+    /// `state` (e.g. the balance was spent meanwhile), with the signer's later
+    /// ones, which depend on it. Checks at most `signers_max` signers per call
+    /// (oldest first) to bound the work per block. Returns the evicted count.
+    pub fn evict_invalid(&mut self, state: &LedgerState, now_ms: u64, signers_max: usize) -> usize {
+        let heads: Vec<(PublicKey, Hash32)> = self
+            .by_signer
+            .iter()
+            .filter_map(|(k, m)| {
+                let next = state.account(k).nonce;
+                m.get(&next).map(|h| (*k, *h))
+            })
+            .take(signers_max)
+            .collect();
+        let mut evicted = 0;
+        for (signer, head) in heads {
+            let doomed = match self.by_hash.get(&head) {
+                Some(e) => state.check_tx(&e.tx, now_ms).is_err(),
+                None => false,
+            };
+            if doomed {
+                let all: Vec<Hash32> = self
+                    .by_signer
+                    .get(&signer)
+                    .map(|m| m.values().copied().collect())
+                    .unwrap_or_default();
+                evicted += all.len();
+                for h in all {
+                    self.remove(&h);
+                }
+            }
+        }
+        evicted
+    }
+
     fn remove(&mut self, hash: &Hash32) {
         if let Some(e) = self.by_hash.remove(hash) {
             self.bytes -= e.bytes;
@@ -379,5 +414,11 @@ mod tests {
         pool.remove_committed(&b2.txs, &state);
         assert_eq!(pool.len(), 1);
         assert!(pool.contains(&transfer(&carol, 0, 1).hash()));
+        // Carol has no points: her transfer can never apply as things stand.
+        assert_eq!(
+            pool.evict_invalid(&state, b2.header.timestamp_ms + 1, 100),
+            1
+        );
+        assert!(pool.is_empty());
     }
 }

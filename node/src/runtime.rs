@@ -39,6 +39,9 @@ const TICK: Duration = Duration::from_millis(20);
 /// Finalized-block notifications buffered for slow subscribers (the API's
 /// event stream); a subscriber that falls further behind skips ahead.
 const FINALIZED_CHANNEL_LEN: usize = 256;
+/// Signers whose next pending transaction is re-checked after each block:
+/// bounds the work while still clearing doomed transactions quickly.
+const EVICT_SIGNERS_PER_BLOCK: usize = 256;
 /// Timer firings queued at most.
 const TIMER_QUEUE_LEN: usize = 1_024;
 
@@ -85,22 +88,63 @@ pub struct Shared {
     pub finalized: broadcast::Sender<Arc<FinalizedBlock>>,
     /// The network, for publishing admitted transactions.
     pub network: NetworkHandle,
+    /// Permits for event-stream subscribers.
+    pub event_streams: Arc<tokio::sync::Semaphore>,
 }
 
 impl Shared {
+    /// Whether a peer is known to be well ahead of this node.
+    pub fn is_syncing(&self) -> bool {
+        let best = self
+            .status
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .best_peer_height;
+        let height = self
+            .chain
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .state()
+            .tip()
+            .height;
+        best > height + SYNC_GAP_MIN
+    }
+
     /// Admits a transaction to the mempool and gossips it.
-    pub async fn submit(&self, tx: Transaction) -> Result<alliance_protocol::Hash32, AdmitError> {
+    pub async fn submit(&self, tx: Transaction) -> Result<alliance_protocol::Hash32, SubmitError> {
         let bytes = tx.to_bytes();
         let hash = {
             let chain = self.chain.read().unwrap_or_else(|e| e.into_inner());
+            let state = chain.state();
+            // A transaction that would be rejected now is refused now, with
+            // the rule's reason (when it is the signer's next one: later
+            // nonces depend on pending transactions and wait their turn).
+            if tx.nonce == state.account(&tx.signer).nonce
+                && tx.verify_for_chain(&self.chain_id).is_ok()
+            {
+                state
+                    .check_tx(&tx, now_ms().max(state.tip().timestamp_ms + 1))
+                    .map_err(SubmitError::Rejected)?;
+            }
             let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
-            pool.admit(tx, chain.state())?
+            pool.admit(tx, state).map_err(SubmitError::Admit)?
         };
         if let Err(e) = self.network.publish_transaction(bytes).await {
             tracing::warn!(error = %e, "could not gossip a submitted transaction");
         }
         Ok(hash)
     }
+}
+
+/// Why a submitted transaction was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The mempool refused it (signature, chain, nonce, duplicate, full).
+    #[error(transparent)]
+    Admit(AdmitError),
+    /// A ledger rule refuses it on the current state.
+    #[error(transparent)]
+    Rejected(alliance_protocol::state::TxError),
 }
 
 /// A request from consensus to build a block, waiting for its moment.
@@ -206,6 +250,7 @@ impl Driver {
             status: RwLock::new(NodeStatus::default()),
             finalized,
             network: net.clone(),
+            event_streams: Arc::new(tokio::sync::Semaphore::new(crate::api::EVENT_STREAMS_MAX)),
         });
         let core = Core::restore(
             core_config(&shared, &key, &config, validators),
@@ -439,11 +484,19 @@ impl Driver {
         let view = certificate.view;
         let outcomes = chain.finalize(block, certificate.clone())?;
         let state = chain.state();
-        self.shared
-            .mempool
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove_committed(&block.txs, state);
+        {
+            let mut pool = self
+                .shared
+                .mempool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            pool.remove_committed(&block.txs, state);
+            pool.evict_invalid(
+                state,
+                block.header.timestamp_ms + 1,
+                EVICT_SIGNERS_PER_BLOCK,
+            );
+        }
         let _ = chain
             .store()
             .prune_votes_below(view.saturating_sub(alliance_consensus::config::VIEW_WINDOW));

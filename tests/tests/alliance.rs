@@ -249,7 +249,7 @@ fn fresh_observer_syncs_the_whole_chain() {
     assert_eq!(status["tip_hash"], theirs["hash"]);
     assert_eq!(
         status["state_root"],
-        theirs["block"]["header"]["state_root"]
+        theirs["header"]["state_root"]
     );
     let acc = a.nodes[obs]
         .get(&format!("/v1/accounts/{}", customers[1].public()))

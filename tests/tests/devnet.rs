@@ -11,7 +11,9 @@ use alliance_tests::{free_port, node_binary, wait_for};
 fn free_range(count: u16) -> u16 {
     wait_for("a free port range", Duration::from_secs(10), || {
         let base = free_port();
-        (base < u16::MAX - count && (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok())).then_some(base)
+        (base < u16::MAX - count
+            && (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()))
+        .then_some(base)
     })
 }
 
@@ -21,7 +23,14 @@ fn devnet_runs_the_demo_and_stops_cleanly() {
     let work = dir.path().join("devnet");
     let (api, p2p) = (free_range(4), free_range(4));
     let mut child = Command::new(node_binary())
-        .args(["devnet", "--api-port", &api.to_string(), "--p2p-port", &p2p.to_string(), "--dir"])
+        .args([
+            "devnet",
+            "--api-port",
+            &api.to_string(),
+            "--p2p-port",
+            &p2p.to_string(),
+            "--dir",
+        ])
         .arg(&work)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -37,22 +46,46 @@ fn devnet_runs_the_demo_and_stops_cleanly() {
         if line.contains("Press Ctrl-C") {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "devnet did not come up:\n{out}");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "devnet did not come up:\n{out}"
+        );
     }
-    assert!(out.contains("alice redeemed 100 coffee points at books"), "{out}");
+    assert!(
+        out.contains("alice redeemed 100 coffee points at books"),
+        "{out}"
+    );
     // The demo's claim is visible through the API of every node.
     for i in 0..4 {
         let url = format!("http://127.0.0.1:{}/v1/settlement", api + i);
         let v: serde_json::Value = ureq::get(&url).call().unwrap().into_json().unwrap();
         let claim = &v["claims"][0];
-        assert_eq!((claim["creditor"].as_str(), claim["debtor"].as_str()), (Some("books"), Some("coffee")), "{v}");
+        assert_eq!(
+            (claim["creditor"].as_str(), claim["debtor"].as_str()),
+            (Some("books"), Some("coffee")),
+            "{v}"
+        );
         assert_eq!(claim["outstanding_points"], 40, "{v}");
     }
     // Ctrl-C (SIGINT to the devnet process only) stops every node.
-    Command::new("kill").arg("-INT").arg(child.id().to_string()).status().unwrap();
-    let status = wait_for("devnet exit", Duration::from_secs(30), || child.try_wait().unwrap());
+    Command::new("kill")
+        .arg("-INT")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let status = wait_for("devnet exit", Duration::from_secs(30), || {
+        child.try_wait().unwrap()
+    });
     assert!(status.success(), "devnet exit status {status:?}");
     drop(lines);
-    let left = Command::new("pgrep").arg("-f").arg(work.to_str().unwrap()).output().unwrap();
-    assert!(left.stdout.is_empty(), "node processes left behind: {}", String::from_utf8_lossy(&left.stdout));
+    let left = Command::new("pgrep")
+        .arg("-f")
+        .arg(work.to_str().unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "node processes left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
 }

@@ -12,6 +12,8 @@
 //! | `s`    | encoded [`StateKey`]   | encoded [`StateValue`]                 |
 //! | `m`    | `genesis` / `tip`      | genesis hash / [`ChainTip`]            |
 //! | `v`    | view (u64 BE), kind    | this node's own [`SignedVote`]          |
+//! | `a`    | address, height, index | tx hash: the address's history          |
+//! | `c`    | height (u64 BE)        | claim changes of that block             |
 //!
 //! A commit writes the block, its indexes, the state changes and the new
 //! tip in one batch and then fsyncs; only then is it acknowledged. After a
@@ -24,8 +26,11 @@ use std::path::Path;
 
 use alliance_protocol::encoding::{self, DecodeError};
 use alliance_protocol::genesis::Genesis;
-use alliance_protocol::state::{ChainTip, Execution, LedgerState, StateKey, StateValue, TxOutcome};
+use alliance_protocol::state::{
+    ChainTip, Claim, Execution, LedgerState, StateKey, StateValue, TxOutcome,
+};
 use alliance_protocol::{Certificate, FinalizedBlock, Hash32, SignedVote, VoteKind};
+use alliance_protocol::{MerchantId, PublicKey, TxBody};
 use serde::{Deserialize, Serialize};
 
 /// Where a transaction landed.
@@ -53,6 +58,9 @@ pub enum StoreError {
         /// Genesis hash given.
         given: Hash32,
     },
+    /// Another process holds the data directory.
+    #[error("data directory {0} is in use by another process: is a node already running with this --home?")]
+    InUse(String),
     /// Stored bytes do not decode.
     #[error("corrupt store: {what}: {source}")]
     Decode {
@@ -79,6 +87,8 @@ const HASH: u8 = b'h';
 const TX: u8 = b't';
 const STATE: u8 = b's';
 const VOTE: u8 = b'v';
+const HISTORY: u8 = b'a';
+const CLAIM_DELTA: u8 = b'c';
 /// Metadata keys all start with `m`.
 const META_GENESIS: &[u8] = b"mgenesis";
 const META_TIP: &[u8] = b"mtip";
@@ -91,6 +101,43 @@ fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
     k.push(prefix);
     k.extend_from_slice(rest);
     k
+}
+
+/// Opens sled, waiting briefly for a lock that a process (or, in tests, a
+/// just-dropped handle) is releasing.
+fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match sled::Config::new().path(path).flush_every_ms(None).open() {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() > deadline {
+                    return Err(StoreError::InUse(path.display().to_string()));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn history_key(address: &PublicKey, height: u64, index: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + 32 + 12);
+    k.push(HISTORY);
+    k.extend_from_slice(&address.0);
+    k.extend_from_slice(&height.to_be_bytes());
+    k.extend_from_slice(&index.to_be_bytes());
+    k
+}
+
+/// Addresses a transaction concerns: its signer and any recipient.
+fn involved(tx: &alliance_protocol::Transaction) -> Vec<PublicKey> {
+    let mut v = vec![tx.signer];
+    match &tx.body {
+        TxBody::Issue { to, .. } | TxBody::Transfer { to, .. } if *to != tx.signer => v.push(*to),
+        _ => {}
+    }
+    v
 }
 
 fn decode<T: serde::de::DeserializeOwned>(
@@ -115,7 +162,7 @@ impl Store {
     /// with the ledger state at the stored tip, checked against the tip
     /// header's state root.
     pub fn open(path: &Path, genesis: &Genesis) -> Result<(Store, LedgerState), StoreError> {
-        let db = sled::Config::new().path(path).flush_every_ms(None).open()?;
+        let db = open_db(path)?;
         let given = genesis.hash();
         match db.get(META_GENESIS)? {
             None => {
@@ -252,6 +299,18 @@ impl Store {
             };
             batch.insert(key(TX, &tx.hash().0), encoding::encode(&loc));
         }
+        for (i, tx) in block.block.txs.iter().enumerate() {
+            for addr in involved(tx) {
+                batch.insert(history_key(&addr, h.height, i as u32), &tx.hash().0[..]);
+            }
+        }
+        let deltas = self.claim_deltas(exec)?;
+        if !deltas.is_empty() {
+            batch.insert(
+                key(CLAIM_DELTA, &h.height.to_be_bytes()),
+                encoding::encode(&deltas),
+            );
+        }
         for (k, v) in &exec.changes {
             let sk = key(STATE, &encoding::encode(k));
             match v {
@@ -269,6 +328,100 @@ impl Store {
         self.db.flush()?;
         self.tip = tip;
         Ok(())
+    }
+
+    /// How each claim changed in a block: new value minus the stored one.
+    fn claim_deltas(
+        &self,
+        exec: &Execution,
+    ) -> Result<Vec<(MerchantId, MerchantId, Claim)>, StoreError> {
+        let mut out = Vec::new();
+        for (k, v) in &exec.changes {
+            let (StateKey::Claim(creditor, debtor), Some(StateValue::Claim(new))) = (k, v) else {
+                continue;
+            };
+            let old = match self.db.get(key(STATE, &encoding::encode(k)))? {
+                Some(b) => match decode(&b, "claim")? {
+                    StateValue::Claim(c) => c,
+                    _ => return Err(StoreError::Corrupt("claim key holds another value".into())),
+                },
+                None => Claim::default(),
+            };
+            let delta = Claim {
+                redeemed_points: new.redeemed_points - old.redeemed_points,
+                redeemed_value_centiminor: new.redeemed_value_centiminor
+                    - old.redeemed_value_centiminor,
+                confirmed_points: new.confirmed_points - old.confirmed_points,
+                confirmed_value_centiminor: new.confirmed_value_centiminor
+                    - old.confirmed_value_centiminor,
+            };
+            out.push((creditor.clone(), debtor.clone(), delta));
+        }
+        Ok(out)
+    }
+
+    /// Claim changes summed over blocks `from..=to`: the settlement of a period.
+    pub fn claims_between(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(MerchantId, MerchantId, Claim)>, StoreError> {
+        let mut sum: BTreeMap<(MerchantId, MerchantId), Claim> = BTreeMap::new();
+        let lo = key(CLAIM_DELTA, &from.to_be_bytes());
+        let hi = key(CLAIM_DELTA, &to.saturating_add(1).to_be_bytes());
+        for item in self.db.range(lo..hi) {
+            let (_, v) = item?;
+            let deltas: Vec<(MerchantId, MerchantId, Claim)> = decode(&v, "claim deltas")?;
+            for (c, d, delta) in deltas {
+                let e = sum.entry((c, d)).or_default();
+                e.redeemed_points += delta.redeemed_points;
+                e.redeemed_value_centiminor += delta.redeemed_value_centiminor;
+                e.confirmed_points += delta.confirmed_points;
+                e.confirmed_value_centiminor += delta.confirmed_value_centiminor;
+            }
+        }
+        Ok(sum
+            .into_iter()
+            .map(|((c, d), claim)| (c, d, claim))
+            .collect())
+    }
+
+    /// An address's transactions, newest first: up to `limit` entries
+    /// strictly before `(height, index)` when given. Returns
+    /// (height, index, tx hash).
+    pub fn history(
+        &self,
+        address: &PublicKey,
+        before: Option<(u64, u32)>,
+        limit: usize,
+    ) -> Result<Vec<(u64, u32, Hash32)>, StoreError> {
+        let lo = key(HISTORY, &address.0);
+        let hi = match before {
+            Some((h, i)) => history_key(address, h, i),
+            None => history_key(address, u64::MAX, u32::MAX),
+        };
+        let mut out = Vec::new();
+        for item in self.db.range(lo..hi).rev().take(limit) {
+            let (k, v) = item?;
+            let n = 1 + 32;
+            let height = u64::from_be_bytes(
+                k[n..n + 8]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("history key".into()))?,
+            );
+            let index = u32::from_be_bytes(
+                k[n + 8..n + 12]
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("history key".into()))?,
+            );
+            let hash = Hash32(
+                v.as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("history value".into()))?,
+            );
+            out.push((height, index, hash));
+        }
+        Ok(out)
     }
 
     /// A finalized block by height.
@@ -436,6 +589,44 @@ mod tests {
             vec![7, 300],
             "durable across reopen, ordered by view, pruned below 7"
         );
+    }
+
+    #[test]
+    fn history_and_period_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, _) = chain(dir.path(), 12);
+        let (store, state) = Store::open(dir.path(), &genesis).unwrap();
+        // Period claims over the whole chain equal the state's claims.
+        let all = store.claims_between(1, 12).unwrap();
+        let current: Vec<_> = state.claims();
+        assert_eq!(all, current);
+        assert!(
+            !all.is_empty(),
+            "the synthetic chain has cross-merchant redemptions"
+        );
+        let (a, b) = (
+            store.claims_between(1, 6).unwrap(),
+            store.claims_between(7, 12).unwrap(),
+        );
+        let total = |v: &[(MerchantId, MerchantId, Claim)]| {
+            v.iter().map(|(_, _, c)| c.redeemed_points).sum::<u64>()
+        };
+        assert_eq!(total(&a) + total(&b), total(&all));
+        // History: newest first, paginated without overlap.
+        let who = store.block(3).unwrap().unwrap().block.txs[0].signer;
+        let page1 = store.history(&who, None, 3).unwrap();
+        assert!(!page1.is_empty());
+        assert!(page1
+            .windows(2)
+            .all(|w| (w[0].0, w[0].1) > (w[1].0, w[1].1)));
+        let last = page1.last().unwrap();
+        let page2 = store.history(&who, Some((last.0, last.1)), 3).unwrap();
+        assert!(page2.iter().all(|e| (e.0, e.1) < (last.0, last.1)));
+        for (h, i, hash) in page1.iter().chain(&page2) {
+            let tx = &store.block(*h).unwrap().unwrap().block.txs[*i as usize];
+            assert_eq!(tx.hash(), *hash);
+            assert!(involved(tx).contains(&who));
+        }
     }
 
     #[test]

@@ -258,6 +258,21 @@ impl LedgerState {
         tree
     }
 
+    /// Dry run: would `tx` apply as the next transaction of the next block
+    /// (at `timestamp_ms`) on this state? The same rules as execution, on a
+    /// throwaway overlay; the state is unchanged. Used to answer a wallet at
+    /// once instead of letting a doomed transaction wait in a mempool.
+    pub fn check_tx(&self, tx: &Transaction, timestamp_ms: u64) -> Result<(), TxError> {
+        let ctx = BlockCtx {
+            chain_id: &self.chain_id,
+            height: self.tip.height + 1,
+            timestamp_ms,
+        };
+        let mut o = self.view();
+        rules::sweep_expired(&mut o, timestamp_ms);
+        rules::apply_tx(&mut o, ctx, tx, tx.verify_signature())
+    }
+
     /// Checks everything about a block's header that does not need
     /// execution: chain, height, parent, time, size, tx_root, validators.
     pub fn check_header(&self, block: &Block) -> Result<(), BlockError> {

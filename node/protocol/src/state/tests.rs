@@ -946,3 +946,35 @@ fn account_proof_verifies_against_state_root() {
         .verify(&c.state.state_root(), &absent.tree_key(), None)
         .unwrap();
 }
+
+#[test]
+fn check_tx_is_a_dry_run_of_the_same_rules() {
+    let mut c = TestChain::new(2);
+    c.issue("coffee", &alice(), 10, "r1").unwrap();
+    let root = c.state.state_root();
+    let ok = c.tx(
+        &alice(),
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 10,
+            memo: String::new(),
+        },
+    );
+    assert_eq!(c.state.check_tx(&ok, c.now_ms + 1), Ok(()));
+    let too_much = c.tx(
+        &alice(),
+        TxBody::Transfer {
+            to: bob().public(),
+            amount: 11,
+            memo: String::new(),
+        },
+    );
+    assert_eq!(
+        c.state.check_tx(&too_much, c.now_ms + 1),
+        Err(TxError::InsufficientBalance {
+            available: 10,
+            requested: 11
+        })
+    );
+    assert_eq!(c.state.state_root(), root, "a dry run changes nothing");
+}

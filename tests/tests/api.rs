@@ -1,0 +1,245 @@
+//! The HTTP API through the real server: every error class with its status
+//! and code, the body limit, and the OpenAPI document covering every route.
+
+use std::time::Duration;
+
+use alliance_protocol::fixtures::demo_customer_key;
+use alliance_protocol::{Transaction, TxBody};
+use alliance_tests::Alliance;
+use serde_json::{json, Value};
+
+const T: Duration = Duration::from_secs(60);
+
+fn raw_post(url: &str, body: &[u8]) -> (u16, Value) {
+    match ureq::post(url)
+        .set("Content-Type", "application/json")
+        .timeout(Duration::from_secs(10))
+        .send_bytes(body)
+    {
+        Ok(r) => (r.status(), r.into_json().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap()),
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+fn get(url: &str) -> (u16, Value) {
+    match ureq::get(url).timeout(Duration::from_secs(10)).call() {
+        Ok(r) => (r.status(), r.into_json().unwrap_or(Value::Null)),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+        Err(e) => panic!("transport error: {e}"),
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not an error body: {v}"))
+}
+
+#[test]
+fn every_error_class_has_its_status_and_code() {
+    let a = Alliance::start(1);
+    let n = &a.nodes[0];
+    let api = &n.api;
+    let alice = demo_customer_key(&a.chain_id, "alice");
+    let bob = demo_customer_key(&a.chain_id, "bob");
+    let coffee = &a.keys[0];
+    let submit = |tx: &Transaction| {
+        n.post("/v1/transactions", &serde_json::to_value(tx).unwrap())
+            .unwrap()
+    };
+
+    // 400 malformed: not JSON, wrong shape, bad path parameters.
+    let (s, v) = raw_post(&format!("{api}/v1/transactions"), b"{not json");
+    assert_eq!((s, code(&v)), (400, "malformed"));
+    let (s, v) = raw_post(&format!("{api}/v1/transactions"), br#"{"chain_id": 5}"#);
+    assert_eq!((s, code(&v)), (400, "malformed"));
+    let (s, v) = get(&format!("{api}/v1/transactions/xyz"));
+    assert_eq!((s, code(&v)), (400, "malformed"));
+    let (s, v) = get(&format!("{api}/v1/accounts/pa1notanaddress"));
+    assert_eq!((s, code(&v)), (400, "bad_address"));
+    let (s, v) = get(&format!("{api}/v1/settlement?from=9&to=3"));
+    assert_eq!((s, code(&v)), (400, "malformed"));
+
+    // 404 unknown.
+    let (s, v) = get(&format!("{api}/v1/transactions/{}", "ab".repeat(32)));
+    assert_eq!((s, code(&v)), (404, "unknown_transaction"));
+    let (s, v) = get(&format!("{api}/v1/blocks/999999"));
+    assert_eq!((s, code(&v)), (404, "unknown_block"));
+    let (s, v) = get(&format!("{api}/v1/merchants/nowhere"));
+    assert_eq!((s, code(&v)), (404, "unknown_merchant"));
+    let (s, v) = get(&format!("{api}/v1/no/such/thing"));
+    assert_eq!((s, code(&v)), (404, "not_found"));
+
+    // 422 rule violations, refused at once with the rule's code.
+    let (s, v) = submit(&Transaction::sign(
+        &a.chain_id,
+        &alice,
+        0,
+        TxBody::Transfer {
+            to: bob.public(),
+            amount: 5,
+            memo: String::new(),
+        },
+    ));
+    assert_eq!((s, code(&v)), (422, "insufficient_balance"), "{v}");
+    let mut forged = Transaction::sign(
+        &a.chain_id,
+        coffee,
+        0,
+        TxBody::Issue {
+            to: alice.public(),
+            amount: 5,
+            reason: String::new(),
+            receipt_ref: "x".into(),
+        },
+    );
+    forged.signature.0[0] ^= 1;
+    let (s, v) = submit(&forged);
+    assert_eq!((s, code(&v)), (422, "bad_signature"), "{v}");
+    let other_chain = Transaction::sign(
+        "another-chain",
+        coffee,
+        0,
+        TxBody::Issue {
+            to: alice.public(),
+            amount: 5,
+            reason: String::new(),
+            receipt_ref: "x".into(),
+        },
+    );
+    let (s, v) = submit(&other_chain);
+    assert_eq!((s, code(&v)), (422, "wrong_chain"), "{v}");
+    let (s, v) = submit(&Transaction::sign(
+        &a.chain_id,
+        &alice,
+        0,
+        TxBody::Redeem {
+            merchant: "nowhere".parse().unwrap(),
+            amount: 5,
+            order_ref: "o".into(),
+        },
+    ));
+    assert_eq!((s, code(&v)), (422, "unknown_merchant"), "{v}");
+
+    // 409 conflicts: duplicate submission, replayed nonce, duplicate receipt.
+    let issue = Transaction::sign(
+        &a.chain_id,
+        coffee,
+        0,
+        TxBody::Issue {
+            to: alice.public(),
+            amount: 50,
+            reason: String::new(),
+            receipt_ref: "R1".into(),
+        },
+    );
+    let hash = n.submit(&issue);
+    let (s, v) = submit(&issue);
+    assert!(
+        s == 409 && (code(&v) == "duplicate" || code(&v) == "nonce_replayed"),
+        "{s} {v}"
+    );
+    a.wait_committed(&hash, T);
+    let (s, v) = submit(&issue);
+    assert_eq!((s, code(&v)), (409, "nonce_replayed"), "{v}");
+    let again = Transaction::sign(
+        &a.chain_id,
+        coffee,
+        1,
+        TxBody::Issue {
+            to: alice.public(),
+            amount: 50,
+            reason: String::new(),
+            receipt_ref: "R1".into(),
+        },
+    );
+    let (s, v) = submit(&again);
+    assert_eq!((s, code(&v)), (409, "duplicate_receipt"), "{v}");
+
+    // 413: a body over the limit, and the node keeps answering.
+    let big = vec![b' '; 200 * 1024];
+    let (s, v) = raw_post(&format!("{api}/v1/transactions"), &big);
+    assert_eq!((s, code(&v)), (413, "too_large"));
+    let (s, v) = get(&format!("{api}/v1/status"));
+    assert_eq!(s, 200);
+    assert_eq!(v["chain_id"], a.chain_id.as_str());
+
+    // The happy path reads back exactly.
+    let (s, v) = get(&format!("{api}/v1/accounts/{}", alice.public()));
+    assert_eq!(s, 200);
+    assert_eq!(
+        (v["balance"].as_u64(), v["nonce"].as_u64()),
+        (Some(50), Some(0))
+    );
+    assert_eq!(v["by_issuer"], json!({"coffee": 50}));
+    assert_eq!(
+        v["expiring_soon"],
+        json!([]),
+        "demo points are valid for a year"
+    );
+    let (s, v) = get(&format!("{api}/v1/accounts/{}/history", alice.public()));
+    assert_eq!(s, 200);
+    assert_eq!(v["items"][0]["hash"], hash.as_str());
+    assert_eq!(v["items"][0]["kind"], "issue");
+}
+
+#[test]
+fn openapi_describes_every_route_the_server_serves() {
+    let a = Alliance::start(1);
+    let api = &a.nodes[0].api;
+    let (s, doc) = get(&format!("{api}/v1/openapi.json"));
+    assert_eq!(s, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    // The endpoints the API promises.
+    let required = [
+        ("post", "/v1/transactions"),
+        ("get", "/v1/transactions/{hash}"),
+        ("get", "/v1/accounts/{address}"),
+        ("get", "/v1/accounts/{address}/history"),
+        ("get", "/v1/blocks/latest"),
+        ("get", "/v1/blocks/{height}"),
+        ("get", "/v1/blocks/hash/{hash}"),
+        ("get", "/v1/merchants"),
+        ("get", "/v1/merchants/{id}"),
+        ("get", "/v1/settlement"),
+        ("get", "/v1/proposals"),
+        ("get", "/v1/status"),
+        ("get", "/v1/events"),
+        ("get", "/v1/openapi.json"),
+    ];
+    for (method, path) in required {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not described"
+        );
+    }
+    // And every described GET route is served (answers something other
+    // than the unknown-endpoint fallback).
+    let sample = |p: &str| {
+        p.replace("{hash}", &"00".repeat(32))
+            .replace("{address}", &a.keys[0].public().to_string())
+            .replace("{height}", "1")
+            .replace("{id}", "coffee")
+    };
+    for (path, ops) in paths {
+        if ops.get("get").is_none() || path == "/v1/events" {
+            continue;
+        }
+        let (_, v) = get(&format!("{api}{}", sample(path)));
+        assert_ne!(
+            v["error"]["code"], "not_found",
+            "{path} is described but not served"
+        );
+    }
+    // Every operation documents its success response.
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(
+                op["responses"].get("200").is_some(),
+                "{method} {path} has no 200 response"
+            );
+        }
+    }
+}
