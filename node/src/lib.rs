@@ -12,6 +12,7 @@ pub mod devnet;
 pub mod keyfile;
 pub mod members;
 pub mod mempool;
+pub mod metrics;
 pub mod network;
 pub mod runtime;
 pub mod store;

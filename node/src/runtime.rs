@@ -8,6 +8,7 @@
 //! [`crate::chain::Chain`] and [`crate::mempool::Mempool`].
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -90,6 +91,8 @@ pub struct Shared {
     pub network: NetworkHandle,
     /// Permits for event-stream subscribers.
     pub event_streams: Arc<tokio::sync::Semaphore>,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl Shared {
@@ -129,6 +132,7 @@ impl Shared {
             let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
             pool.admit(tx, state).map_err(SubmitError::Admit)?
         };
+        self.metrics.submitted(hash);
         if let Err(e) = self.network.publish_transaction(bytes).await {
             tracing::warn!(error = %e, "could not gossip a submitted transaction");
         }
@@ -251,6 +255,7 @@ impl Driver {
             finalized,
             network: net.clone(),
             event_streams: Arc::new(tokio::sync::Semaphore::new(crate::api::EVENT_STREAMS_MAX)),
+            metrics: crate::metrics::Metrics::default(),
         });
         let core = Core::restore(
             core_config(&shared, &key, &config, validators),
@@ -322,6 +327,27 @@ impl Driver {
             .collect();
         s.consensus = self.core.stats().clone();
         s.equivocations = self.core.evidence().count();
+        let m = &self.shared.metrics;
+        let height = self
+            .shared
+            .chain
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .state()
+            .tip()
+            .height;
+        m.height.store(height, Ordering::Relaxed);
+        m.view.store(self.core.view(), Ordering::Relaxed);
+        m.peers.store(self.peers.len() as u64, Ordering::Relaxed);
+        m.sync_lag
+            .store(s.best_peer_height.saturating_sub(height), Ordering::Relaxed);
+        let pending = self
+            .shared
+            .mempool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        m.mempool.store(pending as u64, Ordering::Relaxed);
     }
 
     async fn on_tick(&mut self) -> anyhow::Result<()> {
@@ -482,7 +508,9 @@ impl Driver {
             return Ok(None);
         }
         let view = certificate.view;
+        let parent_ts = tip.timestamp_ms;
         let outcomes = chain.finalize(block, certificate.clone())?;
+        record_finalized(&self.shared, parent_ts, block, &outcomes);
         let state = chain.state();
         {
             let mut pool = self
@@ -821,8 +849,10 @@ impl Driver {
                 tracing::warn!(%peer, error = %e, "sync: bad certificate");
                 return Ok((applied, true));
             }
+            let parent_ts = chain.state().tip().timestamp_ms;
             match chain.finalize(&fb.block, fb.certificate.clone()) {
-                Ok(_) => {
+                Ok(outcomes) => {
+                    record_finalized(&self.shared, parent_ts, &fb.block, &outcomes);
                     let state = chain.state();
                     self.shared
                         .mempool
@@ -840,6 +870,32 @@ impl Driver {
             }
         }
         Ok((applied, false))
+    }
+}
+
+/// Updates metrics for a committed block.
+fn record_finalized(
+    shared: &Shared,
+    parent_timestamp_ms: u64,
+    block: &alliance_protocol::Block,
+    outcomes: &[alliance_protocol::state::TxOutcome],
+) {
+    let m = &shared.metrics;
+    m.finalized_blocks.fetch_add(1, Ordering::Relaxed);
+    m.finalized_txs
+        .fetch_add(block.txs.len() as u64, Ordering::Relaxed);
+    m.block_interval.observe(
+        block
+            .header
+            .timestamp_ms
+            .saturating_sub(parent_timestamp_ms) as f64
+            / 1e3,
+    );
+    m.finalized(block.txs.iter().map(Transaction::hash));
+    for o in outcomes {
+        if let alliance_protocol::state::TxOutcome::Rejected(e) = o {
+            m.rejected(e.code());
+        }
     }
 }
 

@@ -166,7 +166,11 @@ pub async fn submit(
             "this node is catching up with the alliance; retry shortly or use another node",
         ));
     }
-    let hash = s.submit(tx).await.map_err(submit_error)?;
+    let hash = s.submit(tx).await.map_err(|e| {
+        let err = submit_error(e);
+        s.metrics.rejected(&err.code);
+        err
+    })?;
     Ok(Json(SubmitResponse {
         hash: hash.to_hex(),
     }))
@@ -603,4 +607,18 @@ pub async fn openapi() -> Result<([(axum::http::HeaderName, &'static str); 1], S
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         doc,
     ))
+}
+
+/// Prometheus metrics (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
+pub async fn metrics(
+    State(s): State<Arc<Shared>>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        s.metrics.render(),
+    )
 }

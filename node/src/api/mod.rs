@@ -122,6 +122,7 @@ pub fn router_and_doc(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(handlers::proposals))
         .routes(routes!(handlers::events))
         .routes(routes!(handlers::openapi))
+        .routes(routes!(handlers::metrics))
         .split_for_parts();
     let _ = handlers::OPENAPI_JSON.set(doc.to_json().unwrap_or_default());
     let router = router
