@@ -247,10 +247,7 @@ fn fresh_observer_syncs_the_whole_chain() {
     let ours = a.nodes[obs].get(&format!("/v1/blocks/{height}")).unwrap();
     assert_eq!(ours["hash"], theirs["hash"]);
     assert_eq!(status["tip_hash"], theirs["hash"]);
-    assert_eq!(
-        status["state_root"],
-        theirs["header"]["state_root"]
-    );
+    assert_eq!(status["state_root"], theirs["header"]["state_root"]);
     let acc = a.nodes[obs]
         .get(&format!("/v1/accounts/{}", customers[1].public()))
         .unwrap();

@@ -1,0 +1,463 @@
+//! Command-line definitions (clap derive) and argument validators.
+
+use std::path::PathBuf;
+
+use alliance_protocol::{MerchantId, PublicKey};
+use clap::{Args, Parser, Subcommand};
+
+/// Parses an alliance address, checking prefix and checksum, so a typo is
+/// caught before anything is signed or sent.
+pub fn parse_address(s: &str) -> Result<PublicKey, String> {
+    s.parse::<PublicKey>()
+        .map_err(|e| format!("`{s}` is not a valid alliance address: {e}"))
+}
+
+/// Parses a positive whole number of points.
+pub fn parse_amount(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("amount must be at least 1 point".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!(
+            "`{s}` is not a whole number of points (e.g. 120; at most {})",
+            u64::MAX
+        )),
+    }
+}
+
+/// Parses a merchant id.
+pub fn parse_merchant(s: &str) -> Result<MerchantId, String> {
+    MerchantId::new(s).map_err(|e| e.to_string())
+}
+
+/// Parses a transaction hash (64 hex characters).
+pub fn parse_hash(s: &str) -> Result<String, String> {
+    let t = s.trim().to_ascii_lowercase();
+    if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(t)
+    } else {
+        Err(format!(
+            "`{s}` is not a transaction hash (64 hex characters)"
+        ))
+    }
+}
+
+/// `alliance`: the Points Alliance wallet, merchant and governance CLI.
+///
+/// Keys stay in your wallet file: transactions are signed here and only the
+/// signed transaction is sent to the node.
+#[derive(Debug, Parser)]
+#[command(
+    name = "alliance",
+    version,
+    about,
+    long_about,
+    after_help = "Environment:\n  ALLIANCE_NODE        node API base URL (like --node)\n  ALLIANCE_PASSPHRASE  wallet passphrase (otherwise prompted without echo)\n  ALLIANCE_KDF=fast    weak, fast key derivation for new wallets: INSECURE, tests only\n\nExamples:\n  alliance keygen --out alice.json\n  alliance balance --key alice.json\n  alliance send --key alice.json --to pa1... --amount 20 --memo lunch\n  alliance redeem --key alice.json --at books --amount 100 --order B-1001\n  alliance merchant issue --key node_key.json --to pa1... --amount 120 --reason purchase --receipt R-1\n\nFailures exit non-zero with a message saying what to fix. See docs/cli.md."
+)]
+pub struct Cli {
+    /// Node API base URL.
+    #[arg(
+        long,
+        global = true,
+        env = "ALLIANCE_NODE",
+        default_value = "http://127.0.0.1:8080",
+        value_name = "URL"
+    )]
+    pub node: String,
+    /// Machine-readable output: the same data as JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How a submitting command waits.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// Do not wait for the transaction to be committed: print its hash and return.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds to wait for the transaction to be committed.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+}
+
+/// The signing key.
+#[derive(Debug, Clone, Args)]
+pub struct KeyArg {
+    /// Key file: a wallet from `alliance keygen` (passphrase from
+    /// ALLIANCE_PASSPHRASE or a prompt) or a node key file (node_key.json).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+}
+
+/// Whose account: an address or a key file.
+#[derive(Debug, Clone, Args)]
+#[group(required = true, multiple = false)]
+pub struct WhoArgs {
+    /// Address (pa1...).
+    #[arg(value_name = "ADDRESS", value_parser = parse_address)]
+    pub address: Option<PublicKey>,
+    /// Or a key file, whose address is used (no passphrase needed).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a new encrypted wallet file (scrypt + XChaCha20-Poly1305, mode 0600).
+    ///
+    /// The passphrase comes from ALLIANCE_PASSPHRASE or is asked twice without
+    /// echo. An existing file is never overwritten.
+    Keygen {
+        /// Where to write the wallet.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the address of a key file (no passphrase needed).
+    Address {
+        /// The signing key.
+        #[command(flatten)]
+        key: KeyArg,
+    },
+    /// Show points by issuer, lots with their expiry, and points expiring within 30 days.
+    Balance {
+        /// Whose account.
+        #[command(flatten)]
+        who: WhoArgs,
+    },
+    /// Give points to another address (lots closest to expiry go first).
+    Send {
+        /// The signing key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// Recipient address (pa1...).
+        #[arg(long, value_name = "ADDR", value_parser = parse_address)]
+        to: PublicKey,
+        /// Points to send.
+        #[arg(long, value_name = "N", value_parser = parse_amount)]
+        amount: u64,
+        /// Note for the recipient (at most 128 bytes).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        memo: String,
+        /// Waiting for the commit.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Spend points at a merchant (any member's points are accepted).
+    Redeem {
+        /// The signing key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// Merchant id where the points are spent (e.g. books).
+        #[arg(long, value_name = "MERCHANT", value_parser = parse_merchant)]
+        at: MerchantId,
+        /// Points to redeem.
+        #[arg(long, value_name = "N", value_parser = parse_amount)]
+        amount: u64,
+        /// The merchant's order reference (1-64 bytes).
+        #[arg(long, value_name = "REF")]
+        order: String,
+        /// Waiting for the commit.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// List an account's transactions, newest first.
+    History {
+        /// Whose account.
+        #[command(flatten)]
+        who: WhoArgs,
+        /// Most entries to show.
+        #[arg(long, value_name = "N", default_value_t = 20)]
+        limit: u32,
+    },
+    /// Show a transaction's status and outcome.
+    Tx {
+        /// Transaction hash (64 hex characters).
+        #[arg(value_name = "HASH", value_parser = parse_hash)]
+        hash: String,
+    },
+    /// Show the node's status: chain, height, validators, peers.
+    Status,
+    /// Merchant commands: issue points, confirm settlements, list merchants.
+    #[command(subcommand)]
+    Merchant(MerchantCommand),
+    /// Governance: propose, vote, list proposals (merchants only).
+    #[command(subcommand)]
+    Gov(GovCommand),
+    /// Show the claims between merchants (who owes whom).
+    Settlement {
+        /// Only claims arising from this height on.
+        #[arg(long, value_name = "H")]
+        from: Option<u64>,
+        /// Only claims arising up to this height.
+        #[arg(long, value_name = "H")]
+        to: Option<u64>,
+    },
+}
+
+/// `alliance merchant ...`.
+#[derive(Debug, Subcommand)]
+pub enum MerchantCommand {
+    /// Issue your points to a customer (signed with the merchant's key).
+    Issue {
+        /// The signing key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// Customer address (pa1...).
+        #[arg(long, value_name = "ADDR", value_parser = parse_address)]
+        to: PublicKey,
+        /// Points to issue.
+        #[arg(long, value_name = "N", value_parser = parse_amount)]
+        amount: u64,
+        /// Why (e.g. purchase): short, no personal data.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Point-of-sale receipt reference: each receipt earns points once.
+        #[arg(long, value_name = "REF")]
+        receipt: String,
+        /// Waiting for the commit.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Confirm that a debtor merchant paid (off-chain) part of its debt to you.
+    ConfirmSettlement {
+        /// The signing key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// The merchant that paid.
+        #[arg(long, value_name = "ID", value_parser = parse_merchant)]
+        debtor: MerchantId,
+        /// Points of your claim on the debtor now settled.
+        #[arg(long, value_name = "N", value_parser = parse_amount)]
+        amount: u64,
+        /// Waiting for the commit.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// List the merchants with their policies and point totals.
+    List,
+    /// Show one merchant.
+    Show {
+        /// Merchant id.
+        #[arg(value_name = "ID", value_parser = parse_merchant)]
+        id: MerchantId,
+    },
+}
+
+/// Policy flags; unset flags default to the merchant's current policy
+/// (update-policy) or must be given (add-merchant, except those with a
+/// documented default).
+#[derive(Debug, Clone, Args)]
+pub struct PolicyArgs {
+    /// Value of 100 points in minor currency units (e.g. 100 = 1.00).
+    #[arg(long, value_name = "MINOR")]
+    pub point_value: Option<u64>,
+    /// Days a point stays valid (0 = never expires).
+    #[arg(long, value_name = "DAYS")]
+    pub validity_days: Option<u32>,
+    /// Most points one customer may receive per UTC day.
+    #[arg(long, value_name = "N")]
+    pub daily_cap: Option<u64>,
+    /// Most of this merchant's points outstanding at any time.
+    #[arg(long, value_name = "N")]
+    pub outstanding_cap: Option<u64>,
+    /// Smallest redemption accepted.
+    #[arg(long, value_name = "N")]
+    pub min_redemption: Option<u64>,
+}
+
+/// Alliance parameter flags; unset ones default to the current parameters
+/// when the node publishes them, otherwise all are required.
+#[derive(Debug, Clone, Args)]
+pub struct ParamsArgs {
+    /// ISO 4217 currency of point values (e.g. CNY).
+    #[arg(long, value_name = "CODE")]
+    pub currency: Option<String>,
+    /// Most transactions per block.
+    #[arg(long, value_name = "N")]
+    pub block_txs_max: Option<u32>,
+    /// Most transaction bytes per block.
+    #[arg(long, value_name = "BYTES")]
+    pub block_bytes_max: Option<u32>,
+    /// Longest a proposal may stay open, in blocks.
+    #[arg(long, value_name = "BLOCKS")]
+    pub proposal_blocks_max: Option<u64>,
+    /// How far ahead of a validator's clock a block timestamp may be.
+    #[arg(long, value_name = "MS")]
+    pub timestamp_drift_max_ms: Option<u64>,
+}
+
+/// `alliance gov ...`.
+#[derive(Debug, Subcommand)]
+pub enum GovCommand {
+    /// Open a proposal (your approval counts as the first vote).
+    Propose {
+        /// The signing key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// Votes count until the current height plus this many blocks.
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        deadline_blocks: u64,
+        /// Waiting for the commit.
+        #[command(flatten)]
+        wait: WaitArgs,
+        /// What the proposal does.
+        #[command(subcommand)]
+        action: ProposeAction,
+    },
+    /// Vote on an open proposal.
+    #[command(group(clap::ArgGroup::new("choice").required(true).args(["yes", "no"])))]
+    Vote {
+        /// The signing key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// Proposal id (see `alliance gov list`).
+        #[arg(value_name = "PROPOSAL")]
+        proposal: u64,
+        /// Approve.
+        #[arg(long)]
+        yes: bool,
+        /// Reject.
+        #[arg(long)]
+        no: bool,
+        /// Waiting for the commit.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// List proposals with their votes and status.
+    List,
+}
+
+/// The action of `alliance gov propose`.
+#[derive(Debug, Subcommand)]
+pub enum ProposeAction {
+    /// Admit a new merchant (--point-value, --daily-cap and --outstanding-cap
+    /// required; --validity-days defaults to 365, --min-redemption to 1).
+    AddMerchant {
+        /// Its id (1-16 of a-z, 0-9, '-').
+        #[arg(long, value_name = "ID", value_parser = parse_merchant)]
+        id: MerchantId,
+        /// Display name.
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// Its signing key's address (pa1...).
+        #[arg(long, value_name = "ADDR", value_parser = parse_address)]
+        merchant_key: PublicKey,
+        /// Policy values.
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Suspend a merchant.
+    SuspendMerchant {
+        /// Its id.
+        #[arg(long, value_name = "ID", value_parser = parse_merchant)]
+        id: MerchantId,
+    },
+    /// Replace a merchant's policy (unset flags keep the current values).
+    UpdatePolicy {
+        /// Its id.
+        #[arg(long, value_name = "ID", value_parser = parse_merchant)]
+        id: MerchantId,
+        /// Policy values.
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Replace the alliance parameters.
+    UpdateParams {
+        /// Parameter values.
+        #[command(flatten)]
+        params: ParamsArgs,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn amounts() {
+        assert_eq!(parse_amount("120"), Ok(120));
+        assert!(parse_amount("0").unwrap_err().contains("at least 1"));
+        assert!(parse_amount("-5").is_err());
+        assert!(parse_amount("1.5").is_err());
+        assert!(parse_amount("99999999999999999999999").is_err());
+    }
+
+    #[test]
+    fn addresses() {
+        let k = alliance_protocol::Keypair::from_label("a")
+            .public()
+            .to_string();
+        assert!(parse_address(&k).is_ok());
+        let mut typo: Vec<char> = k.chars().collect();
+        typo[10] = if typo[10] == 'q' { 'p' } else { 'q' };
+        let typo: String = typo.into_iter().collect();
+        let e = parse_address(&typo).unwrap_err();
+        assert!(e.contains("checksum"), "{e}");
+        assert!(parse_address("bc1qxyz").is_err());
+    }
+
+    #[test]
+    fn hashes_and_merchants() {
+        assert!(parse_hash(&"ab".repeat(32)).is_ok());
+        assert!(parse_hash("abc").is_err());
+        assert!(parse_merchant("books").is_ok());
+        assert!(parse_merchant("Books").is_err());
+    }
+
+    #[test]
+    fn parses_commands() {
+        let k = alliance_protocol::Keypair::from_label("a")
+            .public()
+            .to_string();
+        let cli = Cli::try_parse_from([
+            "alliance", "--json", "send", "--key", "w.json", "--to", &k, "--amount", "5",
+        ])
+        .unwrap();
+        assert!(cli.json);
+        assert!(matches!(cli.command, Command::Send { amount: 5, .. }));
+        // balance needs exactly one of ADDRESS / --key.
+        assert!(Cli::try_parse_from(["alliance", "balance"]).is_err());
+        assert!(Cli::try_parse_from(["alliance", "balance", &k, "--key", "w"]).is_err());
+        // vote needs exactly one of --yes / --no.
+        assert!(Cli::try_parse_from(["alliance", "gov", "vote", "--key", "k", "1"]).is_err());
+        assert!(Cli::try_parse_from([
+            "alliance", "gov", "vote", "--key", "k", "1", "--yes", "--no"
+        ])
+        .is_err());
+        let cli = Cli::try_parse_from([
+            "alliance",
+            "gov",
+            "propose",
+            "--key",
+            "k",
+            "--deadline-blocks",
+            "50",
+            "update-policy",
+            "--id",
+            "coffee",
+            "--daily-cap",
+            "10",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Gov(GovCommand::Propose {
+                deadline_blocks: 50,
+                ..
+            })
+        ));
+        assert!(Cli::try_parse_from([
+            "alliance", "send", "--key", "w", "--to", &k, "--amount", "0"
+        ])
+        .is_err());
+    }
+}

@@ -1,0 +1,476 @@
+//! Wallet commands: keygen, address, balance, send, redeem, history, tx,
+//! status, settlement.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use alliance_protocol::{Keypair, MerchantId, PublicKey, TxBody};
+use serde_json::json;
+
+use super::{
+    check_balance, check_len, load_key, short, submit, unknown_merchant, CmdResult, Ctx, Failure,
+};
+use crate::api;
+use crate::cli::{WaitArgs, WhoArgs};
+use crate::keystore::{self, KdfParams};
+use crate::output::{self, table};
+
+/// `alliance keygen --out FILE`.
+pub fn keygen(ctx: &Ctx, out: &Path) -> CmdResult {
+    if out.exists() {
+        return Err(keystore::KeystoreError::Exists(out.display().to_string()).into());
+    }
+    let pass = keystore::new_passphrase()?;
+    let key = Keypair::generate();
+    let params = KdfParams::from_env();
+    keystore::create(out, &key, &pass, params)?;
+    let addr = key.public().to_string();
+    ctx.print(
+        &json!({"address": addr, "file": out.display().to_string(), "kdf": {"name": "scrypt", "log_n": params.log_n, "r": params.r, "p": params.p}}),
+        || {
+            let mut s = format!("wrote {} (mode 0600)\naddress {addr}\n", out.display());
+            if params != KdfParams::STRONG {
+                s.push_str("warning: weak KDF parameters (ALLIANCE_KDF=fast): for tests only\n");
+            }
+            s
+        },
+    );
+    Ok(())
+}
+
+/// `alliance address --key FILE`.
+pub fn address(ctx: &Ctx, key: &Path) -> CmdResult {
+    let addr = keystore::address_of(key)?.to_string();
+    ctx.print(&json!({"address": addr}), || format!("{addr}\n"));
+    Ok(())
+}
+
+/// The address named by `ADDRESS` or `--key FILE`.
+pub fn who(w: &WhoArgs) -> Result<PublicKey, Failure> {
+    match (&w.address, &w.key) {
+        (Some(a), _) => Ok(*a),
+        (None, Some(k)) => Ok(keystore::address_of(k)?),
+        (None, None) => Err(Failure::new("usage", "give an ADDRESS or --key FILE")),
+    }
+}
+
+/// `alliance balance`.
+pub fn balance(ctx: &Ctx, w: &WhoArgs) -> CmdResult {
+    let addr = who(w)?;
+    let (acc, raw) = ctx.account(&addr)?;
+    let now = output::now_ms();
+    let soon: Vec<api::Lot> = match &acc.expiring_soon {
+        Some(s) => s.clone(),
+        // Older nodes: compute it from the lots.
+        None => acc
+            .lots
+            .iter()
+            .filter(|l| l.expiry_ms.is_some_and(|e| e <= now + 30 * 86_400_000))
+            .cloned()
+            .collect(),
+    };
+    let mut value = raw.clone();
+    if acc.expiring_soon.is_none() {
+        value["expiring_soon"] = json!(soon
+            .iter()
+            .map(|l| json!({"issuer": l.issuer, "expiry_ms": l.expiry_ms, "amount": l.amount}))
+            .collect::<Vec<_>>());
+    }
+    ctx.print(&value, || {
+        let mut s = format!(
+            "address {}\nbalance {} points (height {})\n",
+            acc.address, acc.balance, acc.height
+        );
+        if acc.lots.is_empty() {
+            s.push_str("\nno points yet\n");
+            return s;
+        }
+        s.push('\n');
+        let rows: Vec<Vec<String>> = acc
+            .by_issuer
+            .iter()
+            .map(|(i, a)| vec![i.clone(), a.to_string()])
+            .collect();
+        s.push_str(&table(&["ISSUER", "POINTS"], &[false, true], &rows));
+        s.push_str("\nlots\n");
+        let rows: Vec<Vec<String>> = acc
+            .lots
+            .iter()
+            .map(|l| {
+                vec![
+                    l.issuer.clone(),
+                    l.amount.to_string(),
+                    output::expiry(l.expiry_ms),
+                ]
+            })
+            .collect();
+        s.push_str(&table(
+            &["ISSUER", "POINTS", "EXPIRES (UTC)"],
+            &[false, true, false],
+            &rows,
+        ));
+        if soon.is_empty() {
+            s.push_str("\nnothing expires within 30 days\n");
+        } else {
+            let total: u64 = soon.iter().map(|l| l.amount).sum();
+            s.push_str(&format!("\nexpiring within 30 days: {total} points\n"));
+            let rows: Vec<Vec<String>> = soon
+                .iter()
+                .map(|l| {
+                    vec![
+                        l.issuer.clone(),
+                        l.amount.to_string(),
+                        output::expiry(l.expiry_ms),
+                    ]
+                })
+                .collect();
+            s.push_str(&table(
+                &["ISSUER", "POINTS", "EXPIRES (UTC)"],
+                &[false, true, false],
+                &rows,
+            ));
+        }
+        s
+    });
+    Ok(())
+}
+
+/// `alliance send`.
+pub fn send(
+    ctx: &Ctx,
+    key: &Path,
+    to: PublicKey,
+    amount: u64,
+    memo: &str,
+    wait: &WaitArgs,
+) -> CmdResult {
+    check_len("--memo", memo, 0, 128)?;
+    let k = load_key(key)?;
+    let (acc, _) = ctx.account(&k.public())?;
+    check_balance(&acc, amount)?;
+    let body = TxBody::Transfer {
+        to,
+        amount,
+        memo: memo.to_string(),
+    };
+    submit(
+        ctx,
+        &k,
+        body,
+        wait,
+        &format!("sent {amount} points to {to}"),
+    )
+}
+
+/// `alliance redeem`.
+pub fn redeem(
+    ctx: &Ctx,
+    key: &Path,
+    at: &MerchantId,
+    amount: u64,
+    order: &str,
+    wait: &WaitArgs,
+) -> CmdResult {
+    check_len("--order", order, 1, 64)?;
+    let merchants = ctx.merchants()?;
+    let m = merchants
+        .iter()
+        .find(|m| m.id == at.as_str())
+        .ok_or_else(|| unknown_merchant(at.as_str()))?;
+    if m.status != "active" {
+        return Err(Failure::new(
+            "merchant_suspended",
+            format!(
+                "merchant `{at}` is {} and does not accept redemptions",
+                m.status
+            ),
+        ));
+    }
+    if amount < m.policy.min_redemption {
+        return Err(Failure::new(
+            "below_minimum_redemption",
+            format!(
+                "merchant's minimum redemption is {} points, {amount} requested",
+                m.policy.min_redemption
+            ),
+        ));
+    }
+    let k = load_key(key)?;
+    let (acc, _) = ctx.account(&k.public())?;
+    check_balance(&acc, amount)?;
+    let body = TxBody::Redeem {
+        merchant: at.clone(),
+        amount,
+        order_ref: order.to_string(),
+    };
+    submit(
+        ctx,
+        &k,
+        body,
+        wait,
+        &format!("redeemed {amount} points at {at}"),
+    )
+}
+
+/// One history line's description, from the account's point of view.
+fn describe(item: &api::HistoryItem, me: &str, names: &BTreeMap<String, String>) -> String {
+    let name = |k: &str| names.get(k).cloned().unwrap_or_else(|| short(k));
+    let body: Option<TxBody> = serde_json::from_value(item.body.clone()).ok();
+    let signer_is_me = item.signer == me;
+    match body {
+        Some(TxBody::Issue {
+            to,
+            amount,
+            receipt_ref,
+            ..
+        }) => {
+            if to.to_string() == me {
+                format!(
+                    "+{amount} from {} (receipt {receipt_ref})",
+                    name(&item.signer)
+                )
+            } else {
+                format!(
+                    "issued {amount} to {} (receipt {receipt_ref})",
+                    short(&to.to_string())
+                )
+            }
+        }
+        Some(TxBody::Transfer { to, amount, memo }) => {
+            let memo = if memo.is_empty() {
+                String::new()
+            } else {
+                format!(" \"{memo}\"")
+            };
+            if signer_is_me {
+                format!("-{amount} to {}{memo}", short(&to.to_string()))
+            } else {
+                format!("+{amount} from {}{memo}", short(&item.signer))
+            }
+        }
+        Some(TxBody::Redeem {
+            merchant,
+            amount,
+            order_ref,
+        }) => {
+            format!("-{amount} redeemed at {merchant} (order {order_ref})")
+        }
+        Some(TxBody::SettlementConfirm { debtor, amount }) => {
+            format!("confirmed {amount} points paid by {debtor}")
+        }
+        Some(TxBody::Propose {
+            action,
+            deadline_height,
+        }) => {
+            format!(
+                "proposed {} (deadline {deadline_height})",
+                crate::commands::gov::action_summary(
+                    &serde_json::to_value(&action).unwrap_or_default()
+                )
+            )
+        }
+        Some(TxBody::Vote { proposal, approve }) => {
+            format!(
+                "voted {} on proposal {proposal}",
+                if approve { "yes" } else { "no" }
+            )
+        }
+        None => item.body.to_string(),
+    }
+}
+
+/// `alliance history`.
+pub fn history(ctx: &Ctx, w: &WhoArgs, limit: u32) -> CmdResult {
+    let addr = who(w)?;
+    let path = format!("/v1/accounts/{addr}/history?limit={limit}");
+    let (h, raw): (api::History, _) = match ctx.get(&path) {
+        Err(f) if f.code == "not_found" => {
+            return Err(Failure::new(
+                "not_supported",
+                format!(
+                    "the node at {} does not serve account history (GET /v1/accounts/{{address}}/history): upgrade it or use another --node",
+                    ctx.client.base()
+                ),
+            ))
+        }
+        other => other?,
+    };
+    let me = addr.to_string();
+    let names: BTreeMap<String, String> = ctx
+        .merchants()
+        .map(|ms| ms.into_iter().map(|m| (m.key, m.id)).collect())
+        .unwrap_or_default();
+    ctx.print(&raw, || {
+        if h.items.is_empty() {
+            return format!("no transactions for {me}\n");
+        }
+        let rows: Vec<Vec<String>> = h
+            .items
+            .iter()
+            .map(|i| {
+                vec![
+                    i.height.to_string(),
+                    output::utc_datetime(i.timestamp_ms),
+                    i.kind.clone(),
+                    describe(i, &me, &names),
+                    if i.applied {
+                        "ok".into()
+                    } else {
+                        format!("rejected: {}", i.code.clone().unwrap_or_default())
+                    },
+                    i.hash.chars().take(12).collect(),
+                ]
+            })
+            .collect();
+        let mut s = table(
+            &["HEIGHT", "TIME", "KIND", "DETAILS", "RESULT", "TX"],
+            &[true, false, false, false, false, false],
+            &rows,
+        );
+        if h.next.as_ref().is_some_and(|n| !n.is_null()) {
+            s.push_str(&format!("(more: raise --limit above {limit})\n"));
+        }
+        s
+    });
+    Ok(())
+}
+
+/// `alliance tx HASH`.
+pub fn tx(ctx: &Ctx, hash: &str) -> CmdResult {
+    let path = format!("/v1/transactions/{hash}");
+    let (st, raw): (api::TxStatus, _) = match ctx.get(&path) {
+        Err(f) if f.code == "unknown_transaction" => {
+            return Err(Failure::new(
+                "unknown_transaction",
+                format!(
+                    "transaction {hash} is neither pending nor committed on {}",
+                    ctx.client.base()
+                ),
+            ))
+        }
+        other => other?,
+    };
+    ctx.print(&raw, || {
+        let mut s = format!("tx     {}\nstatus {}\n", st.hash, st.status);
+        if let Some(h) = st.height {
+            s.push_str(&format!("height {h} (index {})\n", st.index.unwrap_or(0)));
+        }
+        if let Some(r) = &st.result {
+            if r.applied {
+                s.push_str("result applied\n");
+            } else {
+                s.push_str(&format!(
+                    "result rejected: {} ({})\n",
+                    r.reason.clone().unwrap_or_default(),
+                    r.code.clone().unwrap_or_default()
+                ));
+            }
+        }
+        s
+    });
+    Ok(())
+}
+
+/// `alliance status`.
+pub fn status(ctx: &Ctx) -> CmdResult {
+    let (st, raw) = ctx.status()?;
+    ctx.print(&raw, || {
+        let mut s = format!(
+            "node        {}\nchain       {}\nheight      {}\ntip         {}\nstate root  {}\nblock time  {}\nview        {}\nvalidator   {}\nsyncing     {}\nmempool     {}\npeers       {}\nversion     {}\n",
+            ctx.client.base(),
+            st.chain_id,
+            st.height,
+            st.tip_hash,
+            st.state_root,
+            output::utc_datetime(st.timestamp_ms),
+            st.view,
+            if st.is_validator { "yes" } else { "no" },
+            if st.syncing { "yes" } else { "no" },
+            st.mempool,
+            st.peers.len(),
+            st.version
+        );
+        s.push_str("\nvalidators\n");
+        let rows: Vec<Vec<String>> = st
+            .validators
+            .iter()
+            .map(|v| vec![v.id.clone(), v.key.clone()])
+            .collect();
+        s.push_str(&table(&["ID", "KEY"], &[false, false], &rows));
+        s
+    });
+    Ok(())
+}
+
+/// `alliance settlement`.
+pub fn settlement(ctx: &Ctx, from: Option<u64>, to: Option<u64>) -> CmdResult {
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(Failure::new(
+                "usage",
+                format!("--from {f} is after --to {t}"),
+            ));
+        }
+    }
+    let mut q = Vec::new();
+    if let Some(f) = from {
+        q.push(format!("from={f}"));
+    }
+    if let Some(t) = to {
+        q.push(format!("to={t}"));
+    }
+    let path = if q.is_empty() {
+        "/v1/settlement".to_string()
+    } else {
+        format!("/v1/settlement?{}", q.join("&"))
+    };
+    let (s, raw): (api::Settlement, _) = ctx.get(&path)?;
+    ctx.print(&raw, || {
+        let mut out = String::new();
+        if from.is_some() || to.is_some() {
+            out.push_str(&format!(
+                "claims over heights {}..={} (net change: redeemed minus confirmed in the period)\n",
+                from.map(|f| f.to_string()).unwrap_or_else(|| "1".into()),
+                to.map(|t| t.to_string())
+                    .unwrap_or_else(|| s.height.to_string())
+            ));
+        }
+        if s.claims.is_empty() {
+            out.push_str(&format!(
+                "no claims between merchants (height {})\n",
+                s.height
+            ));
+            return out;
+        }
+        let rows: Vec<Vec<String>> = s
+            .claims
+            .iter()
+            .map(|c| {
+                vec![
+                    c.creditor.clone(),
+                    c.debtor.clone(),
+                    c.redeemed_points.to_string(),
+                    c.confirmed_points.to_string(),
+                    c.outstanding_points.to_string(),
+                    output::money_centiminor(c.outstanding_value_centiminor),
+                ]
+            })
+            .collect();
+        let (points, value) = if from.is_some() || to.is_some() {
+            ("NET POINTS", "NET VALUE")
+        } else {
+            ("OUTSTANDING POINTS", "OUTSTANDING VALUE")
+        };
+        out.push_str(&table(
+            &["CREDITOR", "DEBTOR", "REDEEMED", "CONFIRMED", points, value],
+            &[false, false, true, true, true, true],
+            &rows,
+        ));
+        out.push_str(&format!(
+            "(the creditor accepted the debtor's points; values in currency units; height {})\n",
+            s.height
+        ));
+        out
+    });
+    Ok(())
+}

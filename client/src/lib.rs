@@ -1,0 +1,81 @@
+//! The `alliance` CLI: wallet, merchant and governance commands for Points
+//! Alliance. Keys are loaded from an encrypted keystore (or a merchant's
+//! node key file), transactions are signed locally and submitted to a
+//! node's HTTP API; the node never sees a secret.
+
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod cli;
+pub mod commands;
+pub mod http;
+pub mod keystore;
+pub mod output;
+
+use cli::{Cli, Command, GovCommand, MerchantCommand};
+use commands::{gov, merchant, wallet, CmdResult, Ctx};
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> CmdResult {
+    let ctx = Ctx {
+        client: http::Client::new(&cli.node),
+        json: cli.json,
+    };
+    match &cli.command {
+        Command::Keygen { out } => wallet::keygen(&ctx, out),
+        Command::Address { key } => wallet::address(&ctx, &key.key),
+        Command::Balance { who } => wallet::balance(&ctx, who),
+        Command::Send {
+            key,
+            to,
+            amount,
+            memo,
+            wait,
+        } => wallet::send(&ctx, &key.key, *to, *amount, memo, wait),
+        Command::Redeem {
+            key,
+            at,
+            amount,
+            order,
+            wait,
+        } => wallet::redeem(&ctx, &key.key, at, *amount, order, wait),
+        Command::History { who, limit } => wallet::history(&ctx, who, *limit),
+        Command::Tx { hash } => wallet::tx(&ctx, hash),
+        Command::Status => wallet::status(&ctx),
+        Command::Settlement { from, to } => wallet::settlement(&ctx, *from, *to),
+        Command::Merchant(m) => match m {
+            MerchantCommand::Issue {
+                key,
+                to,
+                amount,
+                reason,
+                receipt,
+                wait,
+            } => merchant::issue(&ctx, &key.key, *to, *amount, reason, receipt, wait),
+            MerchantCommand::ConfirmSettlement {
+                key,
+                debtor,
+                amount,
+                wait,
+            } => merchant::confirm_settlement(&ctx, &key.key, debtor, *amount, wait),
+            MerchantCommand::List => merchant::list(&ctx),
+            MerchantCommand::Show { id } => merchant::show(&ctx, id),
+        },
+        Command::Gov(g) => match g {
+            GovCommand::Propose {
+                key,
+                deadline_blocks,
+                wait,
+                action,
+            } => gov::propose(&ctx, &key.key, *deadline_blocks, wait, action),
+            GovCommand::Vote {
+                key,
+                proposal,
+                yes,
+                no: _,
+                wait,
+            } => gov::vote(&ctx, &key.key, *proposal, *yes, wait),
+            GovCommand::List => gov::list(&ctx),
+        },
+    }
+}

@@ -1,0 +1,363 @@
+//! End-to-end tests of the `alliance` CLI: the real binary against a real
+//! local alliance of four `alliance-node` processes.
+//!
+//! The `alliance` binary is found next to the test executable, like
+//! `alliance-node` (tests/src/lib.rs). `cargo test --workspace` builds it
+//! because `alliance-client` has an integration test target
+//! (client/tests/help.rs); for a targeted run, build it first:
+//! `cargo build -p alliance-node -p alliance-client && cargo test -p alliance-tests --test cli`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use alliance_tests::Alliance;
+use serde_json::Value;
+
+const PASS: &str = "correct horse battery staple";
+
+fn cli_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let bin = dir.join("alliance");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build -p alliance-client` (cargo test --workspace builds it)",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs `alliance` against `node` with the test passphrase and fast KDF.
+fn run(node: &str, pass: &str, args: &[&str]) -> Output {
+    Command::new(cli_binary())
+        .args(args)
+        .env("ALLIANCE_NODE", node)
+        .env("ALLIANCE_PASSPHRASE", pass)
+        .env("ALLIANCE_KDF", "fast")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run alliance")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs and requires success; returns stdout.
+fn ok(node: &str, args: &[&str]) -> String {
+    let o = run(node, PASS, args);
+    assert!(o.status.success(), "alliance {args:?} failed: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Runs with `--json` and requires success; returns the JSON.
+fn ok_json(node: &str, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let out = ok(node, &all);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("alliance {args:?}: not JSON ({e}): {out}"))
+}
+
+fn balance(node: &str, addr: &str) -> Value {
+    ok_json(node, &["balance", addr])
+}
+
+fn claim(node: &str, creditor: &str, debtor: &str) -> Value {
+    let s = ok_json(node, &["settlement"]);
+    s["claims"]
+        .as_array()
+        .expect("claims")
+        .iter()
+        .find(|c| c["creditor"] == creditor && c["debtor"] == debtor)
+        .cloned()
+        .unwrap_or_else(|| panic!("no claim {creditor} on {debtor}: {s}"))
+}
+
+/// The worked example, driven entirely through the CLI: wallets, issuance
+/// (once per receipt), a transfer, a redemption at another merchant, the
+/// claim it creates and its settlement.
+#[test]
+fn worked_example_through_the_cli() {
+    let a = Alliance::start(4);
+    a.wait_height(1, Duration::from_secs(60));
+    let node0 = a.nodes[0].api.as_str();
+    let node2 = a.nodes[2].api.as_str();
+    let dir = tempfile::tempdir().unwrap();
+    let alice_w = dir.path().join("alice.json");
+    let bob_w = dir.path().join("bob.json");
+    let alice_file = alice_w.to_str().unwrap();
+    let bob_file = bob_w.to_str().unwrap();
+    let coffee_key = a.nodes[0].home.join("node_key.json");
+    let books_key = a.nodes[1].home.join("node_key.json");
+    let coffee = coffee_key.to_str().unwrap();
+    let books = books_key.to_str().unwrap();
+
+    // Wallets.
+    let alice = ok_json(node0, &["keygen", "--out", alice_file])["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bob = ok_json(node0, &["keygen", "--out", bob_file])["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(ok(node0, &["address", "--key", alice_file]).trim(), alice);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&alice_w).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let again = run(node0, PASS, &["keygen", "--out", alice_file]);
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("refusing to overwrite"));
+
+    // Coffee (node 0's key file) issues 120 to Alice.
+    let out = ok(
+        node0,
+        &[
+            "merchant",
+            "issue",
+            "--key",
+            coffee,
+            "--to",
+            &alice,
+            "--amount",
+            "120",
+            "--reason",
+            "purchase",
+            "--receipt",
+            "R-1",
+        ],
+    );
+    assert!(out.contains("committed at height"), "{out}");
+    let b = balance(node0, &alice);
+    assert_eq!(b["balance"], 120, "{b}");
+    assert_eq!(b["by_issuer"]["coffee"], 120, "{b}");
+
+    // The same receipt earns once.
+    let dup = run(
+        node0,
+        PASS,
+        &[
+            "merchant",
+            "issue",
+            "--key",
+            coffee,
+            "--to",
+            &alice,
+            "--amount",
+            "120",
+            "--reason",
+            "purchase",
+            "--receipt",
+            "R-1",
+            "--timeout",
+            "20",
+        ],
+    );
+    assert_ne!(dup.status.code(), Some(0), "{}", text(&dup));
+    assert!(
+        String::from_utf8_lossy(&dup.stderr).contains("duplicate_receipt"),
+        "{}",
+        text(&dup)
+    );
+    assert_eq!(balance(node0, &alice)["balance"], 120);
+
+    // A typo'd address is refused before anything is sent.
+    let mut typo: Vec<char> = bob.chars().collect();
+    typo[30] = if typo[30] == 'q' { 'p' } else { 'q' };
+    let typo: String = typo.into_iter().collect();
+    let bad = run(
+        node0,
+        PASS,
+        &["send", "--key", alice_file, "--to", &typo, "--amount", "20"],
+    );
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("checksum"),
+        "{}",
+        text(&bad)
+    );
+
+    // A wrong passphrase is a clear error, not a panic.
+    let wrong = run(
+        node0,
+        "not the passphrase",
+        &["send", "--key", alice_file, "--to", &bob, "--amount", "20"],
+    );
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("wrong passphrase for"),
+        "{}",
+        text(&wrong)
+    );
+
+    // Overspending is refused with the numbers.
+    let over = run(
+        node0,
+        PASS,
+        &["send", "--key", alice_file, "--to", &bob, "--amount", "121"],
+    );
+    assert_eq!(over.status.code(), Some(1), "{}", text(&over));
+    assert!(
+        String::from_utf8_lossy(&over.stderr)
+            .contains("insufficient balance: 120 points available, 121 requested"),
+        "{}",
+        text(&over)
+    );
+
+    // Alice gives 20 to Bob (through another node).
+    ok(
+        node2,
+        &[
+            "send", "--key", alice_file, "--to", &bob, "--amount", "20", "--memo", "lunch",
+        ],
+    );
+    assert_eq!(balance(node0, &alice)["balance"], 100);
+    let b = balance(node0, &bob);
+    assert_eq!(b["balance"], 20, "{b}");
+    assert_eq!(b["by_issuer"]["coffee"], 20, "{b}");
+
+    // Alice redeems 100 at books.
+    let r = ok_json(
+        node0,
+        &[
+            "redeem", "--key", alice_file, "--at", "books", "--amount", "100", "--order", "B-1001",
+        ],
+    );
+    assert_eq!(r["status"], "committed", "{r}");
+    assert_eq!(r["result"]["applied"], true, "{r}");
+    assert_eq!(balance(node0, &alice)["balance"], 0);
+    assert_eq!(balance(node0, &bob)["balance"], 20);
+
+    // Books now has a claim on coffee of 100 points, worth 1.00 (100 points
+    // at 100 minor units per 100 points = 10 000 centiminor).
+    let c = claim(node0, "books", "coffee");
+    assert_eq!(c["redeemed_points"], 100, "{c}");
+    assert_eq!(c["outstanding_points"], 100, "{c}");
+    assert_eq!(c["outstanding_value_centiminor"], 10_000, "{c}");
+    let table = ok(node0, &["settlement"]);
+    assert!(
+        table.contains("books") && table.contains("coffee"),
+        "{table}"
+    );
+
+    // Books confirms coffee paid; the claim is cleared.
+    let over = run(
+        node0,
+        PASS,
+        &[
+            "merchant",
+            "confirm-settlement",
+            "--key",
+            books,
+            "--debtor",
+            "coffee",
+            "--amount",
+            "101",
+        ],
+    );
+    assert_eq!(over.status.code(), Some(1), "{}", text(&over));
+    ok(
+        node0,
+        &[
+            "merchant",
+            "confirm-settlement",
+            "--key",
+            books,
+            "--debtor",
+            "coffee",
+            "--amount",
+            "100",
+        ],
+    );
+    let c = claim(node0, "books", "coffee");
+    assert_eq!(c["confirmed_points"], 100, "{c}");
+    assert_eq!(c["outstanding_points"], 0, "{c}");
+    assert_eq!(c["outstanding_value_centiminor"], 0, "{c}");
+
+    // Merchant totals agree.
+    let ms = ok_json(node0, &["merchant", "list"]);
+    let coffee_m = ms["merchants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "coffee")
+        .unwrap();
+    assert_eq!(coffee_m["issued"], 120, "{coffee_m}");
+    assert_eq!(coffee_m["redeemed"], 100, "{coffee_m}");
+    assert_eq!(coffee_m["outstanding"], 20, "{coffee_m}");
+
+    // Alice's history: three committed transactions, newest first (the
+    // duplicate issuance never reached the chain).
+    let h = ok_json(node0, &["history", "--key", alice_file]);
+    let kinds: Vec<&str> = h["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| i["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["redeem", "transfer", "issue"], "{h}");
+
+    // Governance: coffee proposes a lower daily cap for itself; books and
+    // cinema approve (3 of 4 > 2/3) and it takes effect.
+    let cinema_key = a.nodes[2].home.join("node_key.json");
+    let cinema = cinema_key.to_str().unwrap();
+    ok(
+        node0,
+        &[
+            "gov",
+            "propose",
+            "--key",
+            coffee,
+            "--deadline-blocks",
+            "200",
+            "update-policy",
+            "--id",
+            "coffee",
+            "--daily-cap",
+            "500",
+        ],
+    );
+    let ps = ok_json(node0, &["gov", "list"]);
+    let id = ps["proposals"][0]["id"].as_u64().expect("proposal id");
+    let id = id.to_string();
+    ok(node0, &["gov", "vote", "--key", books, &id, "--yes"]);
+    ok(node0, &["gov", "vote", "--key", cinema, &id, "--yes"]);
+    let m = ok_json(node0, &["merchant", "show", "coffee"]);
+    assert_eq!(m["policy"]["daily_issue_cap"], 500, "{m}");
+    assert_eq!(m["policy"]["point_value_minor"], 100, "unchanged: {m}");
+    let not_merchant = run(
+        node0,
+        PASS,
+        &["gov", "vote", "--key", alice_file, &id, "--no"],
+    );
+    assert_eq!(
+        not_merchant.status.code(),
+        Some(1),
+        "{}",
+        text(&not_merchant)
+    );
+    assert!(
+        String::from_utf8_lossy(&not_merchant.stderr).contains("not a merchant"),
+        "{}",
+        text(&not_merchant)
+    );
+
+    // Human output works too.
+    let human = ok(node0, &["balance", &bob]);
+    assert!(human.contains("coffee") && human.contains("20"), "{human}");
+    ok(node0, &["status"]);
+    ok(node0, &["merchant", "show", "books"]);
+}
