@@ -160,6 +160,12 @@ pub struct Alliance {
 impl Alliance {
     /// Creates the genesis and homes for `n` validators and starts them all.
     pub fn start(n: usize) -> Alliance {
+        Self::start_with_config(n, None)
+    }
+
+    /// Like [`Alliance::start`], writing `config_toml` as every node's
+    /// `config.toml` first.
+    pub fn start_with_config(n: usize, config_toml: Option<&str>) -> Alliance {
         let dir = tempfile::tempdir().expect("temp dir");
         let chain_id = "e2e-chain".to_string();
         let status = Command::new(node_binary())
@@ -200,6 +206,11 @@ impl Alliance {
             nodes,
             keys,
         };
+        if let Some(text) = config_toml {
+            for node in &a.nodes {
+                std::fs::write(node.home.join("config.toml"), text).expect("write config.toml");
+            }
+        }
         for i in 0..n {
             a.launch(i);
         }

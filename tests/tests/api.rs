@@ -272,3 +272,43 @@ fn openapi_describes_every_route_the_server_serves() {
         }
     }
 }
+
+/// 503: a full mempool refuses with `mempool_full` (the node holds one
+/// pending transaction and waits long before building a block).
+#[test]
+fn a_full_mempool_answers_503() {
+    let config = "mempool_txs_max = 1\nblock_interval_ms = 60000\nleader_timeout_ms = 60000\nnotarization_timeout_ms = 60000\n";
+    let a = Alliance::start_with_config(1, Some(config));
+    let n = &a.nodes[0];
+    let alice = demo_customer_key(&a.chain_id, "alice");
+    let bob = demo_customer_key(&a.chain_id, "bob");
+    let first = Transaction::sign(
+        &a.chain_id,
+        &a.keys[0],
+        0,
+        TxBody::Issue {
+            to: alice.public(),
+            amount: 1,
+            reason: String::new(),
+            receipt_ref: "first".into(),
+        },
+    );
+    n.submit(&first);
+    let second = Transaction::sign(
+        &a.chain_id,
+        &a.keys[0],
+        1,
+        TxBody::Issue {
+            to: bob.public(),
+            amount: 1,
+            reason: String::new(),
+            receipt_ref: "second".into(),
+        },
+    );
+    let (s, v) = n
+        .post("/v1/transactions", &serde_json::to_value(&second).unwrap())
+        .unwrap();
+    assert_eq!((s, code(&v)), (503, "mempool_full"), "{v}");
+    // Still answering.
+    assert!(n.height().is_some());
+}
