@@ -769,6 +769,11 @@ impl Driver {
                         )
                     };
                     tracing::info!(height = anchor.height, applied, "synced blocks from a peer");
+                    if &validators != self.core.validators() {
+                        let members: Vec<PublicKey> =
+                            validators.validators().iter().map(|v| v.key).collect();
+                        let _ = self.net.set_members(members).await;
+                    }
                     self.core = Core::restore(
                         core_config(&self.shared, &self.key, &self.config, validators),
                         anchor,

@@ -263,6 +263,23 @@ impl Alliance {
         });
     }
 
+    /// Adds a node whose home already exists (created by `alliance-node
+    /// init`) and starts it with every other node as a peer. Returns its index.
+    pub fn add_node(&mut self, home: PathBuf) -> usize {
+        let i = self.nodes.len();
+        let api_port = free_port();
+        self.nodes.push(Node {
+            index: i,
+            home,
+            p2p_port: free_port(),
+            api_port,
+            api: format!("http://127.0.0.1:{api_port}"),
+            child: None,
+        });
+        self.launch(i);
+        i
+    }
+
     /// Starts a non-validator node (fresh key, `alliance-node init`) that
     /// knows only `peer` and syncs from it. Returns its index.
     pub fn launch_observer(&mut self, peer: usize) -> usize {

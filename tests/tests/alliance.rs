@@ -333,3 +333,103 @@ fn garbage_gossip_neither_crashes_nor_stalls() {
     );
     assert_same_chain(&a);
 }
+
+/// Governance end to end: the members vote a fifth merchant in; its node
+/// syncs, becomes a validator from the next height (a new epoch on every
+/// node), issues its own points, and its votes count: with one old
+/// validator down, 4 of 5 is exactly the quorum.
+#[test]
+fn a_merchant_voted_in_joins_consensus() {
+    use alliance_protocol::{GovAction, MerchantId};
+    let mut a = Alliance::start(4);
+    a.wait_height(2, T);
+    let home = a.dir.path().join("tea");
+    let status = std::process::Command::new(alliance_tests::node_binary())
+        .arg("init")
+        .arg("--home")
+        .arg(&home)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let key_json: Value =
+        serde_json::from_str(&std::fs::read_to_string(home.join("node_key.json")).unwrap())
+            .unwrap();
+    let seed: [u8; 32] = hex_seed(key_json["secret_seed"].as_str().unwrap());
+    let tea = alliance_protocol::Keypair::from_seed(seed);
+    let height = a.nodes[0].height().unwrap();
+    let action = GovAction::AddMerchant {
+        id: MerchantId::new("tea").unwrap(),
+        name: "Tea House".into(),
+        key: tea.public(),
+        policy: alliance_protocol::fixtures::demo_policy(),
+    };
+    let propose = Transaction::sign(
+        &a.chain_id,
+        &a.keys[0],
+        0,
+        TxBody::Propose {
+            action,
+            deadline_height: height + 500,
+        },
+    );
+    a.wait_committed(&a.nodes[0].submit(&propose), T);
+    for i in [1, 2] {
+        let vote = Transaction::sign(
+            &a.chain_id,
+            &a.keys[i],
+            0,
+            TxBody::Vote {
+                proposal: 0,
+                approve: true,
+            },
+        );
+        a.wait_committed(&a.nodes[i].submit(&vote), T);
+    }
+    let proposals = a.nodes[0].get("/v1/proposals").unwrap();
+    assert!(
+        proposals["proposals"][0]["status"]["Executed"].is_u64(),
+        "{proposals}"
+    );
+    alliance_tests::wait_for("5 validators", T, || {
+        (a.nodes[0].get("/v1/status")?["validators"]
+            .as_array()?
+            .len()
+            == 5)
+            .then_some(())
+    });
+    let h = a.nodes[0].height().unwrap();
+    a.wait_height(h + 2, T);
+
+    let t = a.add_node(home);
+    alliance_tests::wait_for("the newcomer syncs and validates", T, || {
+        let s = a.nodes[t].get("/v1/status")?;
+        (s["is_validator"] == true && s["height"].as_u64()? >= h + 2).then_some(())
+    });
+    let alice = demo_customer_key(&a.chain_id, "alice");
+    let issue = Transaction::sign(
+        &a.chain_id,
+        &tea,
+        0,
+        TxBody::Issue {
+            to: alice.public(),
+            amount: 8,
+            reason: "welcome".into(),
+            receipt_ref: "tea-1".into(),
+        },
+    );
+    a.wait_committed(&a.nodes[t].submit(&issue), T);
+    // 4 of 5 left, the newcomer among them: finalization needs its votes.
+    a.nodes[3].kill();
+    let h = a.nodes[0].height().unwrap();
+    a.wait_height(h + 3, T);
+    assert_same_chain(&a);
+}
+
+fn hex_seed(text: &str) -> [u8; 32] {
+    let bytes: Vec<u8> = (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect();
+    bytes.try_into().unwrap()
+}
