@@ -135,6 +135,9 @@ fn bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(2));
 
     let sample = leader.transfers();
+    g.bench_function("verify_signatures_parallel", |b| {
+        b.iter(|| alliance_node::chain::verify_parallel(&sample.block.txs))
+    });
     g.bench_function("verify_signatures", |b| {
         b.iter(|| verify_signatures(&sample.block.txs))
     });
@@ -162,7 +165,9 @@ fn bench(c: &mut Criterion) {
             for _ in 0..iters {
                 let fb = leader.transfers();
                 let start = Instant::now();
-                let exec = validator.state.execute(&fb.block).unwrap();
+                // The node's path: verdicts on every core, then execution.
+                let verdicts = alliance_node::chain::verify_parallel(&fb.block.txs);
+                let exec = validator.state.execute_verified(&fb.block, &verdicts).unwrap();
                 validator.store.commit(&exec, &fb).unwrap();
                 validator.state.commit(exec);
                 timed += start.elapsed();

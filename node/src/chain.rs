@@ -21,6 +21,32 @@ use crate::store::{Store, StoreError};
 /// without unbounded memory (an execution is a change set, not a state).
 pub const PENDING_EXECUTIONS_MAX: usize = 256;
 
+/// Below this many transactions, one thread verifies (spawning costs more).
+const PARALLEL_VERIFY_MIN: usize = 64;
+
+/// Signature verdicts for a block's transactions, computed on every core.
+/// The rule is the protocol's (`Transaction::verify_signature`, strict);
+/// only the scheduling is here, at the edge.
+pub fn verify_parallel(txs: &[Transaction]) -> Vec<bool> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if txs.len() < PARALLEL_VERIFY_MIN || threads < 2 {
+        return alliance_protocol::state::verify_signatures(txs);
+    }
+    let chunk = txs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = txs
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || alliance_protocol::state::verify_signatures(c)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
+}
+
 /// Why a proposed block is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
@@ -98,7 +124,7 @@ impl Chain {
             let exec = match self.pending.get(&hash) {
                 Some(e) => e.clone(),
                 None => state
-                    .execute(block)
+                    .execute_verified(block, &verify_parallel(&block.txs))
                     .map_err(|_| VerifyError::UnknownAncestor(hash))?,
             };
             state.commit(exec);
@@ -166,7 +192,7 @@ impl Chain {
                 drift,
             });
         }
-        let exec = base.execute(block)?;
+        let exec = base.execute_verified(block, &verify_parallel(&block.txs))?;
         self.remember(hash, exec);
         Ok(())
     }
@@ -181,7 +207,9 @@ impl Chain {
         let hash = block.hash();
         let exec = match self.pending.remove(&hash) {
             Some(e) if e.header.prev_hash == self.state.tip().hash => e,
-            _ => self.state.execute(block)?,
+            _ => self
+                .state
+                .execute_verified(block, &verify_parallel(&block.txs))?,
         };
         let outcomes = exec.outcomes.clone();
         let fb = FinalizedBlock {
@@ -213,6 +241,35 @@ mod tests {
     use super::*;
     use alliance_protocol::fixtures::{certify, demo_customer_key, demo_genesis};
     use alliance_protocol::TxBody;
+
+    #[test]
+    fn parallel_verdicts_equal_sequential_ones() {
+        let (_, keys) = demo_genesis("chain-test", 1, 1_700_000_000_000);
+        let alice = demo_customer_key("chain-test", "alice");
+        let mut txs: Vec<Transaction> = (0..300)
+            .map(|i| {
+                Transaction::sign(
+                    "chain-test",
+                    &keys[0],
+                    i,
+                    TxBody::Issue {
+                        to: alice.public(),
+                        amount: 1,
+                        reason: String::new(),
+                        receipt_ref: format!("p{i}"),
+                    },
+                )
+            })
+            .collect();
+        for i in [0, 77, 150, 299] {
+            txs[i].signature.0[3] ^= 1;
+        }
+        assert_eq!(
+            verify_parallel(&txs),
+            alliance_protocol::state::verify_signatures(&txs)
+        );
+        assert_eq!(verify_parallel(&txs).iter().filter(|ok| !**ok).count(), 4);
+    }
 
     #[test]
     fn build_verify_and_finalize_across_unfinalized_ancestry() {
