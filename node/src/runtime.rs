@@ -471,7 +471,7 @@ impl Driver {
                     };
                     queue.extend(self.core.handle(input));
                 }
-                Output::Fetch { hash, height } => self.fetch(hash, height),
+                Output::Fetch { hash, .. } => self.fetch(hash),
                 Output::Finalized { block, certificate } => {
                     if let Some(restart) = self.on_finalized(&block, certificate)? {
                         queue.extend(restart);
@@ -636,7 +636,7 @@ impl Driver {
             } => {
                 let response = {
                     let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
-                    answer_sync(&chain, request)
+                    answer_sync(&chain, &self.core, request)
                 };
                 let _ = self.net.respond(responder, response).await;
             }
@@ -703,16 +703,17 @@ impl Driver {
         });
     }
 
-    fn fetch(&mut self, hash: alliance_protocol::Hash32, height: u64) {
+    fn fetch(&mut self, hash: alliance_protocol::Hash32) {
         let peers = self.member_peers();
         if peers.is_empty() {
             return;
         }
-        let peer = peers[(hash.0[0] as usize) % peers.len()];
+        // Rotate over time: the core retries, and the next try asks another peer.
+        let peer = peers[(hash.0[0] as usize + (now_ms() / 1_000) as usize) % peers.len()];
         let net = self.net.clone();
         let tx = self.sync_tx.clone();
         tokio::spawn(async move {
-            let result = match net.request_blocks(peer, height, 1).await {
+            let result = match net.request_block(peer, hash).await {
                 Ok(blocks) => SyncResult::Fetched { peer, hash, blocks },
                 Err(_) => SyncResult::Failed,
             };
@@ -905,10 +906,24 @@ fn record_finalized(
 }
 
 /// Answers a peer's sync request from the store.
-fn answer_sync(chain: &Chain, request: SyncRequest) -> SyncResponse {
+fn answer_sync(chain: &Chain, core: &Core, request: SyncRequest) -> SyncResponse {
     use crate::network::{ChainStatus, RefusalReason};
     let tip = chain.state().tip();
     match request {
+        SyncRequest::GetBlock { hash } => {
+            let stored = match chain.store().height_of(&hash) {
+                Ok(Some(h)) => chain.store().block(h).ok().flatten(),
+                _ => None,
+            };
+            let found = stored.or_else(|| {
+                core.certified_block(&hash)
+                    .map(|(block, certificate)| FinalizedBlock {
+                        block: (*block).clone(),
+                        certificate,
+                    })
+            });
+            SyncResponse::Blocks(found.map(|fb| vec![fb.to_bytes()]).unwrap_or_default())
+        }
         SyncRequest::Status => SyncResponse::Status(ChainStatus {
             tip_height: tip.height,
             tip_hash: tip.hash,

@@ -375,6 +375,7 @@ fn serve_blocks(
                 continue;
             };
             let response = match request {
+                SyncRequest::GetBlock { .. } => SyncResponse::Blocks(vec![vec![0xcd; 64]]),
                 SyncRequest::Status => SyncResponse::Status(ChainStatus {
                     tip_height: 300,
                     tip_hash: Hash32([7; 32]),

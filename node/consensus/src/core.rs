@@ -286,6 +286,15 @@ impl<V: Verifier> Core<V> {
         &self.validators
     }
 
+    /// A block above the last finalized height that this core holds with a
+    /// quorum certificate (notarization or finalization): what a peer that
+    /// missed the proposal asks for by hash.
+    pub fn certified_block(&self, hash: &Hash32) -> Option<(Arc<Block>, Certificate)> {
+        let cert = self.certified.get(hash)?;
+        let block = self.blocks.get(hash)?;
+        Some((block.clone(), cert.clone()))
+    }
+
     /// This node's key.
     pub fn public_key(&self) -> PublicKey {
         self.me

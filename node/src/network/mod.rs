@@ -487,6 +487,21 @@ impl NetworkHandle {
         }
     }
 
+    /// One block by hash (finalized or notarized) with its certificate, as
+    /// `FinalizedBlock` bytes; empty when the peer does not have it.
+    pub async fn request_block(
+        &self,
+        peer: PeerId,
+        hash: alliance_protocol::Hash32,
+    ) -> Result<Vec<Vec<u8>>, SyncError> {
+        match self.request(peer, SyncRequest::GetBlock { hash }).await? {
+            SyncResponse::Blocks(blocks) => Ok(blocks),
+            other => Err(SyncError::InvalidResponse(format!(
+                "expected a block, got {other:?}"
+            ))),
+        }
+    }
+
     /// Asks `peer` for its finalized tip.
     pub async fn request_status(&self, peer: PeerId) -> Result<ChainStatus, SyncError> {
         match self.request(peer, SyncRequest::Status).await? {

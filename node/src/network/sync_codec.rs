@@ -41,6 +41,14 @@ pub enum SyncRequest {
     },
     /// The responder's finalized tip.
     Status,
+    /// One block by hash, with a quorum certificate: finalized (from the
+    /// store) or notarized and not yet finalized (from consensus memory).
+    /// Consensus asks for this when it saw a certificate for a block whose
+    /// proposal it missed.
+    GetBlock {
+        /// The block hash.
+        hash: alliance_protocol::Hash32,
+    },
 }
 
 /// A node's finalized tip, as answered to [`SyncRequest::Status`].

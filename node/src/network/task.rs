@@ -575,6 +575,7 @@ impl Task {
                 )
             }
             SyncRequest::Status => (SyncRequest::Status, None),
+            SyncRequest::GetBlock { hash } => (SyncRequest::GetBlock { hash }, Some(1)),
         };
         let responder = SyncResponder {
             peer,
@@ -740,7 +741,7 @@ impl Task {
                 from_height,
                 max_count: max_count.min(self.limits.sync_blocks_per_request_max),
             },
-            SyncRequest::Status => SyncRequest::Status,
+            other => other,
         };
         Counters::inc(&self.counters.sync_requests_out);
         let id = self
@@ -818,6 +819,15 @@ fn check_response(
             Ok(SyncResponse::Blocks(blocks))
         }
         (SyncRequest::Status, SyncResponse::Status(status)) => Ok(SyncResponse::Status(status)),
+        (SyncRequest::GetBlock { .. }, SyncResponse::Blocks(blocks)) => {
+            if blocks.len() > 1 {
+                return Err(SyncError::InvalidResponse(format!(
+                    "{} blocks for one hash",
+                    blocks.len()
+                )));
+            }
+            Ok(SyncResponse::Blocks(blocks))
+        }
         (request, response) => Err(SyncError::InvalidResponse(format!(
             "{response:?} does not answer {request:?}"
         ))),
@@ -835,6 +845,20 @@ fn sync_error(failure: OutboundFailure) -> SyncError {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_block_by_hash_is_answered_with_at_most_one_block() {
+        let req = SyncRequest::GetBlock {
+            hash: alliance_protocol::Hash32([1; 32]),
+        };
+        assert!(check_response(&req, SyncResponse::Blocks(vec![])).is_ok());
+        assert!(check_response(&req, SyncResponse::Blocks(vec![vec![1]])).is_ok());
+        assert!(matches!(
+            check_response(&req, SyncResponse::Blocks(vec![vec![1], vec![2]])),
+            Err(SyncError::InvalidResponse(_))
+        ));
+    }
+
     use super::*;
     use alliance_protocol::Hash32;
 
