@@ -186,6 +186,26 @@ pub enum Command {
     /// Governance: propose, vote, list proposals (merchants only).
     #[command(subcommand)]
     Gov(GovCommand),
+    /// Re-verify the whole chain from its genesis, trusting no node: hash
+    /// links, every transaction signature, every certificate against the
+    /// validator set of its height, and re-execution of every block (state
+    /// roots). Prints the figures and `verified`, or the first failing block
+    /// and transaction with the reason (exit code 1). See docs/audit.md.
+    ///
+    /// `alliance audit --export FILE [--genesis FILE]` audits an export from
+    /// `alliance-node export`; `alliance audit --node URL --genesis FILE`
+    /// fetches the node's raw blocks.
+    #[command(group(clap::ArgGroup::new("source").required(true).multiple(true).args(["export", "genesis"])))]
+    Audit {
+        /// An export file made by `alliance-node export`. Without it, the
+        /// blocks are fetched from --node.
+        #[arg(long, value_name = "FILE")]
+        export: Option<PathBuf>,
+        /// Your own trusted copy of the genesis file (required with --node):
+        /// the audit is refused if the export's or node's genesis differs.
+        #[arg(long, value_name = "FILE")]
+        genesis: Option<PathBuf>,
+    },
     /// Show the claims between merchants (who owes whom).
     Settlement {
         /// Only claims arising from this height on.

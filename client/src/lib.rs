@@ -13,7 +13,7 @@ pub mod keystore;
 pub mod output;
 
 use cli::{Cli, Command, GovCommand, MerchantCommand};
-use commands::{gov, merchant, wallet, CmdResult, Ctx};
+use commands::{audit, gov, merchant, wallet, CmdResult, Ctx};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> CmdResult {
@@ -43,6 +43,22 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Tx { hash } => wallet::tx(&ctx, hash),
         Command::Status => wallet::status(&ctx),
         Command::Settlement { from, to } => wallet::settlement(&ctx, *from, *to),
+        Command::Audit { export, genesis } => {
+            let source = match (export, genesis) {
+                (Some(file), genesis) => audit::Source::Export {
+                    file,
+                    genesis: genesis.as_deref(),
+                },
+                (None, Some(genesis)) => audit::Source::Node { genesis },
+                (None, None) => {
+                    return Err(commands::Failure::new(
+                        "usage",
+                        "pass --export FILE, or --node URL --genesis FILE",
+                    ))
+                }
+            };
+            audit::audit(&ctx, source)
+        }
         Command::Merchant(m) => match m {
             MerchantCommand::Issue {
                 key,

@@ -167,7 +167,10 @@ fn bench(c: &mut Criterion) {
                 let start = Instant::now();
                 // The node's path: verdicts on every core, then execution.
                 let verdicts = alliance_node::chain::verify_parallel(&fb.block.txs);
-                let exec = validator.state.execute_verified(&fb.block, &verdicts).unwrap();
+                let exec = validator
+                    .state
+                    .execute_verified(&fb.block, &verdicts)
+                    .unwrap();
                 validator.store.commit(&exec, &fb).unwrap();
                 validator.state.commit(exec);
                 timed += start.elapsed();

@@ -9,6 +9,8 @@ pub mod api;
 pub mod chain;
 pub mod config;
 pub mod devnet;
+pub mod explorer;
+pub mod export;
 pub mod keyfile;
 pub mod members;
 pub mod mempool;

@@ -1,6 +1,7 @@
 //! Command implementations and what they share: the node client, key
 //! loading, and signing + submitting + waiting for a transaction.
 
+pub mod audit;
 pub mod gov;
 pub mod merchant;
 pub mod wallet;

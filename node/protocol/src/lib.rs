@@ -14,13 +14,16 @@
 //! - [`state`]: the ledger state machine, every ledger rule in one place.
 //! - [`genesis`]: the genesis file and the initial state.
 //! - [`fixtures`]: deterministic demo alliances (tests, benchmarks, devnet).
+//! - [`audit`], [`export`]: whole-chain verification and the export file.
 #![warn(missing_docs)]
 
 pub mod address;
+pub mod audit;
 pub mod block;
 pub mod certificate;
 pub mod crypto;
 pub mod encoding;
+pub mod export;
 pub mod fixtures;
 pub mod genesis;
 pub mod limits;

@@ -622,3 +622,46 @@ pub async fn metrics(
         s.metrics.render(),
     )
 }
+
+/// A finalized block by height as its canonical bytes
+/// (`alliance_protocol::FinalizedBlock`, docs/protocol.md): what an auditor
+/// verifies without trusting this node's JSON rendering.
+#[utoipa::path(get, path = "/v1/blocks/{height}/raw", tag = "blocks",
+    params(("height" = u64, Path, description = "block height (1 = first block)")),
+    responses((status = 200, description = "canonical FinalizedBlock bytes", content_type = "application/octet-stream"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn block_raw(
+    State(s): State<Arc<Shared>>,
+    Path(height): Path<String>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], Vec<u8>), ApiError> {
+    let height: u64 = height
+        .parse()
+        .map_err(|_| ApiError::bad_request(format!("`{height}` is not a height")))?;
+    let chain = s.chain.read().unwrap_or_else(|e| e.into_inner());
+    match chain.store().block(height).map_err(ApiError::storage)? {
+        Some(fb) => Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            fb.to_bytes(),
+        )),
+        None => Err(ApiError::not_found(
+            "unknown_block",
+            format!(
+                "no finalized block at height {height} (tip is {})",
+                chain.state().tip().height
+            ),
+        )),
+    }
+}
+
+/// The genesis this node runs (JSON). An auditor compares its hash with
+/// its own trusted copy before auditing.
+#[utoipa::path(get, path = "/v1/genesis", tag = "node",
+    responses((status = 200, description = "the genesis file", content_type = "application/json")))]
+pub async fn genesis(
+    State(s): State<Arc<Shared>>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        s.genesis.to_json(),
+    )
+}

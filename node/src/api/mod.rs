@@ -116,16 +116,19 @@ pub fn router_and_doc(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(handlers::latest_block))
         .routes(routes!(handlers::block_by_height))
         .routes(routes!(handlers::block_by_hash))
+        .routes(routes!(handlers::block_raw))
         .routes(routes!(handlers::merchants))
         .routes(routes!(handlers::merchant))
         .routes(routes!(handlers::settlement))
         .routes(routes!(handlers::proposals))
+        .routes(routes!(handlers::genesis))
         .routes(routes!(handlers::events))
         .routes(routes!(handlers::openapi))
         .routes(routes!(handlers::metrics))
         .split_for_parts();
     let _ = handlers::OPENAPI_JSON.set(doc.to_json().unwrap_or_default());
     let router = router
+        .merge(crate::explorer::router())
         .fallback(|| async {
             ApiError::not_found("not_found", "no such endpoint; see /v1/openapi.json")
         })

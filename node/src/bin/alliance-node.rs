@@ -56,6 +56,20 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         txs_per_block: usize,
     },
+    /// Write the stored chain (genesis + every finalized block) to a
+    /// self-contained export file for `alliance audit --export` (never
+    /// overwrites; see docs/audit.md).
+    Export {
+        /// Node home directory.
+        #[arg(long)]
+        home: PathBuf,
+        /// The genesis file.
+        #[arg(long)]
+        genesis: PathBuf,
+        /// The export file to create.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Replay the stored chain from genesis, verifying certificates, links
     /// and state roots, and print the tip.
     Verify {
@@ -284,6 +298,23 @@ fn run(cli: Cli) -> Result<()> {
                 state.commit(exec);
                 println!("committed {} {}", state.tip().height, state.state_root());
             }
+        }
+        Command::Export { home, genesis, out } => {
+            let genesis = read_genesis(&genesis)?;
+            if out.exists() {
+                bail!("{} already exists; refusing to overwrite it", out.display());
+            }
+            if !home.join("db").is_dir() {
+                bail!("{} holds no chain store (no db directory)", home.display());
+            }
+            let (store, _state) = Store::open(&home.join("db"), &genesis)?;
+            let blocks = alliance_node::export::write_export(&store, &genesis, &out)?;
+            println!(
+                "exported {blocks} blocks of chain {} to {} (tip {})",
+                genesis.chain_id,
+                out.display(),
+                store.tip().hash
+            );
         }
         Command::Verify { home, genesis } => {
             let genesis = read_genesis(&genesis)?;
