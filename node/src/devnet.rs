@@ -102,6 +102,7 @@ impl Devnet {
             std::fs::create_dir_all(&home)?;
             keyfile::create(&home.join(KEY_FILE), key)?;
         }
+        let genesis_hash = genesis.hash().to_hex();
         let exe = std::env::current_exe().context("cannot find the alliance-node binary")?;
         let mut devnet = Devnet {
             dir: dir.clone(),
@@ -145,9 +146,15 @@ impl Devnet {
                 if exited(&mut devnet) {
                     return Some(Err(()));
                 }
-                get(&status_url).map(|_| Ok(()))
+                // Only our own node counts: another devnet on the same port
+                // runs the same chain id and demo keys, but another genesis.
+                let status = get(&status_url)?;
+                if status["genesis_hash"].as_str() != Some(genesis_hash.as_str()) {
+                    return Some(Err(()));
+                }
+                Some(Ok(()))
             })?
-            .map_err(|_| anyhow!("node {i} exited at start; see {} (ports {} or {} in use? pass --api-port / --p2p-port)", log.display(), opts.api_port as usize + i, opts.p2p_port as usize + i))?;
+            .map_err(|_| anyhow!("node {i} did not start, or another alliance node already answers on port {} (another devnet running? pass --api-port / --p2p-port); see {}", opts.api_port as usize + i, log.display()))?;
         }
         wait_for("the first finalized block", || {
             get(&format!("{}/v1/status", devnet.apis[0]))?["height"]

@@ -48,6 +48,8 @@ pub struct PeerDto {
 pub struct StatusResponse {
     /// Chain id (transactions must name it).
     pub chain_id: String,
+    /// Hash of the genesis this node runs (compare with your own copy).
+    pub genesis_hash: String,
     /// Last finalized height.
     pub height: u64,
     /// Its hash.

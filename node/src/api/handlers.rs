@@ -85,6 +85,7 @@ pub async fn status(State(s): State<Arc<Shared>>) -> ApiResult<StatusResponse> {
     let mempool = s.mempool.lock().unwrap_or_else(|e| e.into_inner()).len();
     Ok(Json(StatusResponse {
         chain_id: s.chain_id.clone(),
+        genesis_hash: s.genesis.hash().to_hex(),
         height: tip.height,
         tip_hash: tip.hash.to_hex(),
         state_root: root.to_hex(),
