@@ -136,7 +136,7 @@ fn bench(c: &mut Criterion) {
 
     let sample = leader.transfers();
     g.bench_function("verify_signatures_parallel", |b| {
-        b.iter(|| alliance_node::chain::verify_parallel(&sample.block.txs))
+        b.iter(|| alliance_protocol::state::verify_signatures_parallel(&sample.block.txs))
     });
     g.bench_function("verify_signatures", |b| {
         b.iter(|| verify_signatures(&sample.block.txs))
@@ -166,7 +166,7 @@ fn bench(c: &mut Criterion) {
                 let fb = leader.transfers();
                 let start = Instant::now();
                 // The node's path: verdicts on every core, then execution.
-                let verdicts = alliance_node::chain::verify_parallel(&fb.block.txs);
+                let verdicts = alliance_protocol::state::verify_signatures_parallel(&fb.block.txs);
                 let exec = validator
                     .state
                     .execute_verified(&fb.block, &verdicts)

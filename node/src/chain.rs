@@ -11,7 +11,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use alliance_protocol::state::{BlockError, Execution, LedgerState, TxOutcome};
+use alliance_protocol::state::{
+    verify_signatures_parallel, BlockError, Execution, LedgerState, TxOutcome,
+};
 use alliance_protocol::{Block, Certificate, FinalizedBlock, Hash32, PublicKey, Transaction};
 
 use crate::store::{Store, StoreError};
@@ -20,32 +22,6 @@ use crate::store::{Store, StoreError};
 /// when the network is healthy; 256 covers long partitions of a few nodes
 /// without unbounded memory (an execution is a change set, not a state).
 pub const PENDING_EXECUTIONS_MAX: usize = 256;
-
-/// Below this many transactions, one thread verifies (spawning costs more).
-const PARALLEL_VERIFY_MIN: usize = 64;
-
-/// Signature verdicts for a block's transactions, computed on every core.
-/// The rule is the protocol's (`Transaction::verify_signature`, strict);
-/// only the scheduling is here, at the edge.
-pub fn verify_parallel(txs: &[Transaction]) -> Vec<bool> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    if txs.len() < PARALLEL_VERIFY_MIN || threads < 2 {
-        return alliance_protocol::state::verify_signatures(txs);
-    }
-    let chunk = txs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = txs
-            .chunks(chunk)
-            .map(|c| scope.spawn(move || alliance_protocol::state::verify_signatures(c)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
-}
 
 /// Why a proposed block is refused.
 #[derive(Debug, thiserror::Error)]
@@ -124,7 +100,7 @@ impl Chain {
             let exec = match self.pending.get(&hash) {
                 Some(e) => e.clone(),
                 None => state
-                    .execute_verified(block, &verify_parallel(&block.txs))
+                    .execute_verified(block, &verify_signatures_parallel(&block.txs))
                     .map_err(|_| VerifyError::UnknownAncestor(hash))?,
             };
             state.commit(exec);
@@ -192,7 +168,7 @@ impl Chain {
                 drift,
             });
         }
-        let exec = base.execute_verified(block, &verify_parallel(&block.txs))?;
+        let exec = base.execute_verified(block, &verify_signatures_parallel(&block.txs))?;
         self.remember(hash, exec);
         Ok(())
     }
@@ -209,7 +185,7 @@ impl Chain {
             Some(e) if e.header.prev_hash == self.state.tip().hash => e,
             _ => self
                 .state
-                .execute_verified(block, &verify_parallel(&block.txs))?,
+                .execute_verified(block, &verify_signatures_parallel(&block.txs))?,
         };
         let outcomes = exec.outcomes.clone();
         let fb = FinalizedBlock {
@@ -265,10 +241,16 @@ mod tests {
             txs[i].signature.0[3] ^= 1;
         }
         assert_eq!(
-            verify_parallel(&txs),
+            verify_signatures_parallel(&txs),
             alliance_protocol::state::verify_signatures(&txs)
         );
-        assert_eq!(verify_parallel(&txs).iter().filter(|ok| !**ok).count(), 4);
+        assert_eq!(
+            verify_signatures_parallel(&txs)
+                .iter()
+                .filter(|ok| !**ok)
+                .count(),
+            4
+        );
     }
 
     #[test]

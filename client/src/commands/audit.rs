@@ -11,16 +11,12 @@ use alliance_protocol::audit::{AuditReport, Auditor};
 use alliance_protocol::export::{ChainExport, FINALIZED_BLOCK_BYTES_MAX};
 use alliance_protocol::genesis::Genesis;
 use alliance_protocol::limits::GENESIS_BYTES_MAX;
-use alliance_protocol::{FinalizedBlock, Transaction};
+use alliance_protocol::FinalizedBlock;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
 use super::{CmdResult, Ctx, Failure};
 use crate::output;
-
-/// Below this many transactions a block's signatures are checked on the
-/// calling thread (spawning threads would cost more than it saves).
-const PARALLEL_VERIFY_MIN: usize = 64;
 
 /// Where the chain comes from.
 pub enum Source<'a> {
@@ -36,30 +32,6 @@ pub enum Source<'a> {
         /// The auditor's own genesis copy.
         genesis: &'a Path,
     },
-}
-
-/// Signature verdicts (`Transaction::verify_signature`, ed25519
-/// `verify_strict`) for `txs`, on every core. No batch verification: a batch
-/// may accept signatures `verify_strict` rejects, so it could only ever be
-/// an accelerator in front of the strict check (docs/audit.md).
-pub fn verify_signatures_parallel(txs: &[Transaction]) -> Vec<bool> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    if txs.len() < PARALLEL_VERIFY_MIN || threads < 2 {
-        return alliance_protocol::state::verify_signatures(txs);
-    }
-    let chunk = txs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = txs
-            .chunks(chunk)
-            .map(|c| scope.spawn(move || alliance_protocol::state::verify_signatures(c)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
 }
 
 fn read_genesis(path: &Path) -> Result<Genesis, Failure> {
@@ -167,7 +139,9 @@ fn run_audit(
                 return Ok((auditor.report(), Some(found)));
             }
         };
-        let verdicts = verify_signatures_parallel(&fb.block.txs);
+        // Strict checks on every core; no batch verification: a batch may accept
+        // signatures verify_strict rejects (docs/audit.md).
+        let verdicts = alliance_protocol::state::verify_signatures_parallel(&fb.block.txs);
         if let Err(e) = auditor.check_block(&fb, &verdicts) {
             let found = Found {
                 height: e.height,

@@ -198,22 +198,7 @@ impl Certificate {
             });
         }
         // Cheap structural checks before any signature work.
-        let mut seen: Vec<&PublicKey> = Vec::with_capacity(self.votes.len());
-        for (signer, _) in &self.votes {
-            if seen.contains(&signer) {
-                return Err(CertificateError::DuplicateSigner(*signer));
-            }
-            if !validators.contains(signer) {
-                return Err(CertificateError::NotAValidator(*signer));
-            }
-            seen.push(signer);
-        }
-        if self.votes.len() < validators.quorum() {
-            return Err(CertificateError::TooFewSigners {
-                got: self.votes.len(),
-                need: validators.quorum(),
-            });
-        }
+        self.check_signers(validators)?;
         let msg = self.vote_data().signing_hash(chain_id);
         for (signer, sig) in &self.votes {
             if !signer.verify(&msg.0, sig) {

@@ -3,7 +3,9 @@
 //! The one library every Points Alliance component uses: node, consensus,
 //! wallet CLI and auditor. It holds the types, the canonical encoding, the
 //! signing rules, the ledger state machine and block/certificate
-//! verification. Nothing here does I/O: no sockets, clocks, threads or disk.
+//! verification. Nothing here does I/O: no sockets, clocks or disk. The only
+//! threads are the scoped ones of `state::verify_signatures_parallel`, which
+//! spread signature checks over cores and return the same verdicts.
 //!
 //! Map of the crate:
 //! - [`crypto`], [`address`]: hashes, keys, signatures, bech32m addresses.

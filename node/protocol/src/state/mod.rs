@@ -412,27 +412,8 @@ impl LedgerState {
             }
         }
         let changes = o.into_changes();
-        let tree = self.tree_after(&changes);
-        let header = BlockHeader {
-            chain_id: self.chain_id.clone(),
-            height,
-            timestamp_ms,
-            prev_hash: self.tip.hash,
-            tx_count: txs.len() as u32,
-            tx_root: Block::compute_tx_root(&txs),
-            state_root: tree.root_hash(),
-            proposer,
-            validator_set_hash: self.validator_set().hash(),
-        };
         let outcomes = vec![TxOutcome::Applied; txs.len()];
-        let exec = Execution {
-            header: header.clone(),
-            outcomes,
-            changes,
-            state_root: header.state_root,
-            tree,
-        };
-        (Block { header, txs }, exec)
+        self.seal(txs, timestamp_ms, proposer, outcomes, changes)
     }
 
     /// Seals the given transactions, as they are, into the next block,
@@ -446,10 +427,22 @@ impl LedgerState {
     ) -> (Block, Execution) {
         let height = self.tip.height + 1;
         let (outcomes, changes) = self.run(height, timestamp_ms, &txs, &verify_signatures(&txs));
+        self.seal(txs, timestamp_ms, proposer, outcomes, changes)
+    }
+
+    /// The next block's header and execution for already-run transactions.
+    fn seal(
+        &self,
+        txs: Vec<Transaction>,
+        timestamp_ms: u64,
+        proposer: PublicKey,
+        outcomes: Vec<TxOutcome>,
+        changes: ChangeSet,
+    ) -> (Block, Execution) {
         let tree = self.tree_after(&changes);
         let header = BlockHeader {
             chain_id: self.chain_id.clone(),
-            height,
+            height: self.tip.height + 1,
             timestamp_ms,
             prev_hash: self.tip.hash,
             tx_count: txs.len() as u32,
@@ -509,4 +502,30 @@ impl LedgerState {
 /// parallel: the rule is [`Transaction::verify_signature`].
 pub fn verify_signatures(txs: &[Transaction]) -> Vec<bool> {
     txs.iter().map(Transaction::verify_signature).collect()
+}
+
+/// Below this many transactions one thread verifies (spawning costs more).
+const PARALLEL_VERIFY_MIN: usize = 64;
+
+/// The same verdicts as [`verify_signatures`], spread over every core with
+/// scoped threads (ed25519 `verify_strict` is ~40 µs, the largest cost of
+/// validating a block). The result does not depend on the scheduling.
+pub fn verify_signatures_parallel(txs: &[Transaction]) -> Vec<bool> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if txs.len() < PARALLEL_VERIFY_MIN || threads < 2 {
+        return verify_signatures(txs);
+    }
+    let chunk = txs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = txs
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || verify_signatures(c)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
