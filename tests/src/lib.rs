@@ -11,29 +11,58 @@ use alliance_protocol::fixtures::demo_merchant_key;
 use alliance_protocol::{Keypair, Transaction};
 use serde_json::Value;
 
-/// The `alliance-node` binary built by `cargo test --workspace` (it sits
-/// next to the test executable's `deps/` directory).
-pub fn node_binary() -> PathBuf {
+/// A binary of this workspace built by `cargo test --workspace` (it sits
+/// next to the test executable's `deps/` directory): `alliance-node` is
+/// built for the node's own integration tests, `alliance` for the client's.
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>");
-    let bin = dir.join("alliance-node");
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
-        "{} not built: run `cargo build -p alliance-node` (cargo test --workspace builds it)",
+        "{} not built: run `cargo build --workspace` (cargo test --workspace builds it)",
         bin.display()
     );
     bin
 }
 
-/// A free TCP port on 127.0.0.1 (bind to 0, read, release).
+/// The `alliance-node` binary.
+pub fn node_binary() -> PathBuf {
+    binary("alliance-node")
+}
+
+/// The `alliance` CLI binary.
+pub fn cli_binary() -> PathBuf {
+    binary("alliance")
+}
+
+/// Test ports come from below the kernel's ephemeral range (32768-60999 on
+/// Linux): a port picked by binding port 0 is ephemeral, and under load an
+/// outbound connection of another process can take it between our check
+/// and the node's own bind. Each test process walks its own window.
+const TEST_PORTS: (u32, u32) = (20_000, 32_000);
+static NEXT_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// `count` consecutive free TCP ports on 127.0.0.1; returns the first.
+pub fn free_port_range(count: u16) -> u16 {
+    let span = TEST_PORTS.1 - TEST_PORTS.0 - count as u32;
+    let offset = (std::process::id() * 7_919) % span;
+    for _ in 0..span {
+        let n = NEXT_PORT.fetch_add(count as u32, std::sync::atomic::Ordering::Relaxed);
+        let start = (TEST_PORTS.0 + (offset + n) % span) as u16;
+        if (0..count).all(|i| TcpListener::bind(("127.0.0.1", start + i)).is_ok()) {
+            return start;
+        }
+    }
+    panic!("no {count} free consecutive ports in {TEST_PORTS:?}");
+}
+
+/// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    free_port_range(1)
 }
 
 /// Polls `f` until it returns `Some` or the deadline passes.
@@ -257,10 +286,7 @@ impl Alliance {
             .spawn()
             .expect("spawn alliance-node run");
         self.nodes[i].child = Some(child);
-        let node = &self.nodes[i];
-        wait_for(&format!("node {i} API"), Duration::from_secs(30), || {
-            node.height()
-        });
+        self.wait_started(i);
     }
 
     /// Adds a node whose home already exists (created by `alliance-node
@@ -328,9 +354,33 @@ impl Alliance {
             .spawn()
             .expect("spawn observer");
         node.child = Some(child);
-        wait_for("observer API", Duration::from_secs(30), || node.height());
         self.nodes.push(node);
+        self.wait_started(i);
         i
+    }
+
+    /// Waits for node `i`'s API; fails at once, with its log, if it exits.
+    fn wait_started(&mut self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if self.nodes[i].height().is_some() {
+                return;
+            }
+            let exited = self.nodes[i]
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                self.nodes[i].child = None;
+                panic!("node {i} exited at start ({status}):\n{}", self.log(i));
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {i} API not up after 60 s:\n{}",
+                self.log(i)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Node `i`'s log so far (for failure messages).

@@ -7,32 +7,17 @@
 //! Needs both binaries: `cargo build -p alliance-node -p alliance-client &&
 //! cargo test -p alliance-tests --test audit`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use alliance_protocol::export::ChainExport;
 use alliance_protocol::fixtures::demo_merchant_key;
 use alliance_protocol::{encoding, FinalizedBlock, Keypair, VoteData, VoteKind};
-use alliance_tests::{node_binary, Alliance};
+use alliance_tests::{cli_binary, node_binary, Alliance};
 use serde_json::Value;
 
 const BLOCKS: u64 = 30;
-
-fn cli_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = dir.join("alliance");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo build -p alliance-client`",
-        bin.display()
-    );
-    bin
-}
 
 fn text(o: &Output) -> String {
     format!(

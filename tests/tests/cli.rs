@@ -7,29 +7,13 @@
 //! (client/tests/help.rs); for a targeted run, build it first:
 //! `cargo build -p alliance-node -p alliance-client && cargo test -p alliance-tests --test cli`.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use alliance_tests::Alliance;
+use alliance_tests::{cli_binary, Alliance};
 use serde_json::Value;
 
 const PASS: &str = "correct horse battery staple";
-
-fn cli_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = dir.join("alliance");
-    assert!(
-        bin.exists(),
-        "{} not built: run `cargo build -p alliance-client` (cargo test --workspace builds it)",
-        bin.display()
-    );
-    bin
-}
 
 /// Runs `alliance` against `node` with the test passphrase and fast KDF.
 fn run(node: &str, pass: &str, args: &[&str]) -> Output {

@@ -5,23 +5,16 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alliance_tests::{free_port, node_binary, wait_for};
-
-/// `count` consecutive free ports starting at a random free one.
-fn free_range(count: u16) -> u16 {
-    wait_for("a free port range", Duration::from_secs(10), || {
-        let base = free_port();
-        (base < u16::MAX - count
-            && (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()))
-        .then_some(base)
-    })
-}
+use alliance_tests::{node_binary, wait_for};
 
 #[test]
 fn devnet_runs_the_demo_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("devnet");
-    let (api, p2p) = (free_range(4), free_range(4));
+    let (api, p2p) = (
+        alliance_tests::free_port_range(4),
+        alliance_tests::free_port_range(4),
+    );
     let mut child = Command::new(node_binary())
         .args([
             "devnet",

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use alliance_node::devnet::DEVNET_CHAIN_ID;
 use alliance_protocol::fixtures::demo_customer_key;
-use alliance_tests::{free_port, node_binary, wait_for};
+use alliance_tests::node_binary;
 
 /// Longest a chromium install may take.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(600);
@@ -115,16 +115,6 @@ fn chromium(work: &Path) -> Result<PathBuf, String> {
     find().ok_or_else(|| "apt-get succeeded but chromium is not on PATH".into())
 }
 
-/// `count` consecutive free ports starting at a random free one.
-fn free_range(count: u16) -> u16 {
-    wait_for("a free port range", Duration::from_secs(10), || {
-        let base = free_port();
-        (base < u16::MAX - count
-            && (0..count).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()))
-        .then_some(base)
-    })
-}
-
 /// A running `alliance-node devnet`; Ctrl-C (SIGINT) on drop.
 struct Devnet {
     child: Child,
@@ -135,7 +125,10 @@ impl Devnet {
     /// Starts a devnet in `work` and waits for its demo; `Err(output)` if it
     /// exits or stalls first.
     fn start(work: &Path) -> Result<Devnet, String> {
-        let (api, p2p) = (free_range(4), free_range(4));
+        let (api, p2p) = (
+            alliance_tests::free_port_range(4),
+            alliance_tests::free_port_range(4),
+        );
         let mut child = Command::new(node_binary())
             .args(["devnet", "--api-port", &api.to_string()])
             .args(["--p2p-port", &p2p.to_string(), "--dir"])
