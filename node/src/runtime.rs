@@ -96,6 +96,16 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Height of the last finalized block.
+    pub fn tip_height(&self) -> u64 {
+        self.chain
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .state()
+            .tip()
+            .height
+    }
+
     /// Whether a peer is known to be well ahead of this node.
     pub fn is_syncing(&self) -> bool {
         let best = self
@@ -103,13 +113,7 @@ impl Shared {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .best_peer_height;
-        let height = self
-            .chain
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .state()
-            .tip()
-            .height;
+        let height = self.tip_height();
         best > height + SYNC_GAP_MIN
     }
 
@@ -328,14 +332,7 @@ impl Driver {
         s.consensus = self.core.stats().clone();
         s.equivocations = self.core.evidence().count();
         let m = &self.shared.metrics;
-        let height = self
-            .shared
-            .chain
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .state()
-            .tip()
-            .height;
+        let height = self.shared.tip_height();
         m.height.store(height, Ordering::Relaxed);
         m.view.store(self.core.view(), Ordering::Relaxed);
         m.peers.store(self.peers.len() as u64, Ordering::Relaxed);
@@ -725,14 +722,7 @@ impl Driver {
         match result {
             SyncResult::Failed => self.sync_in_flight = false,
             SyncResult::Status { peer, height } => {
-                let ours = self
-                    .shared
-                    .chain
-                    .read()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .state()
-                    .tip()
-                    .height;
+                let ours = self.shared.tip_height();
                 {
                     let mut s = self
                         .shared

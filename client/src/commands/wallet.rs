@@ -93,42 +93,13 @@ pub fn balance(ctx: &Ctx, w: &WhoArgs) -> CmdResult {
             .collect();
         s.push_str(&table(&["ISSUER", "POINTS"], &[false, true], &rows));
         s.push_str("\nlots\n");
-        let rows: Vec<Vec<String>> = acc
-            .lots
-            .iter()
-            .map(|l| {
-                vec![
-                    l.issuer.clone(),
-                    l.amount.to_string(),
-                    output::expiry(l.expiry_ms),
-                ]
-            })
-            .collect();
-        s.push_str(&table(
-            &["ISSUER", "POINTS", "EXPIRES (UTC)"],
-            &[false, true, false],
-            &rows,
-        ));
+        s.push_str(&lots_table(&acc.lots));
         if soon.is_empty() {
             s.push_str("\nnothing expires within 30 days\n");
         } else {
             let total: u64 = soon.iter().map(|l| l.amount).sum();
             s.push_str(&format!("\nexpiring within 30 days: {total} points\n"));
-            let rows: Vec<Vec<String>> = soon
-                .iter()
-                .map(|l| {
-                    vec![
-                        l.issuer.clone(),
-                        l.amount.to_string(),
-                        output::expiry(l.expiry_ms),
-                    ]
-                })
-                .collect();
-            s.push_str(&table(
-                &["ISSUER", "POINTS", "EXPIRES (UTC)"],
-                &[false, true, false],
-                &rows,
-            ));
+            s.push_str(&lots_table(&soon));
         }
         s
     });
@@ -473,4 +444,23 @@ pub fn settlement(ctx: &Ctx, from: Option<u64>, to: Option<u64>) -> CmdResult {
         out
     });
     Ok(())
+}
+
+/// Lots as a table: issuer, points, expiry date.
+fn lots_table(lots: &[api::Lot]) -> String {
+    let rows: Vec<Vec<String>> = lots
+        .iter()
+        .map(|l| {
+            vec![
+                l.issuer.clone(),
+                l.amount.to_string(),
+                output::expiry(l.expiry_ms),
+            ]
+        })
+        .collect();
+    table(
+        &["ISSUER", "POINTS", "EXPIRES (UTC)"],
+        &[false, true, false],
+        &rows,
+    )
 }
