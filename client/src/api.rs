@@ -183,9 +183,15 @@ pub struct Claim {
     /// Points redeemed at the creditor.
     #[serde(default)]
     pub redeemed_points: u64,
+    /// Value of the redeemed points, hundredths of a minor unit.
+    #[serde(default)]
+    pub redeemed_value_centiminor: u64,
     /// Points confirmed paid.
     #[serde(default)]
     pub confirmed_points: u64,
+    /// Value confirmed paid, hundredths of a minor unit.
+    #[serde(default)]
+    pub confirmed_value_centiminor: u64,
     /// Points outstanding (with `from`/`to`: the net change over the
     /// period, negative when more was confirmed than redeemed).
     pub outstanding_points: i128,

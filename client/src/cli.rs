@@ -122,10 +122,30 @@ pub enum Command {
         key: KeyArg,
     },
     /// Show points by issuer, lots with their expiry, and points expiring within 30 days.
+    ///
+    /// With `--verify --genesis FILE`, the balance is not taken from the
+    /// node: its proof (a sparse-Merkle proof against the latest finalized
+    /// header, that header's certificate and every validator-set change
+    /// since genesis) is checked locally from your genesis file, and
+    /// `proven` is printed, or why not (exit code 1). See docs/audit.md.
     Balance {
         /// Whose account.
         #[command(flatten)]
         who: WhoArgs,
+        /// Check a proof of the balance locally instead of trusting the node.
+        #[arg(long, requires = "genesis")]
+        verify: bool,
+        /// Your trusted copy of the genesis file (with --verify).
+        #[arg(long, value_name = "FILE", requires = "verify")]
+        genesis: Option<PathBuf>,
+        /// With --verify: refuse a proof whose header is older than this
+        /// many seconds by your clock (a lagging or withholding node).
+        #[arg(long, value_name = "SECS", default_value_t = 60, requires = "verify")]
+        max_age: u64,
+        /// With --verify: refuse a proof below this height (e.g. a height
+        /// you already saw, so an older state cannot be passed off as current).
+        #[arg(long, value_name = "H", default_value_t = 0, requires = "verify")]
+        min_height: u64,
     },
     /// Give points to another address (lots closest to expiry go first).
     Send {
@@ -207,6 +227,11 @@ pub enum Command {
         genesis: Option<PathBuf>,
     },
     /// Show the claims between merchants (who owes whom).
+    ///
+    /// With --from/--to, a settlement report of that period of heights:
+    /// redemptions by (redeemer, issuer) with points and value,
+    /// confirmations, and each merchant's net position. `--csv` prints it
+    /// as CSV (RFC 4180), `--json` as JSON.
     Settlement {
         /// Only claims arising from this height on.
         #[arg(long, value_name = "H")]
@@ -214,6 +239,10 @@ pub enum Command {
         /// Only claims arising up to this height.
         #[arg(long, value_name = "H")]
         to: Option<u64>,
+        /// CSV on stdout: one row per (redeemer, issuer) pair, then one per
+        /// merchant's net position.
+        #[arg(long, conflicts_with = "json")]
+        csv: bool,
     },
 }
 

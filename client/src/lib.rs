@@ -13,7 +13,7 @@ pub mod keystore;
 pub mod output;
 
 use cli::{Cli, Command, GovCommand, MerchantCommand};
-use commands::{audit, gov, merchant, wallet, CmdResult, Ctx};
+use commands::{audit, gov, merchant, proof, settlement, wallet, CmdResult, Ctx};
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> CmdResult {
@@ -24,7 +24,22 @@ pub fn run(cli: Cli) -> CmdResult {
     match &cli.command {
         Command::Keygen { out } => wallet::keygen(&ctx, out),
         Command::Address { key } => wallet::address(&ctx, &key.key),
-        Command::Balance { who } => wallet::balance(&ctx, who),
+        Command::Balance {
+            who,
+            verify,
+            genesis,
+            max_age,
+            min_height,
+        } => match (verify, genesis) {
+            (true, Some(genesis)) => proof::balance_verified(
+                &ctx,
+                who,
+                genesis,
+                std::time::Duration::from_secs(*max_age),
+                *min_height,
+            ),
+            _ => wallet::balance(&ctx, who),
+        },
         Command::Send {
             key,
             to,
@@ -42,7 +57,7 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::History { who, limit } => wallet::history(&ctx, who, *limit),
         Command::Tx { hash } => wallet::tx(&ctx, hash),
         Command::Status => wallet::status(&ctx),
-        Command::Settlement { from, to } => wallet::settlement(&ctx, *from, *to),
+        Command::Settlement { from, to, csv } => settlement::settlement(&ctx, *from, *to, *csv),
         Command::Audit { export, genesis } => {
             let source = match (export, genesis) {
                 (Some(file), genesis) => audit::Source::Export {

@@ -34,7 +34,8 @@ pub enum Source<'a> {
     },
 }
 
-fn read_genesis(path: &Path) -> Result<Genesis, Failure> {
+/// Reads and validates a genesis file (the auditor's trusted copy).
+pub(crate) fn read_genesis(path: &Path) -> Result<Genesis, Failure> {
     let bytes = std::fs::read(path).map_err(|e| {
         Failure::new(
             "genesis_io",

@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod gov;
 pub mod merchant;
+pub mod proof;
+pub mod settlement;
 pub mod wallet;
 
 use std::path::Path;

@@ -17,6 +17,7 @@
 //! - [`genesis`]: the genesis file and the initial state.
 //! - [`fixtures`]: deterministic demo alliances (tests, benchmarks, devnet).
 //! - [`audit`], [`export`]: whole-chain verification and the export file.
+//! - [`light`]: account proofs a light client checks from the genesis file.
 #![warn(missing_docs)]
 
 pub mod address;
@@ -28,6 +29,7 @@ pub mod encoding;
 pub mod export;
 pub mod fixtures;
 pub mod genesis;
+pub mod light;
 pub mod limits;
 pub mod merchant;
 pub mod merkle;

@@ -270,3 +270,20 @@ pub struct ProposalsResponse {
     /// Height this reflects.
     pub height: u64,
 }
+
+/// `GET /v1/accounts/{address}/proof`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountProofResponse {
+    /// The address.
+    pub address: String,
+    /// Height of the header the account is proven against.
+    pub height: u64,
+    /// Hash of that header.
+    pub block_hash: String,
+    /// `alliance_protocol::light::AccountProof` as JSON: `epochs` (each
+    /// validator-set change: certified header and proven merchant records),
+    /// `header` (header and finalize certificate) and `account` (state key,
+    /// value or null, sparse-Merkle proof). See docs/audit.md.
+    #[schema(value_type = Object)]
+    pub proof: serde_json::Value,
+}

@@ -33,7 +33,7 @@ fn parse_hash(text: &str) -> Result<Hash32, ApiError> {
     })
 }
 
-fn parse_address(text: &str) -> Result<PublicKey, ApiError> {
+pub(super) fn parse_address(text: &str) -> Result<PublicKey, ApiError> {
     text.parse().map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -9,6 +9,7 @@
 
 mod dto;
 mod handlers;
+mod proof;
 
 use std::sync::Arc;
 
@@ -113,6 +114,7 @@ pub fn router_and_doc(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(handlers::tx_status))
         .routes(routes!(handlers::account))
         .routes(routes!(handlers::history))
+        .routes(routes!(proof::account_proof))
         .routes(routes!(handlers::latest_block))
         .routes(routes!(handlers::block_by_height))
         .routes(routes!(handlers::block_by_hash))

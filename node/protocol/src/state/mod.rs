@@ -33,7 +33,7 @@ use crate::genesis::Genesis;
 use crate::merchant::{AllianceParams, Merchant, MerchantId};
 use crate::smt::{SmtProof, SparseMerkleTree};
 use crate::tx::Transaction;
-use crate::validators::{Validator, ValidatorSet};
+use crate::validators::{Validator, ValidatorSet, ValidatorSetError};
 
 /// The last applied block: what the next block must extend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -204,6 +204,13 @@ impl LedgerState {
 
     /// The validators of the next height: every active merchant.
     pub fn validator_set(&self) -> ValidatorSet {
+        self.try_validator_set()
+            .expect("state invariant: at least one active merchant, unique keys")
+    }
+
+    /// [`LedgerState::validator_set`] without the invariant's panic, for a
+    /// partial state rebuilt from untrusted proofs (`crate::light`).
+    pub fn try_validator_set(&self) -> Result<ValidatorSet, ValidatorSetError> {
         let validators = rules::active_merchants(&self.view())
             .into_iter()
             .map(|m| Validator {
@@ -212,7 +219,6 @@ impl LedgerState {
             })
             .collect();
         ValidatorSet::new(validators)
-            .expect("state invariant: at least one active merchant, unique keys")
     }
 
     /// Executes transactions on top of this state as block `height` at
