@@ -23,6 +23,9 @@ fn refused(ctx: &Ctx, code: &str, reason: &str) -> Failure {
             "{}",
             output::json(&json!({"proven": false, "failure": {"code": code, "reason": reason}}))
         );
+        // One JSON object on stdout: the one above (as `alliance audit`).
+        eprintln!("error: balance NOT proven: {reason}");
+        std::process::exit(1);
     } else {
         println!("NOT PROVEN: {reason} ({code})");
     }

@@ -333,7 +333,7 @@ impl fmt::Display for LightError {
                 max_age_ms,
             } => write!(
                 f,
-                "stale: header {height} is {:.1} s old, more than the allowed {:.1} s (the node may be lagging or withholding blocks)",
+                "stale: header {height} is {:.3} s old, more than the allowed {:.3} s (the node may be lagging or withholding blocks)",
                 *age_ms as f64 / 1000.0,
                 *max_age_ms as f64 / 1000.0
             ),
@@ -689,7 +689,7 @@ mod tests {
         };
         let e = verify_account_proof(&f.genesis, &f.alice.public(), &proof, &late).unwrap_err();
         assert_eq!(e.code(), "stale");
-        assert!(e.to_string().contains("10.0 s old"), "{e}");
+        assert!(e.to_string().contains("10.000 s old"), "{e}");
         // A height the user knows is later than the proof's.
         let known = Freshness {
             min_height: 6,
