@@ -658,7 +658,11 @@ impl Driver {
             Message::Certificate(c) if alliance_consensus::batcher::well_formed(&c.vote_data()) => {
                 Verdict::Accept
             }
-            _ if message.view() + alliance_consensus::config::VIEW_WINDOW < self.core.view() => {
+            _ if message
+                .view()
+                .saturating_add(alliance_consensus::config::VIEW_WINDOW)
+                < self.core.view() =>
+            {
                 Verdict::Ignore
             }
             _ => Verdict::Reject,

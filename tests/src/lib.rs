@@ -2,8 +2,10 @@
 //! loopback with a demo genesis, talks to them over real HTTP, and waits on
 //! conditions with deadlines (never sleep-and-hope).
 
+pub mod fuzz;
+
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -16,10 +18,14 @@ use serde_json::Value;
 /// built for the node's own integration tests, `alliance` for the client's.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
+    // A test runs from target/<profile>/deps; a binary of this crate (the
+    // fuzzer) from target/<profile> itself.
+    let here = exe.parent().expect("executable directory");
+    let dir = if here.join(name).exists() {
+        here
+    } else {
+        here.parent().expect("target/<profile>")
+    };
     let bin = dir.join(name);
     assert!(
         bin.exists(),

@@ -438,7 +438,9 @@ impl<V: Verifier> Core<V> {
         let view = vote.data.view;
         // A nullify for a view we left is normal just after a view change;
         // one two views back, or a retransmission, means the peer is stuck.
-        let stuck = view + 1 < self.view
+        // `view` is the sender's: saturating, a vote for view u64::MAX
+        // must not overflow.
+        let stuck = view.saturating_add(1) < self.view
             || self
                 .views
                 .get(&view)

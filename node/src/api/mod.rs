@@ -10,6 +10,7 @@
 mod dto;
 mod handlers;
 mod proof;
+pub mod server;
 
 use std::sync::Arc;
 
@@ -135,6 +136,8 @@ pub fn router_and_doc(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi)
             ApiError::not_found("not_found", "no such endpoint; see /v1/openapi.json")
         })
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(axum::middleware::from_fn(server::request_timeout))
+        .layer(axum::middleware::from_fn(server::json_errors))
         .with_state(shared);
     (router, doc)
 }

@@ -430,11 +430,9 @@ fn run_node(args: RunArgs) -> Result<()> {
             api_addr
         );
         let router = alliance_node::api::router(shared);
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(api_listener, router).await {
-                tracing::error!(error = %e, "API server stopped");
-            }
-        });
+        // Header read, request and write-stall timeouts and a connection
+        // cap: see alliance_node::api::server.
+        tokio::spawn(alliance_node::api::server::serve(api_listener, router));
         driver.run(shutdown_signal()).await
     })
 }
