@@ -7,11 +7,10 @@
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 
-use alliance_protocol::audit::{AuditReport, Auditor};
+use alliance_protocol::audit::{audit_stream, AuditReport, StreamFailure};
 use alliance_protocol::export::{ChainExport, FINALIZED_BLOCK_BYTES_MAX};
 use alliance_protocol::genesis::Genesis;
 use alliance_protocol::limits::GENESIS_BYTES_MAX;
-use alliance_protocol::FinalizedBlock;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{json, Value};
 
@@ -108,64 +107,14 @@ fn get_raw(ctx: &Ctx, path: &str, max: usize) -> Result<Vec<u8>, Failure> {
     Ok(bytes)
 }
 
-/// The first failure: where and why.
-struct Found {
-    height: u64,
-    tx: Option<usize>,
-    code: String,
-    reason: String,
-}
-
-/// Feeds blocks to the auditor. `next(i)` returns block `i` (0 = height 1)
-/// as bytes, or a failure that stops the audit (I/O, not a chain fault).
+/// Runs the protocol crate's streamed audit, ticking the progress bar.
 fn run_audit(
     genesis: &Genesis,
     count: u64,
     progress: &ProgressBar,
-    mut next: impl FnMut(u64) -> Result<Vec<u8>, Failure>,
-) -> Result<(AuditReport, Option<Found>), Failure> {
-    let mut auditor = Auditor::new(genesis);
-    for i in 0..count {
-        let height = i + 1;
-        let bytes = next(i)?;
-        let fb = match FinalizedBlock::from_bytes(&bytes) {
-            Ok(fb) => fb,
-            Err(e) => {
-                let found = Found {
-                    height,
-                    tx: None,
-                    code: "undecodable_block".into(),
-                    reason: format!("block does not decode: {e}"),
-                };
-                return Ok((auditor.report(), Some(found)));
-            }
-        };
-        // Strict checks on every core; no batch verification: a batch may accept
-        // signatures verify_strict rejects (docs/audit.md).
-        let verdicts = alliance_protocol::state::verify_signatures_parallel(&fb.block.txs);
-        if let Err(e) = auditor.check_block(&fb, &verdicts) {
-            let found = Found {
-                height: e.height,
-                tx: e.tx(),
-                code: e.code().into(),
-                reason: e.reason.to_string(),
-            };
-            return Ok((auditor.report(), Some(found)));
-        }
-        progress.inc(1);
-    }
-    match auditor.finish() {
-        Ok(r) => Ok((r, None)),
-        Err(e) => Ok((
-            auditor.report(),
-            Some(Found {
-                height: e.height,
-                tx: e.tx(),
-                code: e.code().into(),
-                reason: e.reason.to_string(),
-            }),
-        )),
-    }
+    next: impl FnMut(u64) -> Result<Vec<u8>, Failure> + Send,
+) -> Result<(AuditReport, Option<StreamFailure>), Failure> {
+    audit_stream(genesis, count, next, || progress.inc(1))
 }
 
 fn progress_bar(ctx: &Ctx, total: u64) -> ProgressBar {

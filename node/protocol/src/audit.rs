@@ -1,5 +1,5 @@
 //! The auditor: re-verifies a chain block by block from its genesis, trusting
-//! no node. Pure (no threads, no I/O), so the node and the `alliance audit`
+//! no node. The [`Auditor`] is pure (no threads, no I/O), so the node and the `alliance audit`
 //! CLI share one copy of every rule. The caller feeds blocks in height order
 //! with the signature verdicts of their transactions (computed in parallel
 //! by the caller; the rule is [`Transaction::verify_signature`], i.e.
@@ -21,6 +21,11 @@
 //!
 //! [`Auditor::finish`] then refuses a chain that ends with notarized-only
 //! blocks and returns the [`AuditReport`].
+//!
+//! [`audit_stream`] drives an [`Auditor`] over a stream of encoded blocks on
+//! every core (decoding and signature checks of the next blocks overlap the
+//! execution of the current one); `alliance audit` and the audit benchmark
+//! use it.
 
 use std::fmt;
 
@@ -373,6 +378,91 @@ impl Auditor {
     }
 }
 
+/// The first failure of a streamed audit ([`audit_stream`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamFailure {
+    /// Height of the failing block.
+    pub height: u64,
+    /// Index of the transaction at fault, if any.
+    pub tx: Option<usize>,
+    /// Stable code ([`AuditError::code`], or `undecodable_block`).
+    pub code: String,
+    /// Why, for people.
+    pub reason: String,
+}
+
+impl From<AuditError> for StreamFailure {
+    fn from(e: AuditError) -> Self {
+        StreamFailure {
+            height: e.height,
+            tx: e.tx(),
+            code: e.code().into(),
+            reason: e.reason.to_string(),
+        }
+    }
+}
+
+/// Audits blocks `1..=count` given as canonical [`FinalizedBlock`] bytes by
+/// `next(i)` (`i = 0` is height 1), with the same [`Auditor`] rules, using
+/// every core: a producer thread fetches, decodes and checks the signatures
+/// of the next blocks ([`crate::state::verify_signatures_parallel`], strict
+/// verification, one verdict per transaction) while this thread executes the
+/// current one. `progress` is called after each verified block. Returns the
+/// report (of the verified prefix on failure) and the first failure; an
+/// error of `next` (I/O, not a chain fault) stops the audit.
+pub fn audit_stream<E: Send>(
+    genesis: &Genesis,
+    count: u64,
+    next: impl FnMut(u64) -> Result<Vec<u8>, E> + Send,
+    mut progress: impl FnMut(),
+) -> Result<(AuditReport, Option<StreamFailure>), E> {
+    type Item<E> = Result<(u64, Result<(FinalizedBlock, Vec<bool>), String>), E>;
+    let mut auditor = Auditor::new(genesis);
+    let mut next = next;
+    std::thread::scope(|scope| {
+        // A small queue: enough to keep both stages busy, bounded memory.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Item<E>>(2);
+        scope.spawn(move || {
+            for i in 0..count {
+                let item = next(i).map(|bytes| {
+                    let decoded = FinalizedBlock::from_bytes(&bytes)
+                        .map(|fb| {
+                            let verdicts = crate::state::verify_signatures_parallel(&fb.block.txs);
+                            (fb, verdicts)
+                        })
+                        .map_err(|e| e.to_string());
+                    (i + 1, decoded)
+                });
+                let stop = item.is_err();
+                if tx.send(item).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        for item in rx {
+            let (height, decoded) = item?;
+            let failure = match decoded {
+                Err(e) => Some(StreamFailure {
+                    height,
+                    tx: None,
+                    code: "undecodable_block".into(),
+                    reason: format!("block does not decode: {e}"),
+                }),
+                Ok((fb, verdicts)) => auditor.check_block(&fb, &verdicts).err().map(Into::into),
+            };
+            if let Some(f) = failure {
+                // Dropping the receiver stops the producer.
+                return Ok((auditor.report(), Some(f)));
+            }
+            progress();
+        }
+        Ok(match auditor.finish() {
+            Ok(r) => (r, None),
+            Err(e) => (auditor.report(), Some(e.into())),
+        })
+    })
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -587,6 +677,68 @@ pub(crate) mod tests {
         let e = audit(&genesis, &blocks).unwrap_err();
         assert_eq!(e.height, 2);
         assert_eq!(e.code(), "state_root_mismatch");
+    }
+
+    #[test]
+    fn the_stream_gives_the_same_verdicts_as_block_by_block() {
+        let (genesis, blocks) = tiny_chain(5);
+        let bytes: Vec<Vec<u8>> = blocks.iter().map(FinalizedBlock::to_bytes).collect();
+        let mut ticks = 0;
+        let (report, failure) = audit_stream(
+            &genesis,
+            5,
+            |i| Ok::<_, ()>(bytes[i as usize].clone()),
+            || ticks += 1,
+        )
+        .unwrap();
+        assert_eq!((failure, ticks), (None, 5));
+        assert_eq!(report, audit(&genesis, &blocks).unwrap());
+        // A bad signature in block 4, then garbage at block 5: the first wins.
+        let mut bad = blocks.clone();
+        bad[3].block.txs[2].signature.0[0] ^= 1;
+        let mut bytes: Vec<Vec<u8>> = bad.iter().map(FinalizedBlock::to_bytes).collect();
+        bytes[4] = vec![1, 2, 3];
+        let (report, failure) = audit_stream(
+            &genesis,
+            5,
+            |i| Ok::<_, ()>(bytes[i as usize].clone()),
+            || {},
+        )
+        .unwrap();
+        let f = failure.unwrap();
+        assert_eq!(
+            (f.height, f.tx, f.code.as_str()),
+            (4, Some(2), "bad_signature")
+        );
+        assert_eq!(report.blocks, 3);
+        let (_, failure) = audit_stream(
+            &genesis,
+            5,
+            |i| {
+                Ok::<_, ()>(if i == 1 {
+                    vec![0]
+                } else {
+                    bytes[i as usize].clone()
+                })
+            },
+            || {},
+        )
+        .unwrap();
+        assert_eq!(failure.unwrap().code, "undecodable_block");
+        // An I/O error stops the audit and is returned as is.
+        let e = audit_stream(
+            &genesis,
+            5,
+            |i| {
+                if i == 2 {
+                    Err("io")
+                } else {
+                    Ok(bytes[i as usize].clone())
+                }
+            },
+            || {},
+        );
+        assert_eq!(e.unwrap_err(), "io");
     }
 
     #[test]
