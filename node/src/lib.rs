@@ -6,6 +6,8 @@
 #![warn(missing_docs)]
 
 pub mod api;
+#[cfg(feature = "byzantine")]
+pub mod byzantine;
 pub mod chain;
 pub mod config;
 pub mod devnet;

@@ -80,6 +80,9 @@ pub struct Metrics {
     pub view: AtomicU64,
     /// Blocks this node is behind the best peer.
     pub sync_lag: AtomicU64,
+    /// Equivocations (conflicting votes of one validator in one view)
+    /// recorded as evidence since start.
+    pub equivocations: AtomicU64,
     rejected: Mutex<HashMap<String, u64>>,
     submitted: Mutex<(HashMap<Hash32, Instant>, std::collections::VecDeque<Hash32>)>,
 }
@@ -178,6 +181,13 @@ impl Metrics {
             "Blocks behind the best known peer.",
             "gauge",
             self.sync_lag.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut out,
+            "alliance_equivocations_total",
+            "Equivocations recorded as evidence since start (GET /v1/evidence).",
+            "counter",
+            self.equivocations.load(Ordering::Relaxed),
         );
         self.block_interval.render(
             &mut out,

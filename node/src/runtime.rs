@@ -197,6 +197,9 @@ pub struct Driver {
     last_sync_poll: std::time::Instant,
     pending: Option<PendingProposal>,
     peers: HashMap<PeerId, (Option<PublicKey>, bool)>,
+    /// Test-only misbehaviour (see [`crate::byzantine`]).
+    #[cfg(feature = "byzantine")]
+    byzantine: Option<crate::byzantine::Byzantine>,
 }
 
 fn core_config(
@@ -284,8 +287,17 @@ impl Driver {
             last_sync_poll: std::time::Instant::now() - SYNC_POLL,
             pending: None,
             peers: HashMap::new(),
+            #[cfg(feature = "byzantine")]
+            byzantine: None,
         };
         Ok((driver, shared))
+    }
+
+    /// Makes this node misbehave as `byzantine` says (tests only).
+    #[cfg(feature = "byzantine")]
+    pub fn with_byzantine(mut self, byzantine: crate::byzantine::Byzantine) -> Self {
+        self.byzantine = Some(byzantine);
+        self
     }
 
     /// Runs until `shutdown` resolves. A commit in progress always completes
@@ -415,8 +427,17 @@ impl Driver {
                     chain.store().persist_vote(&vote)?;
                 }
                 Output::Broadcast(message) | Output::Send { message, .. } => {
-                    if let Err(e) = self.net.publish_consensus(message.to_bytes()).await {
-                        tracing::warn!(error = %e, "cannot publish a consensus message");
+                    #[cfg(feature = "byzantine")]
+                    let sends = match self.byzantine.as_mut() {
+                        Some(b) => b.rewrite(message),
+                        None => vec![message.to_bytes()],
+                    };
+                    #[cfg(not(feature = "byzantine"))]
+                    let sends = [message.to_bytes()];
+                    for bytes in sends {
+                        if let Err(e) = self.net.publish_consensus(bytes).await {
+                            tracing::warn!(error = %e, "cannot publish a consensus message");
+                        }
                     }
                 }
                 Output::SetTimer { id, after_ms } => {
@@ -476,6 +497,17 @@ impl Driver {
                 }
                 Output::Evidence(e) => {
                     tracing::warn!(signer = %e.first.signer, view = e.first.data.view, "equivocation detected");
+                    let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
+                    match chain.store().record_evidence(&e) {
+                        Ok(true) => {
+                            self.shared
+                                .metrics
+                                .equivocations
+                                .fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(false) => {}
+                        Err(err) => tracing::warn!(error = %err, "cannot store evidence"),
+                    }
                 }
             }
         }

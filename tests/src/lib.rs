@@ -3,14 +3,15 @@
 //! conditions with deadlines (never sleep-and-hope).
 
 pub mod fuzz;
+pub mod netns;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use alliance_protocol::fixtures::demo_merchant_key;
-use alliance_protocol::{Keypair, Transaction};
+use alliance_protocol::fixtures::{demo_customer_key, demo_merchant_key};
+use alliance_protocol::{Keypair, Transaction, TxBody};
 use serde_json::Value;
 
 /// A binary of this workspace built by `cargo test --workspace` (it sits
@@ -86,6 +87,28 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<
     }
 }
 
+/// GET a JSON URL; `None` on connection errors (node down or starting).
+/// Error statuses still return their JSON body.
+pub fn http_get(url: &str) -> Option<Value> {
+    match ureq::get(url).timeout(Duration::from_secs(5)).call() {
+        Ok(r) => r.into_json().ok(),
+        Err(ureq::Error::Status(_, r)) => r.into_json().ok(),
+        Err(_) => None,
+    }
+}
+
+/// POST JSON to a URL; returns (status, body), `None` on connection errors.
+pub fn http_post(url: &str, body: &Value) -> Option<(u16, Value)> {
+    match ureq::post(url)
+        .timeout(Duration::from_secs(5))
+        .send_json(body.clone())
+    {
+        Ok(r) => Some((r.status(), r.into_json().ok()?)),
+        Err(ureq::Error::Status(code, r)) => Some((code, r.into_json().ok()?)),
+        Err(_) => None,
+    }
+}
+
 /// One node process.
 pub struct Node {
     /// Index in the alliance.
@@ -103,26 +126,12 @@ pub struct Node {
 impl Node {
     /// GET a JSON path; `None` on connection errors (node down or starting).
     pub fn get(&self, path: &str) -> Option<Value> {
-        match ureq::get(&format!("{}{path}", self.api))
-            .timeout(Duration::from_secs(5))
-            .call()
-        {
-            Ok(r) => r.into_json().ok(),
-            Err(ureq::Error::Status(_, r)) => r.into_json().ok(),
-            Err(_) => None,
-        }
+        http_get(&format!("{}{path}", self.api))
     }
 
     /// POST JSON; returns (status, body).
     pub fn post(&self, path: &str, body: &Value) -> Option<(u16, Value)> {
-        match ureq::post(&format!("{}{path}", self.api))
-            .timeout(Duration::from_secs(5))
-            .send_json(body.clone())
-        {
-            Ok(r) => Some((r.status(), r.into_json().ok()?)),
-            Err(ureq::Error::Status(code, r)) => Some((code, r.into_json().ok()?)),
-            Err(_) => None,
-        }
+        http_post(&format!("{}{path}", self.api), body)
     }
 
     /// Submits a transaction; returns its hash or panics with the API error.
@@ -142,6 +151,14 @@ impl Node {
     /// Whether the process is running.
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// The exit status once the process has exited by itself (it is then
+    /// no longer running); `None` while it runs.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(status)
     }
 
     /// SIGKILL.
@@ -190,6 +207,20 @@ pub struct Alliance {
     pub nodes: Vec<Node>,
     /// Merchant keys, by node index.
     pub keys: Vec<Keypair>,
+    /// Extra `alliance-node run` arguments, by node index.
+    pub extra_args: std::collections::BTreeMap<usize, Vec<String>>,
+    /// Network namespaces the nodes run in (`None`: loopback). Dropped
+    /// last, after the nodes are killed.
+    pub net: Option<netns::Netns>,
+}
+
+impl Drop for Alliance {
+    fn drop(&mut self) {
+        // Processes first: the data directory and namespaces go after.
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
 }
 
 impl Alliance {
@@ -201,6 +232,32 @@ impl Alliance {
     /// Like [`Alliance::start`], writing `config_toml` as every node's
     /// `config.toml` first.
     pub fn start_with_config(n: usize, config_toml: Option<&str>) -> Alliance {
+        let mut a = Self::create(n, config_toml);
+        for i in 0..n {
+            a.launch(i);
+        }
+        a
+    }
+
+    /// Like [`Alliance::start`], each node in its own network namespace
+    /// (see [`netns`]), or `None` where namespaces are unavailable (not
+    /// root): the caller skips loudly.
+    pub fn start_in_netns(n: usize) -> Option<Alliance> {
+        let net = netns::Netns::create(n).ok()?;
+        let mut a = Self::create(n, None);
+        for node in &mut a.nodes {
+            node.api = format!("http://{}:{}", net.addr(node.index), node.api_port);
+        }
+        a.net = Some(net);
+        for i in 0..n {
+            a.launch(i);
+        }
+        Some(a)
+    }
+
+    /// Creates the genesis and homes for `n` validators without starting
+    /// them (start each with [`Alliance::launch`]).
+    pub fn create(n: usize, config_toml: Option<&str>) -> Alliance {
         let dir = tempfile::tempdir().expect("temp dir");
         let chain_id = "e2e-chain".to_string();
         let status = Command::new(node_binary())
@@ -235,21 +292,28 @@ impl Alliance {
             })
             .collect();
         let keys = (0..n).map(|i| demo_merchant_key(&chain_id, i)).collect();
-        let mut a = Alliance {
+        let a = Alliance {
             dir,
             chain_id,
             nodes,
             keys,
+            extra_args: Default::default(),
+            net: None,
         };
         if let Some(text) = config_toml {
             for node in &a.nodes {
                 std::fs::write(node.home.join("config.toml"), text).expect("write config.toml");
             }
         }
-        for i in 0..n {
-            a.launch(i);
-        }
         a
+    }
+
+    /// The address node `i` binds: its namespace's, or loopback.
+    pub fn host(&self, i: usize) -> String {
+        match &self.net {
+            Some(net) => net.addr(i).to_string(),
+            None => "127.0.0.1".into(),
+        }
     }
 
     /// The genesis file.
@@ -263,15 +327,24 @@ impl Alliance {
             .nodes
             .iter()
             .filter(|n| n.index != i)
-            .map(|n| format!("/ip4/127.0.0.1/tcp/{}", n.p2p_port))
+            .map(|n| format!("/ip4/{}/tcp/{}", self.host(n.index), n.p2p_port))
             .collect();
         let node = &self.nodes[i];
+        let host = self.host(i);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.path().join(format!("node{i}.log")))
             .expect("log file");
-        let mut cmd = Command::new(node_binary());
+        let mut cmd = match &self.net {
+            // `ip netns exec` execs the node: the child is the node itself.
+            Some(net) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", net.name(i)]).arg(node_binary());
+                c
+            }
+            None => Command::new(node_binary()),
+        };
         cmd.arg("run")
             .arg("--home")
             .arg(&node.home)
@@ -279,15 +352,18 @@ impl Alliance {
             .arg(self.genesis_path());
         cmd.args([
             "--listen",
-            &format!("/ip4/127.0.0.1/tcp/{}", node.p2p_port),
+            &format!("/ip4/{host}/tcp/{}", node.p2p_port),
             "--api",
-            &format!("127.0.0.1:{}", node.api_port),
+            &format!("{host}:{}", node.api_port),
         ]);
         for p in &peers {
             cmd.args(["--peer", p]);
         }
+        cmd.args(self.extra_args.get(&i).into_iter().flatten());
+        // The node logs to stdout; both streams go to its log file.
+        let out = log.try_clone().expect("log file handle");
         let child = cmd
-            .stdout(Stdio::null())
+            .stdout(out)
             .stderr(log)
             .spawn()
             .expect("spawn alliance-node run");
@@ -427,5 +503,68 @@ impl Alliance {
                 first
             },
         )
+    }
+
+    /// Funds `n` customers (`c0`, `c1`...) from merchant 0 through node 0
+    /// and waits until the last funding is committed everywhere.
+    pub fn fund(&self, n: usize, amount: u64) -> Vec<Keypair> {
+        let customers: Vec<_> = (0..n)
+            .map(|i| demo_customer_key(&self.chain_id, &format!("c{i}")))
+            .collect();
+        let mut last = String::new();
+        for (i, c) in customers.iter().enumerate() {
+            let tx = Transaction::sign(
+                &self.chain_id,
+                &self.keys[0],
+                i as u64,
+                TxBody::Issue {
+                    to: c.public(),
+                    amount,
+                    reason: "fund".into(),
+                    receipt_ref: format!("fund{i}"),
+                },
+            );
+            last = self.nodes[0].submit(&tx);
+        }
+        self.wait_committed(&last, Duration::from_secs(60));
+        customers
+    }
+
+    /// Asserts that the running nodes hold the same block hash at every
+    /// height up to the lowest of their tips (no fork); returns that height.
+    pub fn assert_same_chain(&self) -> u64 {
+        self.assert_same_chain_of(
+            &self
+                .nodes
+                .iter()
+                .filter(|n| n.is_running())
+                .map(|n| n.index)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    /// [`Alliance::assert_same_chain`] over the nodes `which`.
+    pub fn assert_same_chain_of(&self, which: &[usize]) -> u64 {
+        let tip = which
+            .iter()
+            .map(|&i| self.nodes[i].height().expect("node answers"))
+            .min()
+            .expect("some node");
+        for height in 1..=tip {
+            let hashes: Vec<Value> = which
+                .iter()
+                .map(|&i| {
+                    self.nodes[i]
+                        .get(&format!("/v1/blocks/{height}"))
+                        .expect("node answers")["hash"]
+                        .clone()
+                })
+                .collect();
+            assert!(
+                hashes.windows(2).all(|w| w[0] == w[1]) && hashes[0].is_string(),
+                "fork at height {height}: {hashes:?}"
+            );
+        }
+        tip
     }
 }

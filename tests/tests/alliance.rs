@@ -58,67 +58,7 @@ fn four_validators_agree_on_every_block() {
         assert_eq!(acc["balance"], 150);
     }
     // Identical blocks at every height up to the lowest tip.
-    let tip = a.nodes.iter().map(|n| n.height().unwrap()).min().unwrap();
-    assert!(tip >= 3);
-    for height in 1..=tip {
-        let hashes: Vec<Value> = a
-            .nodes
-            .iter()
-            .map(|n| n.get(&format!("/v1/blocks/{height}")).unwrap()["hash"].clone())
-            .collect();
-        assert!(
-            hashes.windows(2).all(|w| w[0] == w[1]),
-            "height {height}: {hashes:?}"
-        );
-    }
-}
-
-/// Funds `n` customers from merchant 0 through node 0 and waits.
-fn fund(a: &Alliance, n: usize, amount: u64) -> Vec<alliance_protocol::Keypair> {
-    let customers: Vec<_> = (0..n)
-        .map(|i| demo_customer_key(&a.chain_id, &format!("c{i}")))
-        .collect();
-    let mut last = String::new();
-    for (i, c) in customers.iter().enumerate() {
-        let tx = Transaction::sign(
-            &a.chain_id,
-            &a.keys[0],
-            i as u64,
-            TxBody::Issue {
-                to: c.public(),
-                amount,
-                reason: "fund".into(),
-                receipt_ref: format!("fund{i}"),
-            },
-        );
-        last = a.nodes[0].submit(&tx);
-    }
-    a.wait_committed(&last, T);
-    customers
-}
-
-/// Block hashes agree at every height up to the lowest tip of running nodes.
-fn assert_same_chain(a: &Alliance) -> u64 {
-    let tip = a
-        .nodes
-        .iter()
-        .filter(|n| n.is_running())
-        .map(|n| n.height().unwrap())
-        .min()
-        .unwrap();
-    for height in 1..=tip {
-        let hashes: Vec<Value> = a
-            .nodes
-            .iter()
-            .filter(|n| n.is_running())
-            .map(|n| n.get(&format!("/v1/blocks/{height}")).unwrap()["hash"].clone())
-            .collect();
-        assert!(
-            hashes.windows(2).all(|w| w[0] == w[1]),
-            "fork at height {height}: {hashes:?}"
-        );
-    }
-    tip
+    assert!(a.assert_same_chain() >= 3);
 }
 
 /// One validator killed with SIGKILL under load: the other three keep
@@ -127,7 +67,7 @@ fn assert_same_chain(a: &Alliance) -> u64 {
 #[test]
 fn killed_validator_catches_up_and_votes_again() {
     let mut a = Alliance::start(4);
-    let customers = fund(&a, 12, 1_000);
+    let customers = a.fund(12, 1_000);
     let mut hashes = Vec::new();
     let mut nonces = vec![0u64; customers.len()];
     let mut send = |a: &Alliance, round: usize, via: &[usize]| -> Vec<String> {
@@ -188,7 +128,7 @@ fn killed_validator_catches_up_and_votes_again() {
     a.nodes[0].kill();
     let h = a.nodes[1].height().unwrap();
     a.wait_height(h + 2, T);
-    assert_same_chain(&a);
+    a.assert_same_chain();
 }
 
 /// Two of four stopped: finalization halts and nothing forks; started
@@ -213,7 +153,7 @@ fn without_a_quorum_finalization_halts_then_resumes() {
     a.launch(2);
     a.launch(3);
     a.wait_height(halted + 2, T);
-    assert_same_chain(&a);
+    a.assert_same_chain();
 }
 
 /// A fresh non-validator node with only the genesis and one peer syncs the
@@ -221,7 +161,7 @@ fn without_a_quorum_finalization_halts_then_resumes() {
 #[test]
 fn fresh_observer_syncs_the_whole_chain() {
     let mut a = Alliance::start(4);
-    let customers = fund(&a, 5, 50);
+    let customers = a.fund(5, 50);
     let tx = Transaction::sign(
         &a.chain_id,
         &customers[0],
@@ -331,7 +271,7 @@ fn garbage_gossip_neither_crashes_nor_stalls() {
         0,
         "no forged issuance landed"
     );
-    assert_same_chain(&a);
+    a.assert_same_chain();
 }
 
 /// Governance end to end: the members vote a fifth merchant in; its node
@@ -423,7 +363,7 @@ fn a_merchant_voted_in_joins_consensus() {
     a.nodes[3].kill();
     let h = a.nodes[0].height().unwrap();
     a.wait_height(h + 3, T);
-    assert_same_chain(&a);
+    a.assert_same_chain();
 }
 
 fn hex_seed(text: &str) -> [u8; 32] {

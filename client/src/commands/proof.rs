@@ -12,10 +12,11 @@ use alliance_protocol::light::{verify_account_proof, AccountProof, Freshness};
 use serde_json::{json, Value};
 
 use super::audit::read_genesis;
-use super::wallet::who;
+use super::wallet::{lots_table, who};
 use super::{CmdResult, Ctx, Failure};
+use crate::api;
 use crate::cli::WhoArgs;
-use crate::output::{self, table};
+use crate::output;
 
 fn refused(ctx: &Ctx, code: &str, reason: &str) -> Failure {
     if ctx.json {
@@ -96,20 +97,18 @@ pub fn balance_verified(
             p.epochs,
         );
         if !p.account.lots.is_empty() {
-            let rows: Vec<Vec<String>> = p
+            let lots: Vec<api::Lot> = p
                 .account
                 .lots
                 .iter()
-                .map(|l| {
-                    vec![
-                        l.issuer.to_string(),
-                        l.amount.to_string(),
-                        output::expiry(l.expiry_ms),
-                    ]
+                .map(|l| api::Lot {
+                    issuer: l.issuer.to_string(),
+                    expiry_ms: l.expiry_ms,
+                    amount: l.amount,
                 })
                 .collect();
             s.push('\n');
-            s.push_str(&table(&["ISSUER", "POINTS", "EXPIRES"], &[false, true, false], &rows));
+            s.push_str(&lots_table(&lots));
         }
         s.push_str("proven\n");
         s

@@ -50,6 +50,21 @@ pub fn net_positions(claims: &[api::Claim]) -> BTreeMap<String, NetPosition> {
     out
 }
 
+/// Redeemer, issuer, redeemed points and value, confirmed points and
+/// value, net points and value (values in currency units).
+fn pair_cells(c: &api::Claim) -> Vec<String> {
+    vec![
+        c.creditor.clone(),
+        c.debtor.clone(),
+        c.redeemed_points.to_string(),
+        money_centiminor(c.redeemed_value_centiminor as i128),
+        c.confirmed_points.to_string(),
+        money_centiminor(c.confirmed_value_centiminor as i128),
+        c.outstanding_points.to_string(),
+        money_centiminor(c.outstanding_value_centiminor),
+    ]
+}
+
 /// One CSV field, quoted per RFC 4180 when it holds a comma, a quote, CR
 /// or LF (quotes doubled).
 pub fn csv_field(s: &str) -> String {
@@ -90,17 +105,9 @@ pub fn to_csv(claims: &[api::Claim]) -> String {
         .map(String::from),
     );
     for c in claims {
-        out.push_str(&csv_line(&[
-            "redemption".into(),
-            c.creditor.clone(),
-            c.debtor.clone(),
-            c.redeemed_points.to_string(),
-            money_centiminor(c.redeemed_value_centiminor as i128),
-            c.confirmed_points.to_string(),
-            money_centiminor(c.confirmed_value_centiminor as i128),
-            c.outstanding_points.to_string(),
-            money_centiminor(c.outstanding_value_centiminor),
-        ]));
+        let mut row = vec!["redemption".to_string()];
+        row.extend(pair_cells(c));
+        out.push_str(&csv_line(&row));
     }
     for (m, p) in net_positions(claims) {
         out.push_str(&csv_line(&[
@@ -131,22 +138,7 @@ fn human(s: &api::Settlement, period: Option<(u64, u64)>) -> String {
         return out;
     }
     out.push_str("\nredemptions (the redeemer accepted the issuer's points):\n");
-    let rows: Vec<Vec<String>> = s
-        .claims
-        .iter()
-        .map(|c| {
-            vec![
-                c.creditor.clone(),
-                c.debtor.clone(),
-                c.redeemed_points.to_string(),
-                money_centiminor(c.redeemed_value_centiminor as i128),
-                c.confirmed_points.to_string(),
-                money_centiminor(c.confirmed_value_centiminor as i128),
-                c.outstanding_points.to_string(),
-                money_centiminor(c.outstanding_value_centiminor),
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = s.claims.iter().map(pair_cells).collect();
     let (np, nv) = if period.is_some() {
         ("NET POINTS", "NET VALUE")
     } else {

@@ -374,7 +374,7 @@ pub fn status(ctx: &Ctx) -> CmdResult {
 }
 
 /// Lots as a table: issuer, points, expiry date.
-fn lots_table(lots: &[api::Lot]) -> String {
+pub(crate) fn lots_table(lots: &[api::Lot]) -> String {
     let rows: Vec<Vec<String>> = lots
         .iter()
         .map(|l| {

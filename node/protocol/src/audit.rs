@@ -35,6 +35,7 @@ use crate::block::FinalizedBlock;
 use crate::certificate::{CertificateError, VoteKind};
 use crate::crypto::Hash32;
 use crate::genesis::Genesis;
+use crate::sigverify::SignerTables;
 use crate::state::{BlockError, LedgerState, TxOutcome};
 #[cfg(doc)]
 use crate::{certificate::Certificate, tx::Transaction};
@@ -402,12 +403,15 @@ impl From<AuditError> for StreamFailure {
     }
 }
 
+/// Precomputed signer tables an audit keeps at most (about 30 KiB each).
+pub const SIGNER_TABLES_MAX: usize = 2_048;
+
 /// Audits blocks `1..=count` given as canonical [`FinalizedBlock`] bytes by
 /// `next(i)` (`i = 0` is height 1), with the same [`Auditor`] rules, using
 /// every core: a producer thread fetches, decodes and checks the signatures
-/// of the next blocks ([`crate::state::verify_signatures_parallel`], strict
-/// verification, one verdict per transaction) while this thread executes the
-/// current one. `progress` is called after each verified block. Returns the
+/// of the next blocks on every core (the verdicts of
+/// [`Transaction::verify_signature`], through [`SignerTables`] for frequent
+/// signers) while this thread executes the current one. `progress` is called after each verified block. Returns the
 /// report (of the verified prefix on failure) and the first failure; an
 /// error of `next` (I/O, not a chain fault) stops the audit.
 pub fn audit_stream<E: Send>(
@@ -423,11 +427,12 @@ pub fn audit_stream<E: Send>(
         // A small queue: enough to keep both stages busy, bounded memory.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Item<E>>(2);
         scope.spawn(move || {
+            let mut tables = SignerTables::new(SIGNER_TABLES_MAX);
             for i in 0..count {
                 let item = next(i).map(|bytes| {
                     let decoded = FinalizedBlock::from_bytes(&bytes)
                         .map(|fb| {
-                            let verdicts = crate::state::verify_signatures_parallel(&fb.block.txs);
+                            let verdicts = tables.verify_all(&fb.block.txs);
                             (fb, verdicts)
                         })
                         .map_err(|e| e.to_string());

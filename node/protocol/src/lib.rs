@@ -18,6 +18,7 @@
 //! - [`fixtures`]: deterministic demo alliances (tests, benchmarks, devnet).
 //! - [`audit`], [`export`]: whole-chain verification and the export file.
 //! - [`light`]: account proofs a light client checks from the genesis file.
+//! - [`sigverify`]: the signature rule's verdicts, faster for frequent signers.
 #![warn(missing_docs)]
 
 pub mod address;
@@ -33,6 +34,7 @@ pub mod light;
 pub mod limits;
 pub mod merchant;
 pub mod merkle;
+pub mod sigverify;
 pub mod smt;
 pub mod state;
 pub mod tx;

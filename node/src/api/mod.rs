@@ -8,6 +8,7 @@
 //! Bound to loopback by default; request bodies are size-limited.
 
 mod dto;
+mod evidence;
 mod handlers;
 mod proof;
 pub mod server;
@@ -128,6 +129,7 @@ pub fn router_and_doc(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(handlers::events))
         .routes(routes!(handlers::openapi))
         .routes(routes!(handlers::metrics))
+        .routes(routes!(evidence::evidence))
         .split_for_parts();
     let _ = handlers::OPENAPI_JSON.set(doc.to_json().unwrap_or_default());
     let router = router

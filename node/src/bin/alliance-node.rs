@@ -102,6 +102,11 @@ struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
+    /// Test builds only: misbehave on purpose (equivocate, double-vote,
+    /// invalid-block, flood, a comma-separated list, or all).
+    #[cfg(feature = "byzantine")]
+    #[arg(long, hide = true)]
+    byzantine: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -370,7 +375,8 @@ fn run_node(args: RunArgs) -> Result<()> {
         config.api = api;
     }
     let genesis = read_genesis(&args.genesis)?;
-    let (store, state) = Store::open(&args.home.join("db"), &genesis)?;
+    let db = args.home.join("db");
+    let (store, state) = Store::open(&db, &genesis).map_err(|e| storage_error(&db, e.into()))?;
     let parse = |list: &[String], what: &str| -> Result<Vec<libp2p::Multiaddr>> {
         list.iter()
             .map(|a| {
@@ -414,6 +420,24 @@ fn run_node(args: RunArgs) -> Result<()> {
                 )
             })?;
         let api_addr = api_listener.local_addr()?;
+        #[cfg(feature = "byzantine")]
+        let byzantine = match &args.byzantine {
+            Some(spec) => Some(
+                alliance_node::byzantine::Byzantine::new(
+                    spec,
+                    &genesis.chain_id,
+                    key.clone(),
+                    &state
+                        .validator_set()
+                        .validators()
+                        .iter()
+                        .map(|v| v.key)
+                        .collect::<Vec<_>>(),
+                )
+                .map_err(anyhow::Error::msg)?,
+            ),
+            None => None,
+        };
         let (driver, shared) = Driver::new(
             genesis,
             key.clone(),
@@ -433,8 +457,60 @@ fn run_node(args: RunArgs) -> Result<()> {
         // Header read, request and write-stall timeouts and a connection
         // cap: see alliance_node::api::server.
         tokio::spawn(alliance_node::api::server::serve(api_listener, router));
-        driver.run(shutdown_signal()).await
+        #[cfg(feature = "byzantine")]
+        let driver = match byzantine {
+            Some(b) => driver.with_byzantine(b),
+            None => driver,
+        };
+        driver
+            .run(shutdown_signal())
+            .await
+            .map_err(|e| storage_error(&db, e))
     })
+}
+
+/// When a storage failure is behind `e`, says so plainly, naming the data
+/// directory: "disk full", "read-only". The node stops on such a failure
+/// (a block or vote that is not on disk is never acknowledged or sent), and
+/// restarts cleanly once the directory is writable again.
+fn storage_error(db: &Path, e: anyhow::Error) -> anyhow::Error {
+    use alliance_node::chain::FinalizeError;
+    use alliance_node::store::StoreError;
+    fn sled_io(e: &sled::Error) -> Option<&std::io::Error> {
+        match e {
+            sled::Error::Io(io) => Some(io),
+            _ => None,
+        }
+    }
+    let io = e.chain().find_map(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .or_else(|| c.downcast_ref::<sled::Error>().and_then(sled_io))
+            .or_else(|| match c.downcast_ref::<StoreError>() {
+                Some(StoreError::Db(s)) => sled_io(s),
+                _ => None,
+            })
+            .or_else(|| match c.downcast_ref::<FinalizeError>() {
+                Some(FinalizeError::Store(StoreError::Db(s))) => sled_io(s),
+                _ => None,
+            })
+    });
+    let Some(io) = io else {
+        return e;
+    };
+    // sled may rewrap the OS error, keeping only its kind.
+    use std::io::ErrorKind::{PermissionDenied, ReadOnlyFilesystem, StorageFull};
+    let what = match (io.raw_os_error(), io.kind()) {
+        (Some(28), _) | (_, StorageFull) => "disk full",
+        (Some(30), _) | (_, ReadOnlyFilesystem) => "read-only file system",
+        (_, PermissionDenied) => "permission denied (read-only?)",
+        _ => "I/O error",
+    };
+    anyhow::anyhow!(
+        "data directory {}: {what} ({io}). The node stopped; nothing that is not on disk was \
+         acknowledged or voted for. Make the directory writable (free space), check it with \
+         `alliance-node verify`, and restart",
+        db.display()
+    )
 }
 
 /// SIGINT or SIGTERM.

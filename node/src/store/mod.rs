@@ -14,6 +14,7 @@
 //! | `v`    | view (u64 BE), kind    | this node's own [`SignedVote`]          |
 //! | `a`    | address, height, index | tx hash: the address's history          |
 //! | `c`    | height (u64 BE)        | claim changes of that block             |
+//! | `e`    | view (u64 BE), signer  | equivocation evidence ([`evidence`])   |
 //!
 //! A commit writes the block, its indexes, the state changes and the new
 //! tip in one batch and then fsyncs; only then is it acknowledged. After a
@@ -32,6 +33,8 @@ use alliance_protocol::state::{
 use alliance_protocol::{Certificate, FinalizedBlock, Hash32, SignedVote, VoteKind};
 use alliance_protocol::{MerchantId, PublicKey, TxBody};
 use serde::{Deserialize, Serialize};
+
+pub mod evidence;
 
 /// Where a transaction landed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
