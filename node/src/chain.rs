@@ -130,7 +130,9 @@ impl Chain {
 
     /// Builds the next block on `ancestry` from `candidates` (the leader's
     /// job). The timestamp is `now_ms`, or just after the parent's if our
-    /// clock is behind.
+    /// clock is behind. Candidates come from the mempool, which admits only
+    /// transactions whose chain id and signature it verified, so they are
+    /// not verified again (a bad one would only get the block refused).
     pub fn build(
         &mut self,
         ancestry: &[Arc<Block>],
@@ -141,7 +143,7 @@ impl Chain {
         let spec = self.state_after(ancestry)?;
         let base = spec.as_ref().unwrap_or(&self.state);
         let timestamp = now_ms.max(base.tip().timestamp_ms + 1);
-        let (block, exec) = base.build_block(candidates, timestamp, proposer);
+        let (block, exec) = base.build_block_verified(candidates, |_| true, timestamp, proposer);
         self.remember(block.hash(), exec);
         Ok(block)
     }
@@ -153,6 +155,20 @@ impl Chain {
         block: &Block,
         ancestry: &[Arc<Block>],
         now_ms: u64,
+    ) -> Result<(), VerifyError> {
+        self.verify_known(block, ancestry, now_ms, &[])
+    }
+
+    /// [`Chain::verify`], where `known_valid[i]` says transaction `i`'s
+    /// signature was already verified (it is in the mempool, which admits
+    /// only verified transactions): only the others are verified here.
+    /// Missing entries count as unknown.
+    pub fn verify_known(
+        &mut self,
+        block: &Block,
+        ancestry: &[Arc<Block>],
+        now_ms: u64,
+        known_valid: &[bool],
     ) -> Result<(), VerifyError> {
         let hash = block.hash();
         if self.pending.contains_key(&hash) {
@@ -168,7 +184,7 @@ impl Chain {
                 drift,
             });
         }
-        let exec = base.execute_verified(block, &verify_signatures_parallel(&block.txs))?;
+        let exec = base.execute_verified(block, &signatures_with(&block.txs, known_valid))?;
         self.remember(hash, exec);
         Ok(())
     }
@@ -198,6 +214,26 @@ impl Chain {
         self.pending.retain(|_, e| e.header.height > height);
         Ok(outcomes)
     }
+}
+
+/// Signature verdicts for `txs`: `true` where `known_valid` says so, the
+/// others verified on every core.
+fn signatures_with(txs: &[Transaction], known_valid: &[bool]) -> Vec<bool> {
+    let unknown: Vec<usize> = (0..txs.len())
+        .filter(|&i| !known_valid.get(i).copied().unwrap_or(false))
+        .collect();
+    if unknown.len() == txs.len() {
+        return verify_signatures_parallel(txs);
+    }
+    let to_check: Vec<Transaction> = unknown.iter().map(|&i| txs[i].clone()).collect();
+    let mut out = vec![true; txs.len()];
+    for (i, ok) in unknown
+        .into_iter()
+        .zip(verify_signatures_parallel(&to_check))
+    {
+        out[i] = ok;
+    }
+    out
 }
 
 /// Why a finalized block could not be committed. Either is fatal for the

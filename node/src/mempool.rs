@@ -139,6 +139,18 @@ impl Mempool {
     /// Checks and admits a transaction against the committed `state`.
     /// Signature verification is the expensive part, so cheap checks go first.
     pub fn admit(&mut self, tx: Transaction, state: &LedgerState) -> Result<Hash32, AdmitError> {
+        self.admit_checked(tx, state, false)
+    }
+
+    /// Like [`Mempool::admit`]; `signature_checked` says the caller already
+    /// verified the chain id and signature (`Transaction::verify_for_chain`),
+    /// so it is not verified a second time.
+    pub fn admit_checked(
+        &mut self,
+        tx: Transaction,
+        state: &LedgerState,
+        signature_checked: bool,
+    ) -> Result<Hash32, AdmitError> {
         let bytes = tx.to_bytes().len();
         if bytes > TX_BYTES_MAX {
             return Err(AdmitError::TooLarge(bytes));
@@ -172,7 +184,9 @@ impl Mempool {
         if self.by_hash.len() >= self.limits.txs_max || self.bytes + bytes > self.limits.bytes_max {
             return Err(AdmitError::Full);
         }
-        tx.verify_for_chain(&self.chain_id)?;
+        if !signature_checked {
+            tx.verify_for_chain(&self.chain_id)?;
+        }
         self.by_signer
             .entry(tx.signer)
             .or_default()

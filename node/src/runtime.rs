@@ -43,6 +43,8 @@ const FINALIZED_CHANNEL_LEN: usize = 256;
 /// Signers whose next pending transaction is re-checked after each block:
 /// bounds the work while still clearing doomed transactions quickly.
 const EVICT_SIGNERS_PER_BLOCK: usize = 256;
+/// Submitted batches at least this large verify signatures on every core.
+const SUBMIT_PARALLEL_MIN: usize = 64;
 /// Timer firings queued at most.
 const TIMER_QUEUE_LEN: usize = 1_024;
 
@@ -119,28 +121,150 @@ impl Shared {
 
     /// Admits a transaction to the mempool and gossips it.
     pub async fn submit(&self, tx: Transaction) -> Result<alliance_protocol::Hash32, SubmitError> {
-        let bytes = tx.to_bytes();
-        let hash = {
-            let chain = self.chain.read().unwrap_or_else(|e| e.into_inner());
-            let state = chain.state();
-            // A transaction that would be rejected now is refused now, with
-            // the rule's reason (when it is the signer's next one: later
-            // nonces depend on pending transactions and wait their turn).
-            if tx.nonce == state.account(&tx.signer).nonce
-                && tx.verify_for_chain(&self.chain_id).is_ok()
-            {
-                state
-                    .check_tx(&tx, now_ms().max(state.tip().timestamp_ms + 1))
-                    .map_err(SubmitError::Rejected)?;
-            }
-            let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
-            pool.admit(tx, state).map_err(SubmitError::Admit)?
-        };
-        self.metrics.submitted(hash);
-        if let Err(e) = self.network.publish_transaction(bytes).await {
-            tracing::warn!(error = %e, "could not gossip a submitted transaction");
+        self.submit_many(vec![tx])
+            .await
+            .pop()
+            .unwrap_or(Err(SubmitError::Admit(AdmitError::Full)))
+    }
+
+    /// Admits transactions to the mempool, in order, and gossips those
+    /// admitted (in batches); one result per transaction. Signatures are
+    /// verified once, before any lock is taken.
+    pub async fn submit_many(
+        &self,
+        txs: Vec<Transaction>,
+    ) -> Vec<Result<alliance_protocol::Hash32, SubmitError>> {
+        let (txs, checked) = self.check_signatures(txs).await;
+        let (results, admitted) = self.admit_checked(txs, checked, true);
+        for tx in &admitted {
+            self.metrics.submitted(tx.hash());
         }
-        Ok(hash)
+        for bytes in gossip_batches(&admitted) {
+            if let Err(e) = self.network.publish_transaction(bytes).await {
+                tracing::warn!(error = %e, "could not gossip submitted transactions");
+            }
+        }
+        results
+    }
+
+    /// Chain id and signature verdicts, computed off the async threads (on
+    /// every core for large batches).
+    async fn check_signatures(&self, txs: Vec<Transaction>) -> (Vec<Transaction>, Vec<bool>) {
+        let chain_id = self.chain_id.clone();
+        let check = move |txs: Vec<Transaction>| {
+            let sigs = alliance_protocol::state::verify_signatures_parallel(&txs);
+            let ok: Vec<bool> = txs
+                .iter()
+                .zip(sigs)
+                .map(|(t, sig)| sig && t.chain_id == chain_id)
+                .collect();
+            (txs, ok)
+        };
+        if txs.len() < SUBMIT_PARALLEL_MIN {
+            return check(txs);
+        }
+        match tokio::task::spawn_blocking(move || check(txs)).await {
+            Ok(r) => r,
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// Admits transactions whose signature verdicts are known, in order,
+    /// under one lock. With `refuse_doomed`, a transaction that a ledger rule
+    /// would reject now is refused with the rule's reason (when it is the
+    /// signer's next one: later nonces depend on pending transactions).
+    /// Returns the results and the admitted transactions.
+    fn admit_checked(
+        &self,
+        txs: Vec<Transaction>,
+        checked: Vec<bool>,
+        refuse_doomed: bool,
+    ) -> (
+        Vec<Result<alliance_protocol::Hash32, SubmitError>>,
+        Vec<Transaction>,
+    ) {
+        let mut results = Vec::with_capacity(txs.len());
+        let mut admitted = Vec::new();
+        let chain = self.chain.read().unwrap_or_else(|e| e.into_inner());
+        let state = chain.state();
+        let now = now_ms().max(state.tip().timestamp_ms + 1);
+        let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+        for (tx, signature_ok) in txs.into_iter().zip(checked) {
+            if refuse_doomed && signature_ok && tx.nonce == state.account(&tx.signer).nonce {
+                if let Err(e) = state.check_tx(&tx, now) {
+                    results.push(Err(SubmitError::Rejected(e)));
+                    continue;
+                }
+            }
+            match pool.admit_checked(tx.clone(), state, signature_ok) {
+                Ok(hash) => {
+                    admitted.push(tx);
+                    results.push(Ok(hash));
+                }
+                Err(e) => results.push(Err(SubmitError::Admit(e))),
+            }
+        }
+        (results, admitted)
+    }
+
+    /// Judges and admits a transaction gossip message (a batch, or a lone
+    /// transaction). Rejected when undecodable or when any transaction is
+    /// oversized or badly signed (honest nodes gossip only what they
+    /// verified); accepted (forwarded) when something was new.
+    pub async fn admit_gossip(&self, bytes: &[u8]) -> Verdict {
+        let txs = match decode_gossip(bytes) {
+            Some(txs) => txs,
+            None => return Verdict::Reject,
+        };
+        let (txs, checked) = self.check_signatures(txs).await;
+        if checked.iter().any(|ok| !ok) {
+            return Verdict::Reject;
+        }
+        let (results, admitted) = self.admit_checked(txs, checked, false);
+        if results
+            .iter()
+            .any(|r| matches!(r, Err(SubmitError::Admit(AdmitError::TooLarge(_)))))
+        {
+            Verdict::Reject
+        } else if admitted.is_empty() {
+            Verdict::Ignore
+        } else {
+            Verdict::Accept
+        }
+    }
+}
+
+/// Transactions per gossip message at most.
+pub const GOSSIP_BATCH_TXS_MAX: usize = 2_000;
+
+/// The gossip payloads for `txs`: canonical `Vec<Transaction>` encodings,
+/// each within the network's payload limit.
+pub fn gossip_batches(txs: &[Transaction]) -> Vec<Vec<u8>> {
+    let limit = crate::network::limits::TX_GOSSIP_BYTES_MAX;
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < txs.len() {
+        // Start from the count cap and halve until it fits (transactions
+        // are at most TX_BYTES_MAX, so this ends well before one).
+        let mut end = txs.len().min(start + GOSSIP_BATCH_TXS_MAX);
+        let mut bytes = alliance_protocol::encoding::encode(&&txs[start..end]);
+        while bytes.len() > limit && end - start > 1 {
+            end = start + (end - start) / 2;
+            bytes = alliance_protocol::encoding::encode(&&txs[start..end]);
+        }
+        out.push(bytes);
+        start = end;
+    }
+    out
+}
+
+/// Decodes a transaction gossip payload: a batch, or a lone transaction.
+pub fn decode_gossip(bytes: &[u8]) -> Option<Vec<Transaction>> {
+    let limit = crate::network::limits::TX_GOSSIP_BYTES_MAX;
+    match alliance_protocol::encoding::decode::<Vec<Transaction>>(bytes, limit) {
+        Ok(txs) if !txs.is_empty() && txs.len() <= GOSSIP_BATCH_TXS_MAX => Some(txs),
+        Ok(_) => None,
+        Err(_) => Transaction::from_bytes(bytes).ok().map(|t| vec![t]),
     }
 }
 
@@ -474,10 +598,20 @@ impl Driver {
                     block,
                     ancestry,
                 } => {
+                    // Transactions in the mempool had their signature
+                    // verified at admission: not again.
+                    let known: Vec<bool> = {
+                        let pool = self
+                            .shared
+                            .mempool
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner());
+                        block.txs.iter().map(|t| pool.contains(&t.hash())).collect()
+                    };
                     let verdict = {
                         let mut chain =
                             self.shared.chain.write().unwrap_or_else(|e| e.into_inner());
-                        chain.verify(&block, &ancestry, now_ms())
+                        chain.verify_known(&block, &ancestry, now_ms(), &known)
                     };
                     if let Err(e) = &verdict {
                         tracing::warn!(view, height = block.header.height, error = %e, "refusing a proposed block");
@@ -617,25 +751,12 @@ impl Driver {
                 self.peers.remove(&peer);
             }
             NetworkEvent::Transaction { bytes, from, id } => {
-                let verdict = match Transaction::from_bytes(&bytes) {
-                    Err(_) => Verdict::Reject,
-                    Ok(tx) => {
-                        let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
-                        let mut pool = self
-                            .shared
-                            .mempool
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner());
-                        match pool.admit(tx, chain.state()) {
-                            Ok(_) => Verdict::Accept,
-                            Err(AdmitError::Invalid(_)) | Err(AdmitError::TooLarge(_)) => {
-                                Verdict::Reject
-                            }
-                            Err(_) => Verdict::Ignore,
-                        }
-                    }
-                };
-                let _ = self.net.report(id, from, verdict).await;
+                // Off the consensus loop: verifying a batch takes a while.
+                let (shared, net) = (self.shared.clone(), self.net.clone());
+                tokio::spawn(async move {
+                    let verdict = shared.admit_gossip(&bytes).await;
+                    let _ = net.report(id, from, verdict).await;
+                });
             }
             NetworkEvent::Consensus {
                 bytes,

@@ -2,6 +2,9 @@
 //! loopback with a demo genesis, talks to them over real HTTP, and waits on
 //! conditions with deadlines (never sleep-and-hope).
 
+pub mod bench;
+pub mod bench_ceiling;
+pub mod bench_report;
 pub mod fuzz;
 pub mod netns;
 
@@ -20,7 +23,7 @@ use serde_json::Value;
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // A test runs from target/<profile>/deps; a binary of this crate (the
-    // fuzzer) from target/<profile> itself.
+    // fuzzer, the benchmark driver) from target/<profile> itself.
     let here = exe.parent().expect("executable directory");
     let dir = if here.join(name).exists() {
         here
@@ -146,6 +149,11 @@ impl Node {
     /// Finalized height, if the node answers.
     pub fn height(&self) -> Option<u64> {
         self.get("/v1/status")?["height"].as_u64()
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Whether the process is running.

@@ -116,7 +116,7 @@ pub async fn status(State(s): State<Arc<Shared>>) -> ApiResult<StatusResponse> {
     }))
 }
 
-fn submit_error(e: SubmitError) -> ApiError {
+pub(super) fn submit_error(e: SubmitError) -> ApiError {
     let status = match &e {
         SubmitError::Admit(a) => match a {
             AdmitError::Duplicate(_)

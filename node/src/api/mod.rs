@@ -7,6 +7,7 @@
 //! 413 too large, 422 rule violation, 503 not yet synced or overloaded.
 //! Bound to loopback by default; request bodies are size-limited.
 
+mod batch;
 mod dto;
 mod evidence;
 mod handlers;
@@ -24,6 +25,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use batch::{BatchItemResult, BatchSubmitResponse, BATCH_BYTES_MAX, BATCH_TXS_MAX};
 pub use dto::*;
 
 use crate::runtime::Shared;
@@ -130,6 +132,12 @@ pub fn router_and_doc(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(handlers::openapi))
         .routes(routes!(handlers::metrics))
         .routes(routes!(evidence::evidence))
+        .merge(
+            // Batches have their own, larger body limit.
+            OpenApiRouter::new()
+                .routes(routes!(batch::submit_batch))
+                .route_layer(DefaultBodyLimit::max(batch::BATCH_BYTES_MAX)),
+        )
         .split_for_parts();
     let _ = handlers::OPENAPI_JSON.set(doc.to_json().unwrap_or_default());
     let router = router

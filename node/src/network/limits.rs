@@ -12,10 +12,13 @@ use alliance_protocol::limits::{BLOCK_BYTES_MAX, TX_BYTES_MAX};
 /// bytes) and the consensus message framing around the block.
 pub const BLOCK_ENVELOPE_BYTES: usize = 64 * 1024;
 
-/// Largest transaction gossip payload. A transaction is at most
-/// [`TX_BYTES_MAX`] bytes when canonically encoded; the network does not
-/// decode it, it only refuses to carry anything larger.
-pub const TX_GOSSIP_BYTES_MAX: usize = TX_BYTES_MAX;
+/// Largest transaction gossip payload. Nodes gossip the transactions they
+/// admit in batches (one gossip message per submission, not per
+/// transaction: under load, one message per transaction filled the
+/// per-peer queues and starved consensus); each transaction is at most
+/// [`TX_BYTES_MAX`] bytes. The network does not decode the payload, it only
+/// refuses to carry anything larger.
+pub const TX_GOSSIP_BYTES_MAX: usize = 256 * TX_BYTES_MAX;
 
 /// Largest consensus gossip payload: consensus messages carry whole
 /// proposals, so one block plus its envelope.

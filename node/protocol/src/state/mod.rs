@@ -389,6 +389,24 @@ impl LedgerState {
         timestamp_ms: u64,
         proposer: PublicKey,
     ) -> (Block, Execution) {
+        self.build_block_verified(
+            candidates,
+            Transaction::verify_signature,
+            timestamp_ms,
+            proposer,
+        )
+    }
+
+    /// [`LedgerState::build_block`] with the signature rule answered by the
+    /// caller: a node whose mempool admitted only verified transactions need
+    /// not verify them again (the rule is [`Transaction::verify_signature`]).
+    pub fn build_block_verified(
+        &self,
+        candidates: Vec<Transaction>,
+        signature_ok: impl Fn(&Transaction) -> bool,
+        timestamp_ms: u64,
+        proposer: PublicKey,
+    ) -> (Block, Execution) {
         let params = self.params();
         let height = self.tip.height + 1;
         let ctx = BlockCtx {
@@ -408,7 +426,7 @@ impl LedgerState {
             if bytes + size > params.block_bytes_max as usize {
                 continue;
             }
-            match rules::apply_tx(&mut o, ctx, &tx, tx.verify_signature()) {
+            match rules::apply_tx(&mut o, ctx, &tx, signature_ok(&tx)) {
                 Ok(()) => {
                     o.commit_tx();
                     bytes += size;

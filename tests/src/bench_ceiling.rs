@@ -1,0 +1,122 @@
+//! The machine's ceiling for an alliance, measured in the same run as the
+//! load: how fast one core verifies ed25519 signatures (one by one with the
+//! node's `verify_strict` rule, and batched), and how fast sled writes
+//! durable batches. Every validator verifies every transaction and all of
+//! them share the same cores, so `cores x verify rate / validators` bounds
+//! the alliance's throughput from signatures alone.
+
+use std::time::{Duration, Instant};
+
+use alliance_protocol::{Keypair, Transaction, TxBody};
+use serde::Serialize;
+
+/// What one core and the disk can do.
+#[derive(Debug, Clone, Serialize)]
+pub struct Ceiling {
+    /// Cores available to this process.
+    pub cores: usize,
+    /// Transaction signatures verified per second on one core with the
+    /// protocol's rule (`Transaction::verify_signature`, strict).
+    pub verify_per_s: f64,
+    /// Signatures per second with ed25519-dalek's batch verification on
+    /// one core (batches of 64; not the strict rule, shown as the bound a
+    /// batched pre-check could reach).
+    pub batch_verify_per_s: f64,
+    /// sled: records per second written in batches of 1,000 (~200-byte
+    /// values, the size of a transaction and its index entries), each batch
+    /// applied atomically and flushed (fsync).
+    pub sled_records_per_s: f64,
+    /// sled: flushed batches per second (the per-block fsync cost).
+    pub sled_batches_per_s: f64,
+}
+
+impl Ceiling {
+    /// Signature ceiling of an alliance of `validators` on this machine:
+    /// every validator verifies each transaction once, on shared cores.
+    pub fn alliance_tps(&self, validators: usize) -> f64 {
+        self.cores as f64 * self.verify_per_s / validators as f64
+    }
+}
+
+fn sample_txs(n: usize) -> Vec<Transaction> {
+    let to = Keypair::from_label("ceiling/to").public();
+    (0..n)
+        .map(|i| {
+            let k = Keypair::from_label(&format!("ceiling/{i}"));
+            Transaction::sign(
+                "ceiling",
+                &k,
+                i as u64,
+                TxBody::Transfer {
+                    to,
+                    amount: 1,
+                    memo: String::new(),
+                },
+            )
+        })
+        .collect()
+}
+
+/// Runs `f` repeatedly for at least `min` and returns items per second,
+/// where one call handles `items`.
+fn rate(min: Duration, items: usize, mut f: impl FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut calls = 0usize;
+    while calls == 0 || start.elapsed() < min {
+        f();
+        calls += 1;
+    }
+    (calls * items) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Measures the ceiling (about `seconds` x 3 of wall time).
+pub fn measure(seconds: f64) -> Ceiling {
+    let min = Duration::from_secs_f64(seconds);
+    let txs = sample_txs(1_024);
+    let verify_per_s = rate(min, txs.len(), || {
+        assert!(txs.iter().all(Transaction::verify_signature));
+    });
+
+    let hashes: Vec<[u8; 32]> = txs.iter().map(|t| t.signing_hash().0).collect();
+    let sigs: Vec<ed25519_dalek::Signature> = txs
+        .iter()
+        .map(|t| ed25519_dalek::Signature::from_bytes(&t.signature.0))
+        .collect();
+    let keys: Vec<ed25519_dalek::VerifyingKey> = txs
+        .iter()
+        .map(|t| t.signer.verifying_key().expect("valid key"))
+        .collect();
+    const BATCH: usize = 64;
+    let batch_verify_per_s = rate(min, txs.len(), || {
+        for i in (0..txs.len()).step_by(BATCH) {
+            let msgs: Vec<&[u8]> = hashes[i..i + BATCH].iter().map(|h| &h[..]).collect();
+            ed25519_dalek::verify_batch(&msgs, &sigs[i..i + BATCH], &keys[i..i + BATCH])
+                .expect("valid batch");
+        }
+    });
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = sled::open(dir.path()).expect("open sled");
+    let value = vec![0xabu8; 200];
+    let mut key = 0u64;
+    const RECORDS: usize = 1_000;
+    let sled_records_per_s = rate(min, RECORDS, || {
+        let mut batch = sled::Batch::default();
+        for _ in 0..RECORDS {
+            key += 1;
+            batch.insert(&key.to_be_bytes(), value.as_slice());
+        }
+        db.apply_batch(batch).expect("sled batch");
+        db.flush().expect("sled flush");
+    });
+    let sled_batches_per_s = sled_records_per_s / RECORDS as f64;
+    Ceiling {
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        verify_per_s,
+        batch_verify_per_s,
+        sled_records_per_s,
+        sled_batches_per_s,
+    }
+}

@@ -1,0 +1,271 @@
+//! `alliance-bench`: the driver of `scripts/bench.sh`.
+//!
+//! - `ceiling`: single-core ed25519 verify and batch-verify rates, sled's
+//!   flushed batch write rate.
+//! - `alliance`: starts N real validator processes on loopback, funds many
+//!   accounts, runs open-loop load steps from low to saturation and a long
+//!   sustained step, and writes the results as JSON.
+//! - `report`: renders the JSON results into docs/benchmarks.md.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alliance_tests::bench::{self, Accounts, FinalityTracker, StepConfig};
+use alliance_tests::{bench_ceiling, bench_report, Alliance};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(about = "Benchmarks of a real alliance (see scripts/bench.sh)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Measure the machine's ceiling (signatures, sled).
+    Ceiling {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Write JSON here (stdout too).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Start an alliance and drive load through it.
+    Alliance {
+        /// Validators.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Offered rates of the curve, tx/s, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "100,500,1000,2000,3000,4000"
+        )]
+        rates: Vec<f64>,
+        /// Seconds per curve step.
+        #[arg(long, default_value_t = 20.0)]
+        step_secs: f64,
+        /// Offered rate of the sustained step (0: the curve's knee, at least 1,000).
+        #[arg(long, default_value_t = 0.0)]
+        headline_rate: f64,
+        /// Seconds of the sustained step (0: none).
+        #[arg(long, default_value_t = 60.0)]
+        headline_secs: f64,
+        /// Customer accounts.
+        #[arg(long, default_value_t = 10_000)]
+        accounts: usize,
+        /// One transaction in this many is a redemption.
+        #[arg(long, default_value_t = 10)]
+        redeem_every: usize,
+        /// Transactions per submit request at most.
+        #[arg(long, default_value_t = 500)]
+        batch: usize,
+        /// Every node's config.toml (default: the node's defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write JSON here (stdout too).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Render JSON results into docs/benchmarks.md.
+    Report {
+        /// Directory with machine.json, ceiling.json, alliance-*.json, postgres.json.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The markdown file to update.
+        #[arg(long)]
+        docs: PathBuf,
+        /// The command that produced the results (quoted in the docs).
+        #[arg(long)]
+        command: String,
+    },
+}
+
+fn write(out: &Option<PathBuf>, v: &Value) {
+    let text = serde_json::to_string_pretty(v).expect("json");
+    println!("{text}");
+    if let Some(path) = out {
+        std::fs::write(path, text + "\n").expect("write results");
+    }
+}
+
+fn read(path: &std::path::Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_alliance(
+    validators: usize,
+    rates: &[f64],
+    step_secs: f64,
+    headline_rate: f64,
+    headline_secs: f64,
+    accounts: usize,
+    redeem_every: usize,
+    batch: usize,
+    config: Option<String>,
+) -> Value {
+    eprintln!("starting {validators} validators");
+    let alliance = Alliance::start_with_config(validators, config.as_deref());
+    alliance.wait_height(1, Duration::from_secs(60));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        drive_alliance(
+            &alliance,
+            rates,
+            step_secs,
+            headline_rate,
+            headline_secs,
+            accounts,
+            redeem_every,
+            batch,
+        )
+    }));
+    if let Ok(dir) = std::env::var("ALLIANCE_BENCH_LOGS") {
+        for i in 0..validators {
+            let name = format!("node{i}.log");
+            let _ = std::fs::copy(
+                alliance.dir.path().join(&name),
+                PathBuf::from(&dir).join(name),
+            );
+        }
+    }
+    match outcome {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn drive_alliance(
+    alliance: &Alliance,
+    rates: &[f64],
+    step_secs: f64,
+    headline_rate: f64,
+    headline_secs: f64,
+    accounts: usize,
+    redeem_every: usize,
+    batch: usize,
+) -> Value {
+    let validators = alliance.nodes.len();
+    let tracker = FinalityTracker::start(&alliance.nodes[0].api);
+    let mut acc = Accounts::new(accounts);
+    let funding = bench::fund(alliance, &tracker, &acc, 200);
+    eprintln!("funded {accounts} accounts in {funding:.1?}");
+    let step = |rate: f64, secs: f64| StepConfig {
+        rate,
+        duration: Duration::from_secs_f64(secs),
+        redeem_every,
+        batch_max: batch,
+        senders: 8,
+        drain_timeout: Duration::from_secs(60),
+    };
+    let mut steps = Vec::new();
+    for &rate in rates {
+        if acc.usable() < acc.len() / 2 {
+            eprintln!("half of the accounts are tainted: stopping the curve");
+            break;
+        }
+        let r = bench::run_step(alliance, &tracker, &mut acc, step(rate, step_secs));
+        eprintln!(
+            "{validators} validators, {rate} tx/s offered: {:.0} committed tx/s, p50 {:.0} ms, p99 {:.0} ms, refused {}, lost {}",
+            r.committed_tps, r.latency_ms.p50, r.latency_ms.p99, r.rejected, r.lost
+        );
+        if r.lost > 0 || r.rejected > 0 {
+            eprintln!("refusals: {:?}", r.rejected_by_code);
+            for n in &alliance.nodes {
+                let s = n.get("/v1/status").unwrap_or_default();
+                eprintln!(
+                    "node {}: height {} view {} mempool {} peers {}",
+                    n.index,
+                    s["height"],
+                    s["view"],
+                    s["mempool"],
+                    s["peers"].as_array().map(Vec::len).unwrap_or(0)
+                );
+            }
+        }
+        steps.push(serde_json::to_value(&r).expect("json"));
+    }
+    let headline = if headline_secs > 0.0 {
+        let rate = if headline_rate > 0.0 {
+            headline_rate
+        } else {
+            bench_report::knee(&steps).unwrap_or(1_000.0).max(1_000.0)
+        };
+        let r = bench::run_step(alliance, &tracker, &mut acc, step(rate, headline_secs));
+        eprintln!(
+            "{validators} validators, sustained {rate} tx/s for {headline_secs} s: {:.0} committed tx/s, p50 {:.0} ms, p99 {:.0} ms, refused {}, lost {}",
+            r.committed_tps, r.latency_ms.p50, r.latency_ms.p99, r.rejected, r.lost
+        );
+        serde_json::to_value(&r).expect("json")
+    } else {
+        Value::Null
+    };
+    json!({
+        "validators": validators,
+        "accounts": accounts,
+        "usable_accounts_after": acc.usable(),
+        "funding_s": funding.as_secs_f64(),
+        "mix": format!("transfers of 1 point, one redemption in {redeem_every}, submitted in batches of at most {batch} to the nodes in turn"),
+        "steps": steps,
+        "headline": headline,
+        "height": tracker.height(),
+    })
+}
+
+fn main() {
+    match Cli::parse().command {
+        Command::Ceiling { seconds, out } => {
+            let c = bench_ceiling::measure(seconds);
+            write(&out, &serde_json::to_value(c).expect("json"));
+        }
+        Command::Alliance {
+            validators,
+            rates,
+            step_secs,
+            headline_rate,
+            headline_secs,
+            accounts,
+            redeem_every,
+            batch,
+            config,
+            out,
+        } => {
+            let config = config.map(|p| std::fs::read_to_string(p).expect("read --config"));
+            let v = run_alliance(
+                validators,
+                &rates,
+                step_secs,
+                headline_rate,
+                headline_secs,
+                accounts,
+                redeem_every,
+                batch.clamp(1, bench::BATCH_MAX),
+                config,
+            );
+            write(&out, &v);
+        }
+        Command::Report { dir, docs, command } => {
+            let machine = read(&dir.join("machine.json")).unwrap_or(Value::Null);
+            let ceiling = read(&dir.join("ceiling.json")).unwrap_or(Value::Null);
+            let mut runs: Vec<Value> = std::fs::read_dir(&dir)
+                .expect("results dir")
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("alliance-"))
+                .filter_map(|e| read(&e.path()))
+                .collect();
+            runs.sort_by_key(|r| r["validators"].as_u64());
+            let postgres = read(&dir.join("postgres.json"));
+            let section =
+                bench_report::render(&machine, &ceiling, &runs, postgres.as_ref(), &command);
+            let doc = std::fs::read_to_string(&docs).unwrap_or_default();
+            let updated =
+                bench_report::splice(&doc, &section, "## Alliance throughput and finality");
+            std::fs::write(&docs, updated).expect("write docs");
+            println!("{section}");
+        }
+    }
+}
