@@ -18,6 +18,9 @@ use super::{Outcome, Target, Violation};
 /// One request may take this long before the node counts as hung.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// An answer, or why there was none (boxed: `ureq::Error` is large).
+type Sent = Result<ureq::Response, Box<ureq::Error>>;
+
 /// GET endpoints that parse a path segment or a query string.
 const GET_TEMPLATES: &[&str] = &[
     "/v1/accounts/{}/history?{}",
@@ -67,12 +70,8 @@ impl HttpTarget {
     }
 
     /// Checks one answer; returns its outcome class.
-    fn check(
-        what: &str,
-        answer: Result<ureq::Response, ureq::Error>,
-        success_field: Option<&str>,
-    ) -> Result<Outcome, Violation> {
-        let (status, response) = match answer {
+    fn check(what: &str, answer: Sent, success_field: Option<&str>) -> Result<Outcome, Violation> {
+        let (status, response) = match answer.map_err(|e| *e) {
             Ok(r) => (r.status(), r),
             Err(ureq::Error::Status(code, r)) => (code, r),
             Err(ureq::Error::Transport(t)) => {
@@ -139,7 +138,7 @@ impl HttpTarget {
             if let Some(ct) = content_type {
                 request = request.set("Content-Type", ct);
             }
-            request.send_bytes(body)
+            request.send_bytes(body).map_err(Box::new)
         };
         Self::check(
             "post",
@@ -152,13 +151,9 @@ impl HttpTarget {
     /// (idle timeout, or after an error answer) just as it was reused: a
     /// transport error is retried once on a fresh connection, and only a
     /// second failure counts.
-    fn retry_fresh(
-        &self,
-        first: Result<ureq::Response, ureq::Error>,
-        again: impl Fn(&ureq::Agent) -> Result<ureq::Response, ureq::Error>,
-    ) -> Result<ureq::Response, ureq::Error> {
+    fn retry_fresh(&self, first: Sent, again: impl Fn(&ureq::Agent) -> Sent) -> Sent {
         match first {
-            Err(ureq::Error::Transport(_)) => {
+            Err(e) if matches!(*e, ureq::Error::Transport(_)) => {
                 again(&ureq::AgentBuilder::new().timeout(REQUEST_TIMEOUT).build())
             }
             other => other,
@@ -178,6 +173,7 @@ impl HttpTarget {
                 .post(&url)
                 .set("Content-Type", "application/json")
                 .send_bytes(&body)
+                .map_err(Box::new)
         };
         Self::check("batch", self.retry_fresh(send(&self.agent), send), None)
     }
@@ -190,7 +186,7 @@ impl HttpTarget {
             .replacen("{}", &Self::percent_encode(&input[..half]), 1)
             .replacen("{}", &Self::percent_encode(&input[half..]), 1);
         let url = format!("{}{path}", self.base);
-        let send = |agent: &ureq::Agent| agent.get(&url).call();
+        let send = |agent: &ureq::Agent| agent.get(&url).call().map_err(Box::new);
         Self::check("get", self.retry_fresh(send(&self.agent), send), None)
     }
 }
@@ -280,7 +276,7 @@ impl Target for HttpTarget {
                 Transaction::sign(
                     &self.chain_id,
                     &self.merchant,
-                    1_000 + i,
+                    i,
                     TxBody::Issue {
                         to: alice.public(),
                         amount: 10,
@@ -321,11 +317,11 @@ impl Target for HttpTarget {
         // One input in four also goes to a GET endpoint as path and query,
         // one in four into a batch.
         let pick = alliance_protocol::encoding::hash_with_domain("fuzz-http", input).0;
-        if pick[0] % 4 == 0 {
+        if pick[0].is_multiple_of(4) {
             outcome.push('|');
             outcome.push_str(&self.get(input)?);
         }
-        if pick[1] % 4 == 0 {
+        if pick[1].is_multiple_of(4) {
             outcome.push('|');
             outcome.push_str(&self.post_batch(input)?);
         }

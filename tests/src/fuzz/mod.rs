@@ -149,29 +149,16 @@ pub struct Options {
     pub progress: Option<Duration>,
 }
 
-/// Error classes keep their words and drop their numbers and quoted values,
-/// so that "invalid length 7" and "invalid length 9" are one outcome, and
-/// so are two strings refused for the same reason.
+/// Error classes keep the words of an error up to its first quoted value
+/// (serde quotes values with backticks), without numbers, so that "invalid
+/// length 7" and "invalid length 9" are one outcome, and so are two strings
+/// refused for the same reason.
 pub fn outcome_class(prefix: &str, detail: &str) -> Outcome {
-    let mut quote = None;
     let words: String = detail
         .chars()
-        .filter(|&c| match quote {
-            Some(q) => {
-                if c == q {
-                    quote = None;
-                }
-                false
-            }
-            // Values are quoted with backticks by serde; double quotes
-            // delimit the whole message in `Debug` forms, so keep those.
-            None if c == '`' || c == '\'' => {
-                quote = Some(c);
-                false
-            }
-            None => c.is_ascii() && !c.is_ascii_digit() && c != '\\' && c != '"',
-        })
-        .take(80)
+        .take_while(|&c| c != '`' && c != '\'')
+        .filter(|&c| c.is_ascii_alphabetic() || " :_(".contains(c))
+        .take(48)
         .collect();
     format!("{prefix}:{words}")
 }

@@ -460,7 +460,7 @@ impl Target for NetTarget {
 
     fn run(&mut self, input: &[u8]) -> Result<Outcome, Violation> {
         self.runs += 1;
-        if self.runs % CORE_RESET_EVERY == 0 {
+        if self.runs.is_multiple_of(CORE_RESET_EVERY) {
             self.core = Self::fresh_core(&self.demo);
         }
         let mut classes = Vec::new();
