@@ -2,8 +2,8 @@
 //! no node. The [`Auditor`] is pure (no threads, no I/O), so the node and the `alliance audit`
 //! CLI share one copy of every rule. The caller feeds blocks in height order
 //! with the signature verdicts of their transactions (computed in parallel
-//! by the caller; the rule is [`Transaction::verify_signature`], i.e.
-//! ed25519 `verify_strict`).
+//! by the caller; the rule is [`Transaction::verify_signature`], see
+//! [`crate::sigverify`]).
 //!
 //! For block `h`, in this order ([`Auditor::check_block`]):
 //! 1. chain id is the genesis chain id, height is `h - 1 + 1`, `prev_hash` is
@@ -35,7 +35,7 @@ use crate::block::FinalizedBlock;
 use crate::certificate::{CertificateError, VoteKind};
 use crate::crypto::Hash32;
 use crate::genesis::Genesis;
-use crate::sigverify::SignerTables;
+use crate::sigverify::{verify_txs, KeyCache};
 use crate::state::{BlockError, LedgerState, TxOutcome};
 #[cfg(doc)]
 use crate::{certificate::Certificate, tx::Transaction};
@@ -403,15 +403,15 @@ impl From<AuditError> for StreamFailure {
     }
 }
 
-/// Precomputed signer tables an audit keeps at most (about 30 KiB each).
-pub const SIGNER_TABLES_MAX: usize = 2_048;
+/// Decoded signer keys an audit keeps at most (about 200 bytes each).
+pub const KEY_CACHE_MAX: usize = 65_536;
 
 /// Audits blocks `1..=count` given as canonical [`FinalizedBlock`] bytes by
 /// `next(i)` (`i = 0` is height 1), with the same [`Auditor`] rules, using
 /// every core: a producer thread fetches, decodes and checks the signatures
 /// of the next blocks on every core (the verdicts of
-/// [`Transaction::verify_signature`], through [`SignerTables`] for frequent
-/// signers) while this thread executes the current one. `progress` is called after each verified block. Returns the
+/// [`Transaction::verify_signature`], by batch verification with decoded
+/// keys of frequent signers kept in a [`KeyCache`]) while this thread executes the current one. `progress` is called after each verified block. Returns the
 /// report (of the verified prefix on failure) and the first failure; an
 /// error of `next` (I/O, not a chain fault) stops the audit.
 pub fn audit_stream<E: Send>(
@@ -427,12 +427,12 @@ pub fn audit_stream<E: Send>(
         // A small queue: enough to keep both stages busy, bounded memory.
         let (tx, rx) = std::sync::mpsc::sync_channel::<Item<E>>(2);
         scope.spawn(move || {
-            let mut tables = SignerTables::new(SIGNER_TABLES_MAX);
+            let mut keys = KeyCache::new(KEY_CACHE_MAX);
             for i in 0..count {
                 let item = next(i).map(|bytes| {
                     let decoded = FinalizedBlock::from_bytes(&bytes)
                         .map(|fb| {
-                            let verdicts = tables.verify_all(&fb.block.txs);
+                            let verdicts = verify_txs(&fb.block.txs, &mut keys);
                             (fb, verdicts)
                         })
                         .map_err(|e| e.to_string());

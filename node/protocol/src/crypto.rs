@@ -1,6 +1,7 @@
-//! Hashes, keys and signatures. Signature checks use ed25519-dalek's
-//! `verify_strict`: it rejects non-canonical scalars and small-order keys,
-//! so a signature cannot be malleated into a second valid one.
+//! Hashes, keys and signatures. Signatures are made by ed25519-dalek; the
+//! verification rule is [`crate::sigverify::verify`] (canonical `s`, no
+//! small-order key or `R`, the cofactored equation), which batch
+//! verification matches exactly.
 
 use std::fmt;
 
@@ -81,13 +82,10 @@ impl PublicKey {
         Ok(vk)
     }
 
-    /// Strict ed25519 verification of `sig` over `msg`.
+    /// Is `sig` a valid signature of `msg` by this key? The protocol's
+    /// rule: [`crate::sigverify::verify`].
     pub fn verify(&self, msg: &[u8], sig: &Signature) -> bool {
-        let Ok(vk) = self.verifying_key() else {
-            return false;
-        };
-        vk.verify_strict(msg, &ed25519_dalek::Signature::from_bytes(&sig.0))
-            .is_ok()
+        crate::sigverify::verify(self, msg, sig)
     }
 }
 
@@ -281,7 +279,7 @@ mod tests {
     #[test]
     fn malleated_signature_is_rejected() {
         // Adding the group order L to s gives the same point equation but a
-        // non-canonical scalar; verify_strict must refuse it.
+        // non-canonical scalar; the rule must refuse it.
         const L: [u8; 32] = [
             0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
             0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,

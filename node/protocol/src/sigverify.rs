@@ -1,312 +1,460 @@
-//! Faster signature checks for keys that sign often, with exactly the
-//! verdicts of the rule, [`crate::Transaction::verify_signature`]
-//! (`PublicKey::verify`: ed25519-dalek `verify_strict` on a key that is a
-//! valid point and not of small order).
+//! The signature rule, and batch verification with exactly its verdicts.
 //!
-//! `verify_strict` accepts `(R, s)` on message `M` under key `A` iff `s` is
-//! a canonical scalar, `R` decodes to a point that is not of small order,
-//! `A` is not of small order, and the canonical encoding of
-//! `[s]B - [k]A`, `k = SHA-512(R || A || M) mod L`, equals the bytes of `R`.
-//! dalek computes `[s]B - [k]A` with a double-scalar multiplication (about
-//! 250 point doublings). For a key seen many times, [`KeyTable`] holds a
-//! fixed-base table of `-A` (as dalek's own table of `B`), so `[-k]A` and
-//! `[s]B` are table lookups and additions, with no doublings. The point is
-//! the same, so its encoding and the verdict are the same; the tests below
-//! compare both on valid, altered, malleated, small-order, mixed-order and
-//! non-canonical inputs.
+//! **The rule** ([`verify`], which [`PublicKey::verify`] and so
+//! [`Transaction::verify_signature`] and every certificate check call):
+//! an ed25519 signature `(R, s)` on `M` under key `A` is valid iff
 //!
-//! Why not ed25519 batch verification: see docs/audit.md (it would need a
-//! torsion test of every `R` to match `verify_strict`, which costs what the
-//! batch saves).
+//! 1. `s` is a canonical scalar (`s < L`: no `s + L` malleability);
+//! 2. `A` decodes to a point that is not of small order (no weak keys);
+//! 3. `R` decodes to a point that is not of small order;
+//! 4. `[8]([s]B - [k]A - R)` is the identity, `k = SHA-512(R || A || M) mod L`.
+//!
+//! Item 4 is the *cofactored* equation of RFC 8032 §5.1.7 (as in ZIP 215
+//! and the `ed25519-consensus` crate). It accepts every signature
+//! ed25519-dalek's `verify_strict` accepts; it also accepts a signature
+//! whose `R` carries a small torsion component, which only the key's holder
+//! can make (it still needs `[s]B - [k]A` to be `R` up to torsion). Why it
+//! and not the cofactorless `verify_strict`: only the cofactored equation
+//! lets a random linear combination of many signatures (batch
+//! verification) give the same verdict as checking them one by one. With
+//! the cofactorless one, a torsion component in one `R` is missed by the
+//! batch whenever its random coefficient is even, so a batch and a single
+//! check could disagree on the same chain (docs/audit.md).
+//!
+//! **Batches** ([`verify_txs`]): transactions go in groups of
+//! [`BATCH`]; a group passes iff
+//! `[8](Σ zᵢRᵢ + Σ (zᵢkᵢ)Aᵢ − (Σ zᵢsᵢ)B)` is the identity, with 128-bit
+//! coefficients `zᵢ` drawn from a SHA-512 transcript of the whole group
+//! (an attacker cannot choose signatures after seeing them). One
+//! multi-scalar multiplication replaces `BATCH` double-scalar ones. A group
+//! that fails is checked one by one, so the verdicts name the bad
+//! signatures. A valid group always passes; a group with an invalid
+//! signature passes with probability below 2⁻¹²⁰.
 
 use std::collections::HashMap;
 
-use curve25519_dalek::constants::ED25519_BASEPOINT_TABLE;
-use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsBasepointTable};
+use curve25519_dalek::constants::ED25519_BASEPOINT_POINT;
+use curve25519_dalek::edwards::{CompressedEdwardsY, EdwardsPoint};
 use curve25519_dalek::scalar::Scalar;
-use curve25519_dalek::traits::BasepointTable;
+use curve25519_dalek::traits::{IsIdentity, VartimeMultiscalarMul};
 use sha2::{Digest, Sha512};
 
 use crate::crypto::{PublicKey, Signature};
 use crate::tx::Transaction;
 
-/// A precomputed fixed-base table of `-A` for one valid, non-weak key.
-pub struct KeyTable {
-    key: PublicKey,
-    minus_a: EdwardsBasepointTable,
+/// Signatures per batch equation: large enough to amortise the
+/// multi-scalar multiplication, small enough that a bad signature costs
+/// little re-checking.
+pub const BATCH: usize = 64;
+
+/// Below this many transactions one thread verifies (spawning costs more).
+const PARALLEL_MIN: usize = 64;
+
+/// A key as the rule sees it: the decoded point, or `None` if the bytes do
+/// not decode or decode to a point of small order (item 2).
+fn decode_key(key: &PublicKey) -> Option<EdwardsPoint> {
+    CompressedEdwardsY(key.0)
+        .decompress()
+        .filter(|a| !a.is_small_order())
 }
 
-impl KeyTable {
-    /// The table of a key, or `None` if the key is not a valid point or is
-    /// weak (the rule rejects every signature of such a key).
-    pub fn new(key: &PublicKey) -> Option<Self> {
-        let vk = key.verifying_key().ok()?;
-        Some(KeyTable {
-            key: *key,
-            minus_a: EdwardsBasepointTable::create(&-vk.to_edwards()),
-        })
-    }
+/// A signature with its scalars and `R` decoded, ready for the equation;
+/// `None` if it fails item 1 or 3.
+struct Prepared {
+    /// The encodings of `A` and `R`, for the batch transcript.
+    a_bytes: [u8; 32],
+    r_bytes: [u8; 32],
+    a: EdwardsPoint,
+    r: EdwardsPoint,
+    s: Scalar,
+    k: Scalar,
+}
 
-    /// Exactly `self.key.verify(msg, sig)`.
-    pub fn verify(&self, msg: &[u8], sig: &Signature) -> bool {
-        let mut r_bytes = [0u8; 32];
+impl Prepared {
+    fn new(key: &PublicKey, a: EdwardsPoint, msg: &[u8], sig: &Signature) -> Option<Self> {
         let mut s_bytes = [0u8; 32];
-        r_bytes.copy_from_slice(&sig.0[..32]);
         s_bytes.copy_from_slice(&sig.0[32..]);
-        let Some(s) = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes)) else {
-            return false;
-        };
-        let Some(r) = CompressedEdwardsY(r_bytes).decompress() else {
-            return false;
-        };
-        if r.is_small_order() {
-            return false;
-        }
+        let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
+        let mut r_bytes = [0u8; 32];
+        r_bytes.copy_from_slice(&sig.0[..32]);
+        let r = CompressedEdwardsY(r_bytes)
+            .decompress()
+            .filter(|r| !r.is_small_order())?;
         let mut h = Sha512::new();
         h.update(r_bytes);
-        h.update(self.key.0);
+        h.update(key.0);
         h.update(msg);
         let mut wide = [0u8; 64];
         wide.copy_from_slice(&h.finalize());
         let k = Scalar::from_bytes_mod_order_wide(&wide);
-        let expected = ED25519_BASEPOINT_TABLE.mul_base(&s) + self.minus_a.mul_base(&k);
-        expected.compress().0 == r_bytes
+        Some(Prepared {
+            a_bytes: key.0,
+            r_bytes,
+            a,
+            r,
+            s,
+            k,
+        })
+    }
+
+    /// Item 4 for this signature alone.
+    fn check(&self) -> bool {
+        let sb_minus_ka =
+            EdwardsPoint::vartime_double_scalar_mul_basepoint(&self.k, &-self.a, &self.s);
+        (sb_minus_ka - self.r).mul_by_cofactor().is_identity()
     }
 }
 
-/// Tables for the keys that signed at least [`SignerTables::HOT`]
-/// transactions so far, at most `max` of them; others are checked with the
-/// rule directly.
-pub struct SignerTables {
-    seen: HashMap<PublicKey, u32>,
-    tables: HashMap<PublicKey, Option<KeyTable>>,
+/// The rule: is `sig` a valid signature of `msg` under `key`? (See the
+/// module documentation.)
+pub fn verify(key: &PublicKey, msg: &[u8], sig: &Signature) -> bool {
+    decode_key(key)
+        .and_then(|a| Prepared::new(key, a, msg, sig))
+        .is_some_and(|p| p.check())
+}
+
+/// Item 4 for a whole group at once (see the module documentation).
+fn check_batch(group: &[Prepared]) -> bool {
+    let mut transcript = Sha512::new();
+    transcript.update(b"alliance/sigverify/batch/v1");
+    for p in group {
+        transcript.update(p.r_bytes);
+        transcript.update(p.a_bytes);
+        transcript.update(p.s.as_bytes());
+        transcript.update(p.k.as_bytes());
+    }
+    let seed = transcript.finalize();
+    let z: Vec<Scalar> = (0..group.len() as u32)
+        .map(|i| {
+            let mut h = Sha512::new();
+            h.update(seed);
+            h.update(i.to_le_bytes());
+            let mut z = [0u8; 16];
+            z.copy_from_slice(&h.finalize()[..16]);
+            Scalar::from(u128::from_le_bytes(z))
+        })
+        .collect();
+    let b_coefficient: Scalar = group.iter().zip(&z).map(|(p, z)| z * p.s).sum();
+    let scalars = std::iter::once(-b_coefficient)
+        .chain(z.iter().copied())
+        .chain(group.iter().zip(&z).map(|(p, z)| z * p.k));
+    let points = std::iter::once(ED25519_BASEPOINT_POINT)
+        .chain(group.iter().map(|p| p.r))
+        .chain(group.iter().map(|p| p.a));
+    EdwardsPoint::vartime_multiscalar_mul(scalars, points)
+        .mul_by_cofactor()
+        .is_identity()
+}
+
+/// Decoded signer keys, so that a frequent signer's key is decoded (a
+/// square root) once rather than per signature. Bounded: past `max` keys,
+/// others are decoded per use.
+pub struct KeyCache {
+    keys: HashMap<PublicKey, Option<EdwardsPoint>>,
     max: usize,
 }
 
-impl SignerTables {
-    /// Signatures by one key before a table is built for it (building one
-    /// costs about as much as 25 verifications).
-    pub const HOT: u32 = 32;
-
-    /// Empty, holding at most `max` tables (about 30 KiB each).
+impl KeyCache {
+    /// Empty, holding at most `max` keys (about 200 bytes each).
     pub fn new(max: usize) -> Self {
-        SignerTables {
-            seen: HashMap::new(),
-            tables: HashMap::new(),
+        KeyCache {
+            keys: HashMap::new(),
             max,
         }
     }
 
-    /// Counts the signers of `txs` and builds tables for keys that became hot.
-    pub fn observe(&mut self, txs: &[Transaction]) {
+    /// Decodes and keeps the signers of `txs` not yet known, while room lasts.
+    pub fn learn(&mut self, txs: &[Transaction]) {
         for tx in txs {
-            if self.tables.contains_key(&tx.signer) {
-                continue;
+            if self.keys.len() >= self.max {
+                return;
             }
-            let n = self.seen.entry(tx.signer).or_default();
-            *n += 1;
-            if *n >= Self::HOT && self.tables.len() < self.max {
-                self.seen.remove(&tx.signer);
-                self.tables.insert(tx.signer, KeyTable::new(&tx.signer));
-            }
+            self.keys
+                .entry(tx.signer)
+                .or_insert_with(|| decode_key(&tx.signer));
         }
     }
 
-    /// Exactly [`Transaction::verify_signature`], through a table when the
-    /// signer has one.
-    pub fn verify(&self, tx: &Transaction) -> bool {
-        match self.tables.get(&tx.signer) {
-            Some(Some(t)) => t.verify(&tx.signing_hash().0, &tx.signature),
-            // Not a valid key: the rule rejects it.
-            Some(None) => false,
-            None => tx.verify_signature(),
+    fn key(&self, key: &PublicKey) -> Option<EdwardsPoint> {
+        match self.keys.get(key) {
+            Some(point) => *point,
+            None => decode_key(key),
         }
     }
 
-    /// The verdicts of a block's transactions on every core (scoped threads,
-    /// as [`crate::state::verify_signatures_parallel`]): the same verdicts as
-    /// [`crate::state::verify_signatures`].
-    pub fn verify_all(&mut self, txs: &[Transaction]) -> Vec<bool> {
-        self.observe(txs);
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        if txs.len() < 64 || threads < 2 {
-            return txs.iter().map(|t| self.verify(t)).collect();
+    /// Verdicts of `txs` on this thread, batch by batch.
+    fn verify_chunk(&self, txs: &[Transaction]) -> Vec<bool> {
+        let mut verdicts = vec![false; txs.len()];
+        for (b, batch) in txs.chunks(BATCH).enumerate() {
+            let mut group = Vec::with_capacity(batch.len());
+            let mut at = Vec::with_capacity(batch.len());
+            for (i, tx) in batch.iter().enumerate() {
+                let prepared = self.key(&tx.signer).and_then(|a| {
+                    Prepared::new(&tx.signer, a, &tx.signing_hash().0, &tx.signature)
+                });
+                // Items 1-3 failed: invalid, whatever the equation says.
+                if let Some(p) = prepared {
+                    group.push(p);
+                    at.push(b * BATCH + i);
+                }
+            }
+            if check_batch(&group) {
+                for i in at {
+                    verdicts[i] = true;
+                }
+            } else {
+                for (p, i) in group.iter().zip(at) {
+                    verdicts[i] = p.check();
+                }
+            }
         }
-        let chunk = txs.len().div_ceil(threads);
-        let this = &*self;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = txs
-                .chunks(chunk)
-                .map(|c| scope.spawn(move || c.iter().map(|t| this.verify(t)).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        })
+        verdicts
     }
+}
+
+/// The verdicts of [`Transaction::verify_signature`] for `txs`, by batch
+/// verification on every core (scoped threads). The same verdicts as
+/// one by one, whatever the scheduling; `cache` keeps decoded signer keys
+/// across calls.
+pub fn verify_txs(txs: &[Transaction], cache: &mut KeyCache) -> Vec<bool> {
+    cache.learn(txs);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if txs.len() < PARALLEL_MIN || threads < 2 {
+        return cache.verify_chunk(txs);
+    }
+    // Whole batches per thread.
+    let chunk = txs.len().div_ceil(threads).div_ceil(BATCH) * BATCH;
+    let cache = &*cache;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = txs
+            .chunks(chunk)
+            .map(|c| scope.spawn(move || cache.verify_chunk(c)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::crypto::Keypair;
+    use crate::tx::TxBody;
     use curve25519_dalek::constants::EIGHT_TORSION;
-    use curve25519_dalek::traits::IsIdentity;
-    use curve25519_dalek::EdwardsPoint;
     use proptest::prelude::*;
 
-    fn both(key: &PublicKey, msg: &[u8], sig: &Signature) -> (bool, bool) {
-        let fast = KeyTable::new(key).is_some_and(|t| t.verify(msg, sig));
-        (fast, key.verify(msg, sig))
+    /// Group order L, little-endian.
+    const L: [u8; 32] = [
+        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
+        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+    ];
+
+    fn hram(r: &[u8; 32], key: &PublicKey, msg: &[u8]) -> Scalar {
+        let mut h = Sha512::new();
+        h.update(r);
+        h.update(key.0);
+        h.update(msg);
+        let mut wide = [0u8; 64];
+        wide.copy_from_slice(&h.finalize());
+        Scalar::from_bytes_mod_order_wide(&wide)
     }
 
-    fn same(key: &PublicKey, msg: &[u8], sig: &Signature) -> bool {
-        let (fast, rule) = both(key, msg, sig);
-        assert_eq!(fast, rule, "key {key} sig {sig:?}");
-        rule
+    /// A signature made by hand with secret scalar `a` and nonce point
+    /// `[r]B + extra` (a key holder can put torsion into `R`).
+    fn crafted(
+        a: Scalar,
+        key: &PublicKey,
+        r: Scalar,
+        extra: EdwardsPoint,
+        msg: &[u8],
+    ) -> Signature {
+        let big_r = (EdwardsPoint::mul_base(&r) + extra).compress().0;
+        let s = r + hram(&big_r, key, msg) * a;
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&big_r);
+        sig[32..].copy_from_slice(s.as_bytes());
+        Signature(sig)
     }
 
-    proptest! {
-        #[test]
-        fn same_verdicts_on_valid_and_altered_signatures(
-            seed in any::<[u8; 32]>(),
-            msg in proptest::collection::vec(any::<u8>(), 0..64),
-            byte in 0usize..64,
-            bit in 0u8..8,
-        ) {
-            let k = Keypair::from_seed(seed);
-            let sig = k.sign(&msg);
-            prop_assert!(same(&k.public(), &msg, &sig));
-            let mut bad = sig;
-            bad.0[byte] ^= 1 << bit;
-            prop_assert!(!same(&k.public(), &msg, &bad));
-            let mut other = msg.clone();
-            other.push(1);
-            prop_assert!(!same(&k.public(), &other, &sig));
-        }
-    }
-
-    /// s + L: the same equation, a non-canonical scalar.
-    #[test]
-    fn malleated_s_is_rejected_by_both() {
-        let k = Keypair::from_label("m");
-        let mut sig = k.sign(b"m");
-        let s = Scalar::from_canonical_bytes(sig.0[32..].try_into().unwrap()).unwrap();
-        let l_plus_s = {
-            // L + s as little-endian bytes (fits: s < L < 2^253).
-            const L: [u8; 32] = [
-                0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
-                0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-            ];
-            let (mut out, mut carry) = ([0u8; 32], 0u16);
-            for (i, o) in out.iter_mut().enumerate() {
-                let v = s.as_bytes()[i] as u16 + L[i] as u16 + carry;
-                *o = v as u8;
-                carry = v >> 8;
-            }
-            out
-        };
-        sig.0[32..].copy_from_slice(&l_plus_s);
-        assert!(!same(&k.public(), b"m", &sig));
-    }
-
-    /// Small-order and non-canonical R encodings, a mixed-order R.
-    #[test]
-    fn special_r_values_get_the_same_verdicts() {
-        let k = Keypair::from_label("r");
-        let sig = k.sign(b"x");
-        for t in EIGHT_TORSION.iter() {
-            // R a small-order point.
-            let mut s1 = sig;
-            s1.0[..32].copy_from_slice(&t.compress().0);
-            assert!(!same(&k.public(), b"x", &s1));
-            // R plus a torsion point: not small order, but not the point of
-            // the equation; both reject (unless t is the identity).
-            let r = CompressedEdwardsY(sig.0[..32].try_into().unwrap())
-                .decompress()
-                .unwrap();
-            let mut s2 = sig;
-            s2.0[..32].copy_from_slice(&(r + t).compress().0);
-            assert_eq!(same(&k.public(), b"x", &s2), t.is_identity());
-        }
-        // A non-canonical encoding of the identity (y = 1 + p).
-        let mut nc = [0xffu8; 32];
-        nc[0] = 0xee;
-        nc[31] = 0x7f;
-        let mut s3 = sig;
-        s3.0[..32].copy_from_slice(&nc);
-        assert!(!same(&k.public(), b"x", &s3));
-    }
-
-    /// A mixed-order key (valid, not small order, not in the prime-order
-    /// subgroup) with a signature crafted so that `verify_strict` accepts
-    /// it: the table must accept it too.
-    #[test]
-    fn a_mixed_order_key_with_an_accepted_signature() {
-        let a = Scalar::from_bytes_mod_order([3u8; 32]);
-        let t = EIGHT_TORSION[1];
-        let big_a = EdwardsPoint::mul_base(&a) + t;
-        let key = PublicKey(big_a.compress().0);
-        assert!(key.verifying_key().is_ok(), "mixed order is not weak");
-        let msg = b"crafted";
-        let mut found = None;
-        'search: for attempt in 0u64..4_096 {
-            let r = Scalar::from(attempt + 1);
-            for j in 0..8u8 {
-                // R = [r]B - [j]T; accepted iff k = j (mod 8) and s = r + k a.
-                let big_r = EdwardsPoint::mul_base(&r) - t * Scalar::from(j);
-                let r_bytes = big_r.compress().0;
-                let mut h = Sha512::new();
-                h.update(r_bytes);
-                h.update(key.0);
-                h.update(msg);
-                let mut hash = [0u8; 64];
-                hash.copy_from_slice(&h.finalize());
-                let k = Scalar::from_bytes_mod_order_wide(&hash);
-                if k.as_bytes()[0] % 8 == j {
-                    let s = r + k * a;
-                    let mut sig = [0u8; 64];
-                    sig[..32].copy_from_slice(&r_bytes);
-                    sig[32..].copy_from_slice(s.as_bytes());
-                    found = Some(Signature(sig));
-                    break 'search;
-                }
-            }
-        }
-        let sig = found.expect("a crafted signature within 4096 tries");
-        assert!(same(&key, msg, &sig), "both accept");
-    }
-
-    #[test]
-    fn weak_keys_and_block_verdicts() {
-        let mut id = [0u8; 32];
-        id[0] = 1;
-        assert!(KeyTable::new(&PublicKey(id)).is_none());
-        // A block where one hot signer has a bad signature at index 70.
-        let k = Keypair::from_label("hot");
+    /// Transactions of several signers, one tampered in each listed way.
+    fn block(n: u64) -> Vec<Transaction> {
+        let keys: Vec<Keypair> = (0..5)
+            .map(|i| Keypair::from_label(&format!("k{i}")))
+            .collect();
         let to = Keypair::from_label("to").public();
-        let mut txs: Vec<Transaction> = (0..100)
-            .map(|n| {
+        (0..n)
+            .map(|i| {
                 Transaction::sign(
                     "c",
-                    &k,
-                    n,
-                    crate::tx::TxBody::Transfer {
+                    &keys[(i % 5) as usize],
+                    i,
+                    TxBody::Transfer {
                         to,
                         amount: 1,
                         memo: String::new(),
                     },
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    fn one_by_one(txs: &[Transaction]) -> Vec<bool> {
+        txs.iter().map(Transaction::verify_signature).collect()
+    }
+
+    /// The rule accepts what dalek's `verify_strict` accepts: ordinary
+    /// signatures made by ed25519-dalek.
+    #[test]
+    fn dalek_signatures_are_valid_and_altered_ones_are_not() {
+        let k = Keypair::from_label("alice");
+        let sig = k.sign(b"m");
+        assert!(verify(&k.public(), b"m", &sig));
+        assert!(!verify(&k.public(), b"n", &sig));
+        assert!(!verify(&Keypair::from_label("bob").public(), b"m", &sig));
+    }
+
+    /// s + L: the same equation, a non-canonical scalar (item 1).
+    #[test]
+    fn malleated_s_is_rejected() {
+        let k = Keypair::from_label("m");
+        let mut sig = k.sign(b"m");
+        let mut carry = 0u16;
+        for (s, l) in sig.0[32..].iter_mut().zip(L) {
+            let v = *s as u16 + l as u16 + carry;
+            *s = v as u8;
+            carry = v >> 8;
+        }
+        assert!(!verify(&k.public(), b"m", &sig));
+        let mut txs = block(70);
+        txs[3].signature = {
+            let mut s = txs[3].signature;
+            let mut carry = 0u16;
+            for (b, l) in s.0[32..].iter_mut().zip(L) {
+                let v = *b as u16 + l as u16 + carry;
+                *b = v as u8;
+                carry = v >> 8;
+            }
+            s
+        };
+        let v = verify_txs(&txs, &mut KeyCache::new(8));
+        assert_eq!(v, one_by_one(&txs));
+        assert!(!v[3]);
+    }
+
+    /// Weak keys (item 2) and small-order or undecodable R (item 3), even
+    /// when the key holder makes the equation hold.
+    #[test]
+    fn weak_keys_and_small_order_r_are_rejected() {
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let k = Keypair::from_label("r");
+        assert!(!verify(&PublicKey(identity), b"x", &k.sign(b"x")));
+        let a = Scalar::from_bytes_mod_order([7u8; 32]);
+        let key = PublicKey(EdwardsPoint::mul_base(&a).compress().0);
+        for t in EIGHT_TORSION.iter() {
+            // R = t: r = 0 with torsion; the equation holds (cofactored).
+            let sig = crafted(a, &key, Scalar::ZERO, *t, b"x");
+            assert!(!verify(&key, b"x", &sig), "small-order R {t:?}");
+        }
+        // A non-canonical encoding of the identity (y = 1 + p).
+        let mut nc = [0xffu8; 32];
+        nc[0] = 0xee;
+        nc[31] = 0x7f;
+        let mut sig = k.sign(b"x");
+        sig.0[..32].copy_from_slice(&nc);
+        assert!(!verify(&k.public(), b"x", &sig));
+    }
+
+    /// The one difference from `verify_strict`: a key holder's signature
+    /// whose R carries torsion is valid (cofactored equation), in a batch
+    /// and alone; a third party adding torsion to someone's R is not.
+    #[test]
+    fn torsion_in_r_by_the_key_holder_is_accepted_by_both_paths() {
+        let a = Scalar::from_bytes_mod_order([3u8; 32]);
+        let key = PublicKey(EdwardsPoint::mul_base(&a).compress().0);
+        let mut txs = block(64);
+        for (j, t) in EIGHT_TORSION.iter().enumerate() {
+            let sig = crafted(a, &key, Scalar::from(j as u64 + 11), *t, b"t");
+            assert!(verify(&key, b"t", &sig));
+            // Third party: same s, R shifted by torsion: k changes, rejected.
+            let mut moved = sig;
+            let r = CompressedEdwardsY(sig.0[..32].try_into().unwrap())
+                .decompress()
+                .unwrap();
+            moved.0[..32].copy_from_slice(&(r + EIGHT_TORSION[1]).compress().0);
+            assert!(!verify(&key, b"t", &moved));
+            // In a batch, as a transaction signed by hand.
+            let tx = &mut txs[j * 7];
+            tx.signer = key;
+            let msg = tx.signing_hash().0;
+            tx.signature = crafted(a, &key, Scalar::from(j as u64 + 11), *t, &msg);
+        }
+        let v = verify_txs(&txs, &mut KeyCache::new(8));
+        assert_eq!(v, one_by_one(&txs));
+        assert!(v.iter().all(|ok| *ok));
+    }
+
+    /// A mixed-order key (valid, not small order, not in the prime-order
+    /// subgroup): both paths accept its holder's signatures.
+    #[test]
+    fn a_mixed_order_key_signs_validly_in_both_paths() {
+        let a = Scalar::from_bytes_mod_order([5u8; 32]);
+        let big_a = EdwardsPoint::mul_base(&a) + EIGHT_TORSION[1];
+        let key = PublicKey(big_a.compress().0);
+        assert!(key.verifying_key().is_ok(), "mixed order is not weak");
+        let mut txs = block(65);
+        for j in [0usize, 31, 64] {
+            let tx = &mut txs[j];
+            tx.signer = key;
+            let msg = tx.signing_hash().0;
+            // [s]B - [k]A = [r]B - [k]T: R = [r]B passes the cofactored
+            // equation whatever k is.
+            tx.signature = crafted(
+                a,
+                &key,
+                Scalar::from(j as u64 + 3),
+                EdwardsPoint::default(),
+                &msg,
+            );
+        }
+        let v = verify_txs(&txs, &mut KeyCache::new(8));
+        assert_eq!(v, one_by_one(&txs));
+        assert!(v.iter().all(|ok| *ok));
+    }
+
+    proptest! {
+        /// Batch verdicts equal one-by-one verdicts, with bad signatures
+        /// (flipped bits in R, s, the message) anywhere in the block.
+        #[test]
+        fn batch_verdicts_equal_one_by_one(
+            n in 1u64..200,
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..64, 0u8..8), 0..6),
+            cache in 0usize..8,
+        ) {
+            let mut txs = block(n);
+            for (i, byte, bit) in flips {
+                let i = i.index(txs.len());
+                txs[i].signature.0[byte] ^= 1 << bit;
+            }
+            let expected = one_by_one(&txs);
+            let v = verify_txs(&txs, &mut KeyCache::new(cache));
+            prop_assert_eq!(v, expected);
+        }
+    }
+
+    #[test]
+    fn one_bad_signature_in_a_batch_is_named() {
+        let mut txs = block(100);
         txs[70].signature.0[5] ^= 1;
-        let mut tables = SignerTables::new(8);
-        let verdicts = tables.verify_all(&txs);
-        assert_eq!(verdicts, crate::state::verify_signatures(&txs));
-        assert!(tables.tables.contains_key(&k.public()));
-        assert_eq!(verdicts.iter().filter(|v| !**v).count(), 1);
+        let mut cache = KeyCache::new(8);
+        let v = verify_txs(&txs, &mut cache);
+        assert_eq!(v, one_by_one(&txs));
+        assert_eq!(v.iter().position(|ok| !ok), Some(70));
+        assert_eq!(v.iter().filter(|ok| !**ok).count(), 1);
+        assert_eq!(cache.keys.len(), 5);
     }
 }

@@ -521,35 +521,23 @@ impl LedgerState {
     }
 }
 
-/// Strict signature verdicts for a list of transactions, one by one.
+/// Signature verdicts for a list of transactions, one by one.
 /// Callers with many transactions can compute the same verdicts in
 /// parallel: the rule is [`Transaction::verify_signature`].
 pub fn verify_signatures(txs: &[Transaction]) -> Vec<bool> {
     txs.iter().map(Transaction::verify_signature).collect()
 }
 
-/// Below this many transactions one thread verifies (spawning costs more).
-const PARALLEL_VERIFY_MIN: usize = 64;
+/// Signer keys one [`verify_signatures_parallel`] call decodes at most once.
+const PARALLEL_VERIFY_KEYS: usize = 4_096;
 
-/// The same verdicts as [`verify_signatures`], spread over every core with
-/// scoped threads (ed25519 `verify_strict` is ~40 µs, the largest cost of
-/// validating a block). The result does not depend on the scheduling.
+/// The same verdicts as [`verify_signatures`], by batch verification spread
+/// over every core ([`crate::sigverify::verify_txs`]: signature checks are
+/// the largest cost of validating a block). The result does not depend on
+/// the scheduling.
 pub fn verify_signatures_parallel(txs: &[Transaction]) -> Vec<bool> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    if txs.len() < PARALLEL_VERIFY_MIN || threads < 2 {
-        return verify_signatures(txs);
-    }
-    let chunk = txs.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = txs
-            .chunks(chunk)
-            .map(|c| scope.spawn(move || verify_signatures(c)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-            .collect()
-    })
+    crate::sigverify::verify_txs(
+        txs,
+        &mut crate::sigverify::KeyCache::new(PARALLEL_VERIFY_KEYS),
+    )
 }
