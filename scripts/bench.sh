@@ -9,7 +9,7 @@
 # replaces them).
 #
 # Usage:
-#   scripts/bench.sh            full run (about 25 minutes)
+#   scripts/bench.sh            full run (about 30 minutes)
 #   scripts/bench.sh --quick    short steps, 4 validators only (a few minutes)
 # Environment: BENCH_VALIDATORS="4 7 10", BENCH_RATES=..., BENCH_STEP_SECS=...,
 # BENCH_HEADLINE_SECS=..., BENCH_ACCOUNTS=..., BENCH_PG_SECS=...,

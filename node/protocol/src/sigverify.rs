@@ -212,6 +212,13 @@ impl KeyCache {
     }
 }
 
+/// [`verify_txs`] on the calling thread only (for measurements of one core,
+/// and for callers that run their own threads).
+pub fn verify_txs_on_this_thread(txs: &[Transaction], cache: &mut KeyCache) -> Vec<bool> {
+    cache.learn(txs);
+    cache.verify_chunk(txs)
+}
+
 /// The verdicts of [`Transaction::verify_signature`] for `txs`, by batch
 /// verification on every core (scoped threads). The same verdicts as
 /// one by one, whatever the scheduling; `cache` keeps decoded signer keys
@@ -222,7 +229,7 @@ pub fn verify_txs(txs: &[Transaction], cache: &mut KeyCache) -> Vec<bool> {
         .map(|n| n.get())
         .unwrap_or(1);
     if txs.len() < PARALLEL_MIN || threads < 2 {
-        return cache.verify_chunk(txs);
+        return verify_txs_on_this_thread(txs, cache);
     }
     // Whole batches per thread.
     let chunk = txs.len().div_ceil(threads).div_ceil(BATCH) * BATCH;
