@@ -272,7 +272,8 @@ impl Mempool {
         let mut evicted = 0;
         for (signer, head) in heads {
             let doomed = match self.by_hash.get(&head) {
-                Some(e) => state.check_tx(&e.tx, now_ms).is_err(),
+                // Admitted entries passed the signature check.
+                Some(e) => state.check_tx_verified(&e.tx, now_ms, true).is_err(),
                 None => false,
             };
             if doomed {

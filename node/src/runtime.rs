@@ -191,7 +191,7 @@ impl Shared {
         let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
         for (tx, signature_ok) in txs.into_iter().zip(checked) {
             if refuse_doomed && signature_ok && tx.nonce == state.account(&tx.signer).nonce {
-                if let Err(e) = state.check_tx(&tx, now) {
+                if let Err(e) = state.check_tx_verified(&tx, now, signature_ok) {
                     results.push(Err(SubmitError::Rejected(e)));
                     continue;
                 }

@@ -48,7 +48,7 @@ enum Command {
         /// Seconds per curve step.
         #[arg(long, default_value_t = 20.0)]
         step_secs: f64,
-        /// Offered rate of the sustained step (0: the curve's knee, at least 1,000).
+        /// Offered rate of the sustained step, run on a fresh alliance (0: the curve's knee).
         #[arg(long, default_value_t = 0.0)]
         headline_rate: f64,
         /// Seconds of the sustained step (0: none).
