@@ -24,7 +24,7 @@ pub(crate) struct BlockCtx<'a> {
 
 /// Applies one transaction to the overlay's transaction layer. On `Err` the
 /// caller discards that layer. `signature_ok` comes from the batch verifier
-/// (or a strict per-transaction check): the rule is `verify_strict`.
+/// (or a per-transaction check): the rule is [`crate::sigverify::verify`].
 pub(crate) fn apply_tx(
     o: &mut Overlay,
     ctx: BlockCtx,
