@@ -269,7 +269,8 @@ pub fn render(
             push(
                 &mut out,
                 &format!(
-                    "| alliance, {n} validators, best step of the curve (20 s) | {best:.0} | {} (p50 finality) |",
+                    "| alliance, {n} validators, best step of the curve ({:.0} s) | {best:.0} | {} (p50 finality) |",
+                    best_step.map(|s| f(s, "duration_s")).unwrap_or(0.0),
                     best_step.map(|s| lat(s, "p50")).unwrap_or_else(|| "-".into())
                 ),
             );
