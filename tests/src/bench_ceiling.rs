@@ -100,9 +100,8 @@ pub fn measure(seconds: f64) -> Ceiling {
         .iter()
         .map(|t| t.signer.verifying_key().expect("valid key"))
         .collect();
-    let dalek_keys = keys.clone();
     let strict_per_s = rate(min, txs.len(), || {
-        for ((h, s), k) in hashes.iter().zip(&sigs).zip(&dalek_keys) {
+        for ((h, s), k) in hashes.iter().zip(&sigs).zip(&keys) {
             k.verify_strict(h, s).expect("valid signature");
         }
     });

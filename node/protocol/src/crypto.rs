@@ -262,7 +262,7 @@ impl<'de> Deserialize<'de> for Signature {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::encoding::{decode, encode};
 
@@ -278,21 +278,26 @@ mod tests {
 
     #[test]
     fn malleated_signature_is_rejected() {
-        // Adding the group order L to s gives the same point equation but a
-        // non-canonical scalar; the rule must refuse it.
+        let k = Keypair::from_label("alice");
+        let mut sig = k.sign(b"m");
+        add_order_to_s(&mut sig);
+        assert!(!k.public().verify(b"m", &sig));
+    }
+
+    /// Adds the group order L to `s`: the same point equation with a
+    /// non-canonical scalar, which the rule must refuse (s < L < 2^253, so
+    /// the sum fits in 32 bytes).
+    pub(crate) fn add_order_to_s(sig: &mut Signature) {
         const L: [u8; 32] = [
             0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9,
             0xde, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
         ];
-        let k = Keypair::from_label("alice");
-        let mut sig = k.sign(b"m");
         let mut carry = 0u16;
         for (s, l) in sig.0[32..].iter_mut().zip(L) {
             let v = *s as u16 + l as u16 + carry;
             *s = v as u8;
             carry = v >> 8;
         }
-        assert!(!k.public().verify(b"m", &sig));
     }
 
     #[test]

@@ -249,16 +249,11 @@ pub fn verify_txs(txs: &[Transaction], cache: &mut KeyCache) -> Vec<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::tests::add_order_to_s;
     use crate::crypto::Keypair;
     use crate::tx::TxBody;
     use curve25519_dalek::constants::EIGHT_TORSION;
     use proptest::prelude::*;
-
-    /// Group order L, little-endian.
-    const L: [u8; 32] = [
-        0xed, 0xd3, 0xf5, 0x5c, 0x1a, 0x63, 0x12, 0x58, 0xd6, 0x9c, 0xf7, 0xa2, 0xde, 0xf9, 0xde,
-        0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
-    ];
 
     fn hram(r: &[u8; 32], key: &PublicKey, msg: &[u8]) -> Scalar {
         let mut h = Sha512::new();
@@ -329,24 +324,10 @@ mod tests {
     fn malleated_s_is_rejected() {
         let k = Keypair::from_label("m");
         let mut sig = k.sign(b"m");
-        let mut carry = 0u16;
-        for (s, l) in sig.0[32..].iter_mut().zip(L) {
-            let v = *s as u16 + l as u16 + carry;
-            *s = v as u8;
-            carry = v >> 8;
-        }
+        add_order_to_s(&mut sig);
         assert!(!verify(&k.public(), b"m", &sig));
         let mut txs = block(70);
-        txs[3].signature = {
-            let mut s = txs[3].signature;
-            let mut carry = 0u16;
-            for (b, l) in s.0[32..].iter_mut().zip(L) {
-                let v = *b as u16 + l as u16 + carry;
-                *b = v as u8;
-                carry = v >> 8;
-            }
-            s
-        };
+        add_order_to_s(&mut txs[3].signature);
         let v = verify_txs(&txs, &mut KeyCache::new(8));
         assert_eq!(v, one_by_one(&txs));
         assert!(!v[3]);

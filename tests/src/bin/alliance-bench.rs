@@ -115,7 +115,7 @@ fn run_alliance(
 ) -> Value {
     let config = config.as_deref();
     let mut curve = with_alliance(validators, config, |a| {
-        drive_alliance(a, rates, step_secs, 0.0, 0.0, accounts, redeem_every, batch)
+        drive_alliance(a, rates, step_secs, None, accounts, redeem_every, batch)
     });
     if headline_secs > 0.0 {
         let rate = if headline_rate > 0.0 {
@@ -131,8 +131,7 @@ fn run_alliance(
                 a,
                 &[],
                 0.0,
-                rate,
-                headline_secs,
+                Some((rate, headline_secs)),
                 accounts,
                 redeem_every,
                 batch,
@@ -169,13 +168,13 @@ fn with_alliance(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Funds the accounts, runs the curve's `rates`, then the sustained step
+/// `headline` (offered rate, seconds) if any.
 fn drive_alliance(
     alliance: &Alliance,
     rates: &[f64],
     step_secs: f64,
-    headline_rate: f64,
-    headline_secs: f64,
+    headline: Option<(f64, f64)>,
     accounts: usize,
     redeem_every: usize,
     batch: usize,
@@ -220,12 +219,7 @@ fn drive_alliance(
         }
         steps.push(serde_json::to_value(&r).expect("json"));
     }
-    let headline = if headline_secs > 0.0 {
-        let rate = if headline_rate > 0.0 {
-            headline_rate
-        } else {
-            bench_report::knee(&steps).unwrap_or(1_000.0).max(1_000.0)
-        };
+    let headline = if let Some((rate, headline_secs)) = headline {
         let r = bench::run_step(alliance, &tracker, &mut acc, step(rate, headline_secs));
         eprintln!(
             "{validators} validators, sustained {rate} tx/s for {headline_secs} s: {:.0} committed tx/s, p50 {:.0} ms, p99 {:.0} ms, refused {}, lost {}",
