@@ -20,4 +20,5 @@ pub mod metrics;
 pub mod network;
 pub mod runtime;
 pub mod store;
+pub mod sync;
 pub mod synth;

@@ -12,7 +12,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alliance_consensus::{Anchor, Config as CoreConfig, Core, Input, Message, Output, TimerId};
+use alliance_consensus::{
+    Anchor, CachingVerifier, Config as CoreConfig, Core, Input, Message, Output, TimerId, Verifier,
+};
 use alliance_protocol::genesis::Genesis;
 use alliance_protocol::{
     Certificate, FinalizedBlock, Keypair, PublicKey, Transaction, ValidatorSet, VoteKind,
@@ -302,6 +304,9 @@ enum SyncResult {
         hash: alliance_protocol::Hash32,
         blocks: Vec<Vec<u8>>,
     },
+    Certificates {
+        certificates: Vec<Certificate>,
+    },
     Failed,
 }
 
@@ -310,7 +315,9 @@ pub struct Driver {
     shared: Arc<Shared>,
     key: Keypair,
     config: NodeConfig,
-    core: Core,
+    core: Core<CachingVerifier>,
+    /// Signature verdicts shared by the gossip filter and the core.
+    verifier: CachingVerifier,
     net: NetworkHandle,
     events: mpsc::Receiver<NetworkEvent>,
     timer_tx: mpsc::Sender<TimerId>,
@@ -336,6 +343,29 @@ fn core_config(
     c.leader_timeout_ms = config.leader_timeout_ms;
     c.notarization_timeout_ms = config.notarization_timeout_ms;
     c
+}
+
+/// A consensus core for the chain's current epoch, restored from what the
+/// store holds: the anchor (last finalized block), this node's persisted
+/// votes and the certificate journal. Used at start, after a bulk sync and
+/// at an epoch change: one way to (re)start a core.
+fn restore_core(
+    shared: &Shared,
+    key: &Keypair,
+    config: &NodeConfig,
+    chain: &Chain,
+    verifier: &CachingVerifier,
+) -> Result<Core<CachingVerifier>, crate::store::StoreError> {
+    let votes = chain.store().votes()?;
+    let journal = chain.store().journaled_certificates()?;
+    let validators = chain.state().validator_set();
+    Ok(Core::restore(
+        core_config(shared, key, config, validators),
+        anchor_of(chain),
+        votes,
+        verifier.clone(),
+    )
+    .with_journal(journal))
 }
 
 /// The anchor (last finalized block) of a chain, for the consensus core.
@@ -365,9 +395,7 @@ impl Driver {
         events: mpsc::Receiver<NetworkEvent>,
     ) -> Result<(Self, Arc<Shared>), crate::store::StoreError> {
         let chain_id = genesis.chain_id.clone();
-        let votes = store.votes()?;
         let chain = Chain::new(store, state);
-        let validators = chain.state().validator_set();
         let mempool = Mempool::new(
             &chain_id,
             MempoolLimits {
@@ -376,7 +404,6 @@ impl Driver {
             },
         );
         let (finalized, _) = broadcast::channel(FINALIZED_CHANNEL_LEN);
-        let anchor = anchor_of(&chain);
         let shared = Arc::new(Shared {
             chain_id,
             genesis,
@@ -388,12 +415,11 @@ impl Driver {
             event_streams: Arc::new(tokio::sync::Semaphore::new(crate::api::EVENT_STREAMS_MAX)),
             metrics: crate::metrics::Metrics::default(),
         });
-        let core = Core::restore(
-            core_config(&shared, &key, &config, validators),
-            anchor,
-            votes,
-            alliance_consensus::Ed25519Verifier,
-        );
+        let verifier = CachingVerifier::default();
+        let core = {
+            let chain = shared.chain.read().unwrap_or_else(|e| e.into_inner());
+            restore_core(&shared, &key, &config, &chain, &verifier)?
+        };
         let (timer_tx, timer_rx) = mpsc::channel(TIMER_QUEUE_LEN);
         let (sync_tx, sync_rx) = mpsc::channel(16);
         let driver = Driver {
@@ -401,6 +427,7 @@ impl Driver {
             key,
             config,
             core,
+            verifier,
             net,
             events,
             timer_tx,
@@ -550,6 +577,14 @@ impl Driver {
                     let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
                     chain.store().persist_vote(&vote)?;
                 }
+                Output::Journal(cert) => {
+                    let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = chain.store().journal_certificate(&cert) {
+                        // Not fatal: the resolver fetches it again if needed.
+                        tracing::warn!(error = %e, "cannot journal a certificate");
+                    }
+                }
+                Output::Resolve { views } => self.resolve(views),
                 Output::Broadcast(message) | Output::Send { message, .. } => {
                     #[cfg(feature = "byzantine")]
                     let sends = match self.byzantine.as_mut() {
@@ -626,6 +661,9 @@ impl Driver {
                 Output::Fetch { hash, .. } => self.fetch(hash),
                 Output::Finalized { block, certificate } => {
                     if let Some(restart) = self.on_finalized(&block, certificate)? {
+                        // A new epoch: what the old core still asked for
+                        // (votes, verdicts, fetches of the old set) is void.
+                        queue.clear();
                         queue.extend(restart);
                     }
                 }
@@ -670,6 +708,19 @@ impl Driver {
             );
             return Ok(None);
         }
+        // The core checked it against its own set; the ledger's set for this
+        // height is the one that counts (they differ only through a bug).
+        if let Err(e) = certificate.verify(
+            &self.shared.chain_id,
+            &chain.state().validator_set(),
+            block.header.height,
+            &block.hash(),
+        ) {
+            anyhow::bail!(
+                "consensus finalized height {} with a certificate the ledger's validator set refuses: {e}",
+                block.header.height
+            );
+        }
         let view = certificate.view;
         let parent_ts = tip.timestamp_ms;
         let outcomes = chain.finalize(block, certificate.clone())?;
@@ -690,7 +741,7 @@ impl Driver {
         }
         let _ = chain
             .store()
-            .prune_votes_below(view.saturating_sub(alliance_consensus::config::VIEW_WINDOW));
+            .prune_consensus_below(view.saturating_sub(alliance_consensus::config::VIEW_WINDOW));
         tracing::info!(
             height = block.header.height,
             txs = block.txs.len(),
@@ -710,30 +761,46 @@ impl Driver {
             certificate,
         }));
         // A governance change of the validator set starts a new epoch.
-        let validators = state.validator_set();
-        if &validators != self.core.validators() {
+        if &state.validator_set() != self.core.validators() {
             tracing::info!(
-                validators = validators.len(),
+                validators = state.validator_set().len(),
                 "validator set changed: new epoch"
             );
-            let anchor = anchor_of(&chain);
-            let votes = chain.store().votes()?;
             drop(chain);
-            let members: Vec<PublicKey> = validators.validators().iter().map(|v| v.key).collect();
+            return Ok(Some(self.restart_core()?));
+        }
+        Ok(None)
+    }
+
+    /// Replaces the consensus core by one restored from the store (after a
+    /// bulk sync or at an epoch change) and returns its first outputs. The
+    /// network's member list follows the validator set.
+    fn restart_core(&mut self) -> anyhow::Result<Vec<Output>> {
+        let core = {
+            let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
+            restore_core(
+                &self.shared,
+                &self.key,
+                &self.config,
+                &chain,
+                &self.verifier,
+            )?
+        };
+        if core.validators() != self.core.validators() {
+            let members: Vec<PublicKey> = core
+                .validators()
+                .validators()
+                .iter()
+                .map(|v| v.key)
+                .collect();
             let net = self.net.clone();
             tokio::spawn(async move {
                 let _ = net.set_members(members).await;
             });
-            self.core = Core::restore(
-                core_config(&self.shared, &self.key, &self.config, validators),
-                anchor,
-                votes,
-                alliance_consensus::Ed25519Verifier,
-            );
-            self.pending = None;
-            return Ok(Some(self.core.start()));
         }
-        Ok(None)
+        self.core = core;
+        self.pending = None;
+        Ok(self.core.start())
     }
 
     async fn on_network(&mut self, event: NetworkEvent) -> anyhow::Result<()> {
@@ -794,31 +861,44 @@ impl Driver {
         Ok(())
     }
 
-    /// Whether a consensus message is worth forwarding: votes must carry a
-    /// valid signature of a validator; other messages must be well formed
-    /// (the core verifies every signature before anything counts).
-    fn judge(&self, message: &Message) -> Verdict {
-        let validators = self.core.validators();
-        let vote_ok = |v: &alliance_protocol::SignedVote| {
-            alliance_consensus::batcher::check_vote(validators, v).is_ok()
-                && v.verify(&self.shared.chain_id)
+    /// Whether a consensus message is worth forwarding. Votes, proposals
+    /// and certificates must carry valid signatures of this epoch's
+    /// validators: a forged certificate would otherwise cost every node a
+    /// quorum of signature checks. Verdicts land in the verifier's cache,
+    /// so the core does not check the same signatures again.
+    fn judge(&mut self, message: &Message) -> Verdict {
+        let validators = self.core.validators().clone();
+        let chain_id = self.shared.chain_id.clone();
+        let mut verifier = self.verifier.clone();
+        let mut vote_ok = |v: &alliance_protocol::SignedVote| {
+            alliance_consensus::batcher::check_vote(&validators, v).is_ok()
+                && verifier.verify(&chain_id, &v.data, &[(v.signer, v.signature)])
         };
-        match message {
-            Message::Vote(v) if vote_ok(v) => Verdict::Accept,
-            Message::Proposal(p) if vote_ok(&p.vote) && p.vote.data.kind == VoteKind::Notarize => {
-                Verdict::Accept
+        let stale = message
+            .view()
+            .saturating_add(alliance_consensus::config::VIEW_WINDOW)
+            < self.core.view();
+        let verdict = match message {
+            Message::Vote(v) => vote_ok(v),
+            Message::Proposal(p) => p.vote.data.kind == VoteKind::Notarize && vote_ok(&p.vote),
+            Message::Certificate(c) => {
+                match alliance_consensus::batcher::check_certificate(
+                    &validators,
+                    validators.quorum(),
+                    c,
+                ) {
+                    Ok(()) => verifier.verify(&chain_id, &c.vote_data(), &c.votes),
+                    // Another epoch's certificate (its signers are not this
+                    // set's) is not a forgery: do not forward, do not blame.
+                    Err(alliance_consensus::DropReason::NotValidator) => return Verdict::Ignore,
+                    Err(_) => false,
+                }
             }
-            Message::Certificate(c) if alliance_consensus::batcher::well_formed(&c.vote_data()) => {
-                Verdict::Accept
-            }
-            _ if message
-                .view()
-                .saturating_add(alliance_consensus::config::VIEW_WINDOW)
-                < self.core.view() =>
-            {
-                Verdict::Ignore
-            }
-            _ => Verdict::Reject,
+        };
+        match verdict {
+            true => Verdict::Accept,
+            false if stale => Verdict::Ignore,
+            false => Verdict::Reject,
         }
     }
 
@@ -851,6 +931,27 @@ impl Driver {
                     peer,
                     height: status.tip_height,
                 },
+                Err(_) => SyncResult::Failed,
+            };
+            let _ = tx.send(result).await;
+        });
+    }
+
+    /// The consensus resolver: asks one member peer (rotating over time, as
+    /// the core repeats the request while it is stuck) for the certificates
+    /// of `views`; the answer goes to the core, which verifies each.
+    fn resolve(&mut self, views: Vec<u64>) {
+        let peers = self.member_peers();
+        if peers.is_empty() {
+            return;
+        }
+        let pick = views.first().copied().unwrap_or(0) as usize + (now_ms() / 500) as usize;
+        let peer = peers[pick % peers.len()];
+        let net = self.net.clone();
+        let tx = self.sync_tx.clone();
+        tokio::spawn(async move {
+            let result = match net.request_certificates(peer, views).await {
+                Ok(certificates) => SyncResult::Certificates { certificates },
                 Err(_) => SyncResult::Failed,
             };
             let _ = tx.send(result).await;
@@ -907,33 +1008,22 @@ impl Driver {
                 let applied = self.apply_synced(peer, &blocks).await?;
                 if applied > 0 {
                     // Restart consensus from the new tip; persisted votes
-                    // keep it from signing anything conflicting.
-                    let (anchor, votes, validators) = {
-                        let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
-                        (
-                            anchor_of(&chain),
-                            chain.store().votes()?,
-                            chain.state().validator_set(),
-                        )
-                    };
-                    tracing::info!(height = anchor.height, applied, "synced blocks from a peer");
-                    if &validators != self.core.validators() {
-                        let members: Vec<PublicKey> =
-                            validators.validators().iter().map(|v| v.key).collect();
-                        let _ = self.net.set_members(members).await;
-                    }
-                    self.core = Core::restore(
-                        core_config(&self.shared, &self.key, &self.config, validators),
-                        anchor,
-                        votes,
-                        alliance_consensus::Ed25519Verifier,
+                    // keep it from signing anything conflicting, and the
+                    // resolver fetches the certificates it lacks.
+                    tracing::info!(
+                        height = self.shared.tip_height(),
+                        applied,
+                        "synced blocks from a peer"
                     );
-                    self.pending = None;
-                    let out = self.core.start();
+                    let out = self.restart_core()?;
                     self.execute(out).await?;
                     // Keep going while behind.
                     self.last_sync_poll = std::time::Instant::now() - SYNC_POLL;
                 }
+            }
+            SyncResult::Certificates { certificates } => {
+                let out = self.core.handle(Input::Certificates(certificates));
+                self.execute(out).await?;
             }
             SyncResult::Fetched { peer, hash, blocks } => {
                 let Some(bytes) = blocks.first() else {
@@ -957,73 +1047,42 @@ impl Driver {
         Ok(())
     }
 
-    /// Verifies and commits blocks received by sync, in order. A block
-    /// certified only by a notarization is accepted when a later block of the
-    /// same batch carries a finalization (Simplex finalizes ancestors).
+    /// Commits the verified finalized path of a peer's sync answer
+    /// ([`crate::sync::commit`]); an answer that is inconsistent in any way is
+    /// dropped whole and costs the peer. Returns the count committed.
     async fn apply_synced(&mut self, peer: PeerId, blocks: &[Vec<u8>]) -> anyhow::Result<usize> {
-        let (applied, bad) = self.apply_synced_blocks(peer, blocks)?;
-        if bad {
-            let _ = self.net.penalise(peer, Misbehaviour::InvalidBlock).await;
+        match commit_synced(&self.shared, blocks) {
+            Ok(applied) => Ok(applied),
+            Err(crate::sync::SyncCommitError::Fault(fault)) => {
+                tracing::warn!(%peer, error = %fault, "sync: refusing a peer's answer");
+                let _ = self.net.penalise(peer, Misbehaviour::InvalidBlock).await;
+                Ok(0)
+            }
+            Err(crate::sync::SyncCommitError::Finalize(e)) => Err(e.into()),
         }
-        Ok(applied)
     }
+}
 
-    /// Applies what it can of a sync batch; returns the count applied and
-    /// whether the peer sent something invalid.
-    fn apply_synced_blocks(
-        &mut self,
-        peer: PeerId,
-        blocks: &[Vec<u8>],
-    ) -> anyhow::Result<(usize, bool)> {
-        let mut decoded = Vec::with_capacity(blocks.len());
-        for bytes in blocks {
-            match FinalizedBlock::from_bytes(bytes) {
-                Ok(fb) => decoded.push(fb),
-                Err(_) => return Ok((0, true)),
-            }
-        }
-        let Some(last_final) = decoded
-            .iter()
-            .rposition(|fb| fb.certificate.kind == VoteKind::Finalize)
-        else {
-            return Ok((0, false));
-        };
-        let mut applied = 0;
-        let mut chain = self.shared.chain.write().unwrap_or_else(|e| e.into_inner());
-        for fb in decoded.into_iter().take(last_final + 1) {
-            let validators = chain.state().validator_set();
-            let ok = fb.certificate.verify(
-                &self.shared.chain_id,
-                &validators,
-                fb.block.header.height,
-                &fb.block.hash(),
-            );
-            if let Err(e) = ok {
-                tracing::warn!(%peer, error = %e, "sync: bad certificate");
-                return Ok((applied, true));
-            }
-            let parent_ts = chain.state().tip().timestamp_ms;
-            match chain.finalize(&fb.block, fb.certificate.clone()) {
-                Ok(outcomes) => {
-                    record_finalized(&self.shared, parent_ts, &fb.block, &outcomes);
-                    let state = chain.state();
-                    self.shared
-                        .mempool
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove_committed(&fb.block.txs, state);
-                    let _ = self.shared.finalized.send(Arc::new(fb));
-                    applied += 1;
-                }
-                Err(crate::chain::FinalizeError::Block(e)) => {
-                    tracing::warn!(%peer, error = %e, "sync: block does not apply");
-                    return Ok((applied, true));
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok((applied, false))
+/// Commits a peer's sync answer ([`crate::sync::commit`]) on the shared
+/// chain, with the same bookkeeping as a block finalized by consensus
+/// (metrics, mempool, event stream). Returns the count committed.
+fn commit_synced(
+    shared: &Shared,
+    answer: &[Vec<u8>],
+) -> Result<usize, crate::sync::SyncCommitError> {
+    let mut chain = shared.chain.write().unwrap_or_else(|e| e.into_inner());
+    let committed = crate::sync::commit(&mut chain, &shared.chain_id, answer)?;
+    let count = committed.len();
+    for c in committed {
+        record_finalized(shared, c.parent_timestamp_ms, &c.block.block, &c.outcomes);
+        shared
+            .mempool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove_committed(&c.block.block.txs, chain.state());
+        let _ = shared.finalized.send(Arc::new(c.block));
     }
+    Ok(count)
 }
 
 /// Updates metrics for a committed block.
@@ -1053,7 +1112,7 @@ fn record_finalized(
 }
 
 /// Answers a peer's sync request from the store.
-fn answer_sync(chain: &Chain, core: &Core, request: SyncRequest) -> SyncResponse {
+fn answer_sync<V: Verifier>(chain: &Chain, core: &Core<V>, request: SyncRequest) -> SyncResponse {
     use crate::network::{ChainStatus, RefusalReason};
     let tip = chain.state().tip();
     match request {
@@ -1070,6 +1129,9 @@ fn answer_sync(chain: &Chain, core: &Core, request: SyncRequest) -> SyncResponse
                     })
             });
             SyncResponse::Blocks(found.map(|fb| vec![fb.to_bytes()]).unwrap_or_default())
+        }
+        SyncRequest::GetCertificates { views } => {
+            SyncResponse::Certificates(core.certificates_for(&views))
         }
         SyncRequest::Status => SyncResponse::Status(ChainStatus {
             tip_height: tip.height,

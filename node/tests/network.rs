@@ -376,6 +376,7 @@ fn serve_blocks(
             };
             let response = match request {
                 SyncRequest::GetBlock { .. } => SyncResponse::Blocks(vec![vec![0xcd; 64]]),
+                SyncRequest::GetCertificates { .. } => SyncResponse::Certificates(vec![]),
                 SyncRequest::Status => SyncResponse::Status(ChainStatus {
                     tip_height: 300,
                     tip_hash: Hash32([7; 32]),

@@ -41,6 +41,76 @@ impl Verifier for Ed25519Verifier {
     }
 }
 
+/// Valid signatures remembered by [`CachingVerifier`] at most.
+pub const VERIFIED_CACHE_MAX: usize = 16_384;
+
+/// A verifier that remembers the signatures it found valid (bounded, oldest
+/// forgotten first) and shares that memory between its clones: the node's
+/// gossip filter checks a vote or certificate before forwarding it, and the
+/// consensus core then finds it already checked instead of paying for the
+/// same signatures twice. Only valid verdicts are cached, so a forged
+/// signature costs a check every time it is sent (and a peer penalty).
+#[derive(Debug, Clone, Default)]
+pub struct CachingVerifier {
+    cache: std::sync::Arc<std::sync::Mutex<VerifiedCache>>,
+}
+
+#[derive(Debug, Default)]
+struct VerifiedCache {
+    set: std::collections::HashSet<Hash32>,
+    order: std::collections::VecDeque<Hash32>,
+}
+
+impl CachingVerifier {
+    fn key(msg: &Hash32, signer: &PublicKey, sig: &Signature) -> Hash32 {
+        let mut bytes = Vec::with_capacity(32 + 32 + 64);
+        bytes.extend_from_slice(&msg.0);
+        bytes.extend_from_slice(&signer.0);
+        bytes.extend_from_slice(&sig.0);
+        alliance_protocol::encoding::hash_with_domain("points-alliance/verified-vote", &bytes)
+    }
+}
+
+impl Verifier for CachingVerifier {
+    fn verify(
+        &mut self,
+        chain_id: &str,
+        data: &VoteData,
+        signatures: &[(PublicKey, Signature)],
+    ) -> bool {
+        let msg = data.signing_hash(chain_id);
+        let keys: Vec<Hash32> = signatures
+            .iter()
+            .map(|(pk, sig)| Self::key(&msg, pk, sig))
+            .collect();
+        let unknown: Vec<usize> = {
+            let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+            (0..keys.len())
+                .filter(|&i| !cache.set.contains(&keys[i]))
+                .collect()
+        };
+        // Verified outside the lock.
+        if !unknown
+            .iter()
+            .all(|&i| signatures[i].0.verify(&msg.0, &signatures[i].1))
+        {
+            return false;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        for i in unknown {
+            if cache.set.insert(keys[i]) {
+                cache.order.push_back(keys[i]);
+            }
+        }
+        while cache.order.len() > VERIFIED_CACHE_MAX {
+            if let Some(old) = cache.order.pop_front() {
+                cache.set.remove(&old);
+            }
+        }
+        true
+    }
+}
+
 /// Whether vote data is internally consistent: a nullify signs height 0 and
 /// the zero hash; notarize and finalize sign a real block; view 0 is the
 /// genesis view and is never voted in.
@@ -137,5 +207,36 @@ mod tests {
         assert_eq!(check_vote(&set, &v), Ok(()));
         let outsider = data.sign("c", &Keypair::from_label("b"));
         assert_eq!(check_vote(&set, &outsider), Err(DropReason::NotValidator));
+    }
+
+    #[test]
+    fn caching_verifier_gives_the_plain_verdicts_and_stays_bounded() {
+        let k = Keypair::from_label("a");
+        let mut cached = CachingVerifier::default();
+        let mut plain = Ed25519Verifier;
+        for view in 1..=(VERIFIED_CACHE_MAX as u64 + 10) {
+            let data = VoteData {
+                kind: VoteKind::Nullify,
+                view,
+                height: 0,
+                block_hash: Hash32::ZERO,
+            };
+            let v = data.sign("c", &k);
+            let sigs = [(v.signer, v.signature)];
+            if view % 1_000 == 1 {
+                let mut forged = sigs;
+                forged[0].1 .0[5] ^= 1;
+                assert!(!cached.verify("c", &data, &forged));
+                assert!(!cached.verify("c", &data, &forged), "never cached");
+                assert!(!cached.verify("other", &data, &sigs));
+            }
+            assert_eq!(
+                cached.verify("c", &data, &sigs),
+                plain.verify("c", &data, &sigs)
+            );
+            assert!(cached.verify("c", &data, &sigs), "cached verdict");
+        }
+        let len = cached.cache.lock().unwrap().set.len();
+        assert_eq!(len, VERIFIED_CACHE_MAX);
     }
 }

@@ -26,6 +26,11 @@ pub const EVIDENCE_MAX: usize = 64;
 /// from turning into a fetch storm.
 pub const FETCHES_OUTSTANDING_MAX: usize = 16;
 
+/// Views asked for in one [`crate::Output::Resolve`] at most (the newest
+/// missing ones: they are what the next proposal needs), and certificates
+/// answered per request by [`crate::Core::certificates_for`].
+pub const RESOLVE_VIEWS_MAX: usize = 32;
+
 /// Heights a finalization may be ahead of the last emitted block and still
 /// be caught up with here, by fetching the missing blocks one parent at a
 /// time. A node further behind must state-sync (outside consensus) and
@@ -94,10 +99,17 @@ pub struct Anchor {
 
 /// Test-only fault injection (cargo feature `mutation`): deliberately
 /// breaks a safety rule so the simulation can show it catches the break.
-#[cfg(feature = "mutation")]
+/// The type always exists; only a core built with the feature can be set
+/// to one ([`crate::Core::set_mutation`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mutation {
     /// Certificates form (and are accepted) with `f + 1` votes instead of
     /// `n - f`: two quorums no longer need to share an honest validator.
     WeakQuorum,
+    /// Rule 5 without its guard: finalize a notarized view even after
+    /// nullifying it (the vote guard is told to allow it too).
+    FinalizeAfterNullify,
+    /// Rule 2 without the in-between check: vote for a proposal whose views
+    /// between its parent and itself are not all nullified.
+    SkipNullificationCheck,
 }

@@ -35,7 +35,7 @@ use alliance_protocol::{
 use crate::batcher::{check_certificate, check_vote, Ed25519Verifier, Verifier};
 use crate::config::{
     Anchor, Config, CATCH_UP_HEIGHTS_MAX, EVIDENCE_MAX, FETCHES_OUTSTANDING_MAX, FUTURE_VIEWS_MAX,
-    VIEW_WINDOW,
+    RESOLVE_VIEWS_MAX, VIEW_WINDOW,
 };
 use crate::guard::{Check, VoteGuard};
 use crate::interface::{Input, Output, TimerId, TimerKind};
@@ -80,16 +80,13 @@ struct ViewState {
     tally: Tally,
     notarization: Option<Certificate>,
     nullification: Option<Certificate>,
-    finalization: Option<Certificate>,
 }
 
 impl ViewState {
-    /// The block notarized (or finalized) in this view: (height, hash).
+    /// The block notarized in this view: (height, hash). (A finalized view
+    /// needs no state: finalizing it settles and prunes it.)
     fn notarized(&self) -> Option<(u64, Hash32)> {
-        self.notarization
-            .as_ref()
-            .or(self.finalization.as_ref())
-            .map(|c| (c.height, c.block_hash))
+        self.notarization.as_ref().map(|c| (c.height, c.block_hash))
     }
 }
 
@@ -131,6 +128,10 @@ pub struct Core<V: Verifier = Ed25519Verifier> {
     /// A quorum certificate per block hash above the last finalized height.
     certified: HashMap<Hash32, Certificate>,
     fetching: BTreeSet<Hash32>,
+    /// Journaled certificates to re-apply in [`Core::start`].
+    restored: Vec<Certificate>,
+    /// Re-applying the journal: do not journal again.
+    replaying: bool,
     emit_dirty: bool,
     evidence: VecDeque<Equivocation>,
     accused: BTreeSet<(PublicKey, u64)>,
@@ -202,6 +203,8 @@ impl<V: Verifier> Core<V> {
             blocks: HashMap::new(),
             certified: HashMap::new(),
             fetching: BTreeSet::new(),
+            restored: Vec::new(),
+            replaying: false,
             emit_dirty: false,
             evidence: VecDeque::new(),
             accused: BTreeSet::new(),
@@ -210,6 +213,24 @@ impl<V: Verifier> Core<V> {
             #[cfg(feature = "mutation")]
             mutation: None,
         }
+    }
+
+    /// Gives a restored core the certificates it journaled
+    /// ([`Output::Journal`]) before the crash: [`Core::start`] verifies and
+    /// re-applies those above the anchor (certificates of another validator
+    /// set fail verification and are dropped), so the restarted node knows
+    /// the notarizations and nullifications it needs to vote and propose.
+    pub fn with_journal(mut self, certificates: impl IntoIterator<Item = Certificate>) -> Self {
+        let floor = self.finalized.view;
+        let mut certs: Vec<Certificate> = certificates
+            .into_iter()
+            .filter(|c| c.view > floor && c.view <= floor + VIEW_WINDOW)
+            .collect();
+        // Oldest first: a finalization then settles what is below it.
+        certs.sort_by_key(|c| c.view);
+        certs.truncate(VIEW_WINDOW as usize * 3);
+        self.restored = certs;
+        self
     }
 
     /// Test-only: breaks a safety rule on purpose (cargo feature `mutation`).
@@ -234,6 +255,13 @@ impl<V: Verifier> Core<V> {
         for data in restored {
             self.check_quorum(data);
         }
+        self.replaying = true;
+        for cert in std::mem::take(&mut self.restored) {
+            if let Err(reason) = self.on_certificate(cert) {
+                self.stats.record(reason);
+            }
+        }
+        self.replaying = false;
         self.step();
         std::mem::take(&mut self.out)
     }
@@ -253,6 +281,14 @@ impl<V: Verifier> Core<V> {
                 valid,
             } => self.on_verified(view, block_hash, valid),
             Input::Fetched { block, certificate } => self.on_fetched(block, certificate),
+            Input::Certificates(certs) => {
+                for cert in certs.into_iter().take(RESOLVE_VIEWS_MAX * 2 + 1) {
+                    if let Err(reason) = self.on_certificate(cert) {
+                        self.stats.record(reason);
+                    }
+                }
+                Ok(())
+            }
         };
         if let Err(reason) = result {
             self.stats.record(reason);
@@ -295,12 +331,45 @@ impl<V: Verifier> Core<V> {
         Some((block.clone(), cert.clone()))
     }
 
+    /// What this core can answer to a peer's [`Output::Resolve`] for
+    /// `views`: the notarization and nullification it holds for each view
+    /// above its settled view, and its latest finalization for views at or
+    /// below it (which settles them for the peer too). At most
+    /// `2 * RESOLVE_VIEWS_MAX + 1` certificates.
+    pub fn certificates_for(&self, views: &[u64]) -> Vec<Certificate> {
+        let floor = self.floor();
+        let mut out = Vec::new();
+        if views.iter().any(|v| *v <= floor) {
+            out.extend(self.floor_certificate());
+        }
+        for view in views.iter().filter(|v| **v > floor).take(RESOLVE_VIEWS_MAX) {
+            if let Some(state) = self.views.get(view) {
+                out.extend(state.notarization.clone());
+                out.extend(state.nullification.clone());
+            }
+        }
+        out
+    }
+
     /// This node's key.
     pub fn public_key(&self) -> PublicKey {
         self.me
     }
 
     // ---- helpers -----------------------------------------------------------
+
+    /// Whether the test-only `mutation` is on (always false in a node build).
+    fn mutated(&self, mutation: crate::config::Mutation) -> bool {
+        #[cfg(feature = "mutation")]
+        {
+            self.mutation == Some(mutation)
+        }
+        #[cfg(not(feature = "mutation"))]
+        {
+            let _ = mutation;
+            false
+        }
+    }
 
     fn quorum(&self) -> usize {
         #[cfg(feature = "mutation")]
@@ -479,12 +548,9 @@ impl<V: Verifier> Core<V> {
         let cert = if view <= self.floor() {
             self.floor_certificate()
         } else {
-            self.views.get(&view).and_then(|s| {
-                s.finalization
-                    .clone()
-                    .or_else(|| s.notarization.clone())
-                    .or_else(|| s.nullification.clone())
-            })
+            self.views
+                .get(&view)
+                .and_then(|s| s.notarization.clone().or_else(|| s.nullification.clone()))
         };
         if let Some(cert) = cert {
             self.out.push(Output::Send {
@@ -514,7 +580,8 @@ impl<V: Verifier> Core<V> {
             let have = match cert.kind {
                 VoteKind::Notarize => state.notarization.as_ref(),
                 VoteKind::Nullify => state.nullification.as_ref(),
-                VoteKind::Finalize => state.finalization.as_ref(),
+                // A finalization above the floor is always news.
+                VoteKind::Finalize => None,
             };
             if let Some(have) = have {
                 if have.block_hash != cert.block_hash {
@@ -597,7 +664,9 @@ impl<V: Verifier> Core<V> {
         let have = match data.kind {
             VoteKind::Notarize => state.notarization.is_some(),
             VoteKind::Nullify => state.nullification.is_some(),
-            VoteKind::Finalize => state.finalization.is_some(),
+            // Forming it settles the view (state at or below the floor is
+            // pruned), so a finalization is never formed twice.
+            VoteKind::Finalize => false,
         };
         if have || state.tally.count(data.kind, &data.block_hash) < q {
             return;
@@ -619,13 +688,16 @@ impl<V: Verifier> Core<V> {
         let (view, height, hash) = (cert.view, cert.height, cert.block_hash);
         self.views.entry(view).or_default().notarization = Some(cert.clone());
         self.certified.entry(hash).or_insert_with(|| cert.clone());
+        self.journal(&cert);
         self.emit_dirty = true;
         if view >= self.view {
             self.out.push(Output::Broadcast(Message::Certificate(cert)));
             self.enter_view(view + 1);
         }
         // Rule 5: seen notarized and not nullified by us: finalize.
-        if self.guard.get(view, VoteKind::Nullify).is_none() {
+        if self.guard.get(view, VoteKind::Nullify).is_none()
+            || self.mutated(crate::config::Mutation::FinalizeAfterNullify)
+        {
             self.cast(VoteData {
                 kind: VoteKind::Finalize,
                 view,
@@ -638,6 +710,7 @@ impl<V: Verifier> Core<V> {
     fn on_nullification(&mut self, cert: Certificate) {
         let view = cert.view;
         self.views.entry(view).or_default().nullification = Some(cert.clone());
+        self.journal(&cert);
         if view >= self.view {
             self.out.push(Output::Broadcast(Message::Certificate(cert)));
             self.enter_view(view + 1);
@@ -650,6 +723,7 @@ impl<V: Verifier> Core<V> {
             return;
         }
         self.certified.insert(cert.block_hash, cert.clone());
+        self.journal(&cert);
         self.target = Some(cert.clone());
         self.emit_dirty = true;
         self.prune();
@@ -659,12 +733,28 @@ impl<V: Verifier> Core<V> {
         }
     }
 
+    /// Asks the driver to journal a certificate (not while re-applying the
+    /// journal itself).
+    fn journal(&mut self, cert: &Certificate) {
+        if !self.replaying {
+            self.out.push(Output::Journal(cert.clone()));
+        }
+    }
+
     /// Signs, persists, sends and counts our vote, if the guard allows.
     fn cast(&mut self, data: VoteData) {
         if !self.is_validator || data.view <= self.floor() {
             return;
         }
-        match self.guard.check(&data) {
+        let check = match self.guard.check(&data) {
+            Check::Refused(crate::guard::Refusal::FinalizeAfterNullify)
+                if self.mutated(crate::config::Mutation::FinalizeAfterNullify) =>
+            {
+                Check::Fresh
+            }
+            check => check,
+        };
+        match check {
             Check::Fresh => {
                 let vote = data.sign(&self.chain_id, &self.key);
                 self.guard.record(vote.clone());
@@ -716,9 +806,55 @@ impl<V: Verifier> Core<V> {
                 if self.guard.get(id.view, VoteKind::Notarize).is_none() {
                     self.nullify(id.view);
                 }
+                self.resolve();
             }
             TimerKind::Notarization => self.nullify(id.view),
-            TimerKind::Retry => self.retry(id.view),
+            TimerKind::Retry => {
+                self.retry(id.view);
+                self.resolve();
+            }
+        }
+    }
+
+    /// The certificates this core waits for, newest first: the current
+    /// proposal's parent notarization, and every view between the settled
+    /// view and the current one that has neither a notarization nor a
+    /// nullification (a proposal's parent rule needs one or the other for
+    /// each). A restarted node, a core restarted after sync or an epoch
+    /// change, or one that missed a broadcast has no other way to get them:
+    /// peers only re-send the previous view's certificate.
+    fn missing_views(&self) -> Vec<u64> {
+        let mut views = Vec::new();
+        if let Some(p) = self.views.get(&self.view).and_then(|s| s.proposal.as_ref()) {
+            let parent = p.parent_view;
+            let known = parent <= self.floor()
+                || self
+                    .views
+                    .get(&parent)
+                    .is_some_and(|s| s.notarization.is_some());
+            if !known {
+                views.push(parent);
+            }
+        }
+        let mut w = self.view;
+        while w > self.floor() + 1 && views.len() < RESOLVE_VIEWS_MAX {
+            w -= 1;
+            let known = self
+                .views
+                .get(&w)
+                .is_some_and(|s| s.notarization.is_some() || s.nullification.is_some());
+            if !known && !views.contains(&w) {
+                views.push(w);
+            }
+        }
+        views
+    }
+
+    /// Asks peers for the certificates this core is waiting for.
+    fn resolve(&mut self) {
+        let views = self.missing_views();
+        if !views.is_empty() {
+            self.out.push(Output::Resolve { views });
         }
     }
 
@@ -936,7 +1072,8 @@ impl<V: Verifier> Core<V> {
             self.views
                 .get(&w)
                 .is_some_and(|s| s.nullification.is_some())
-        }) {
+        }) && !self.mutated(crate::config::Mutation::SkipNullificationCheck)
+        {
             return;
         }
         if block.header.height != parent_height + 1 {
@@ -1441,6 +1578,138 @@ mod tests {
         ));
         assert!(outs.iter().any(|o| matches!(o, Output::Evidence(_))));
         assert_eq!(c.evidence().count(), 2);
+    }
+
+    fn cert(
+        kind: VoteKind,
+        view: u64,
+        height: u64,
+        hash: Hash32,
+        signers: &[Keypair],
+    ) -> Certificate {
+        let data = VoteData {
+            kind,
+            view,
+            height,
+            block_hash: hash,
+        };
+        let msg = data.signing_hash(CHAIN);
+        Certificate::from_votes(
+            kind,
+            view,
+            height,
+            hash,
+            signers.iter().map(|k| (k.public(), k.sign(&msg.0))),
+        )
+    }
+
+    /// Issue #13, defect 2: certificates lived only in memory, so a
+    /// restarted validator could never again verify a proposal whose parent
+    /// was notarized before the crash. Now the journal restores them, and
+    /// without a journal the resolver asks peers for them.
+    #[test]
+    fn restarted_core_recovers_certificates_from_journal_or_peers() {
+        let ks = keys(4);
+        let vs = set(&ks);
+        let leader = |v: u64| ks.iter().find(|k| k.public() == vs.leader(v).key).unwrap();
+        // A validator that leads none of views 1 to 4.
+        let me = (0..4)
+            .find(|&i| (1..=4).all(|v| leader(v).public() != ks[i].public()))
+            .unwrap_or(0);
+        let others: Vec<Keypair> = (0..4).filter(|&i| i != me).map(|i| ks[i].clone()).collect();
+        let cfg = Config::new(CHAIN, ks[me].clone(), vs.clone());
+        let a = block(leader(1), 1, GENESIS, 1);
+        let n1 = cert(VoteKind::Notarize, 1, 1, a.hash(), &others);
+        let x = |v| cert(VoteKind::Nullify, v, 0, Hash32::ZERO, &others);
+        let from = |m: Message| msg(&others[0], m);
+
+        // Before the crash: view 1 notarized (our finalize vote), view 2
+        // nullified by us and the others.
+        let mut c = core(&ks, me);
+        let mut persisted = Vec::new();
+        let mut journal = Vec::new();
+        let mut keep = |outs: Vec<Output>, persisted: &mut Vec<SignedVote>| {
+            for o in outs {
+                match o {
+                    Output::Persist(v) => persisted.push(v),
+                    Output::Journal(c) => journal.push(c),
+                    _ => {}
+                }
+            }
+        };
+        let outs = c.start();
+        keep(outs, &mut persisted);
+        let outs = c.handle(from(Message::Certificate(n1.clone())));
+        keep(outs, &mut persisted);
+        let outs = c.handle(Input::Timer(TimerId {
+            view: 2,
+            kind: TimerKind::Leader,
+        }));
+        keep(outs, &mut persisted);
+        let outs = c.handle(from(Message::Certificate(x(2))));
+        keep(outs, &mut persisted);
+        assert_eq!(c.view(), 3);
+        assert_eq!(journal.len(), 2, "notarization and nullification journaled");
+
+        // View 3's leader proposes on A (view 1), view 2 being nullified.
+        let b3 = block(leader(3), 2, a.hash(), 3);
+        let p3 = proposal(leader(3), 3, 1, b3.clone());
+        let verifies = |outs: &[Output], hash: Hash32| {
+            outs.iter()
+                .any(|o| matches!(o, Output::Verify { block, .. } if block.hash() == hash))
+        };
+
+        // Restarted with its journal: verifies the proposal at once.
+        let mut j = Core::restore(cfg.clone(), anchor(), persisted.clone(), Ed25519Verifier)
+            .with_journal(journal.clone());
+        j.start();
+        let outs = j.handle(from(Message::Certificate(x(2))));
+        assert!(j.view() >= 3);
+        let outs = [outs, j.handle(msg(leader(3), p3.clone()))].concat();
+        // Blocks are not journaled: the notarized parent is fetched by hash.
+        assert!(outs
+            .iter()
+            .any(|o| matches!(o, Output::Fetch { hash, .. } if *hash == a.hash())));
+        let outs = j.handle(Input::Fetched {
+            block: a.clone(),
+            certificate: n1.clone(),
+        });
+        assert!(verifies(&outs, b3.hash()), "{outs:?}");
+
+        // Restarted without it (a lost journal, or a core restarted after
+        // sync): stuck on view 1's notarization, so it asks peers...
+        let mut r = Core::restore(cfg, anchor(), persisted, Ed25519Verifier);
+        r.start();
+        r.handle(from(Message::Certificate(x(2))));
+        let outs = r.handle(msg(leader(3), p3));
+        assert!(!verifies(&outs, b3.hash()));
+        let outs = r.handle(Input::Timer(TimerId {
+            view: 3,
+            kind: TimerKind::Leader,
+        }));
+        let asked: Vec<u64> = outs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Resolve { views } => Some(views.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(asked, vec![1]);
+        // ...and a peer's core answers from its memory.
+        let answer = c.certificates_for(&asked);
+        assert_eq!(answer, vec![n1.clone()]);
+        r.handle(Input::Certificates(answer));
+        // View 3 was nullified meanwhile; view 4's proposal on A verifies.
+        r.handle(from(Message::Certificate(x(3))));
+        assert_eq!(r.view(), 4);
+        let b4 = block(leader(4), 2, a.hash(), 4);
+        r.handle(msg(leader(4), proposal(leader(4), 4, 1, b4.clone())));
+        let outs = r.handle(Input::Fetched {
+            block: a,
+            certificate: n1,
+        });
+        assert!(verifies(&outs, b4.hash()), "{outs:?}");
     }
 
     #[test]

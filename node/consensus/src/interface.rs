@@ -59,6 +59,11 @@ pub enum Input {
         /// Whether the block is valid on top of its ancestry.
         valid: bool,
     },
+    /// Certificates a peer sent in answer to [`Output::Resolve`] (or read
+    /// back by any other means). Each is verified like one from the network;
+    /// those for views nobody asked about still count if they verify, since
+    /// a certificate is self-authenticating.
+    Certificates(Vec<Certificate>),
     /// A block requested by [`Output::Fetch`], with any quorum certificate
     /// (notarization or finalization) of it. Unrequested blocks are dropped.
     Fetched {
@@ -77,6 +82,12 @@ pub enum Output {
     /// on restart, [`crate::Core::restore`] reads these back so the node
     /// never signs a conflicting vote.
     Persist(SignedVote),
+    /// Journal this certificate (a notarization, nullification or
+    /// finalization the core learned). Unlike [`Output::Persist`] it need
+    /// not be durable before later outputs run: a certificate lost in a
+    /// crash is fetched again by [`Output::Resolve`]. On restart pass the
+    /// journal to [`crate::Core::restore_journal`].
+    Journal(Certificate),
     /// Send to every other validator.
     Broadcast(Message),
     /// Send to one peer.
@@ -124,6 +135,15 @@ pub enum Output {
         hash: Hash32,
         /// Its height.
         height: u64,
+    },
+    /// Ask peers for the certificates of these views (a notarization or a
+    /// nullification each; a peer that finalized past a view answers with
+    /// its finalization) and answer with [`Input::Certificates`]. Emitted
+    /// when the core is stuck waiting for them (on its timers), so it
+    /// repeats while they are missing; the driver may ask any peer.
+    Resolve {
+        /// Views whose certificate is missing, newest first.
+        views: Vec<u64>,
     },
     /// A finalized block. Emitted once per height, in height order, with no
     /// gaps. The certificate is a finalization of this block, or a

@@ -29,10 +29,8 @@ pub mod message;
 pub mod stats;
 pub mod tally;
 
-pub use crate::batcher::{Ed25519Verifier, Verifier};
-#[cfg(feature = "mutation")]
-pub use crate::config::Mutation;
-pub use crate::config::{Anchor, Config};
+pub use crate::batcher::{CachingVerifier, Ed25519Verifier, Verifier};
+pub use crate::config::{Anchor, Config, Mutation};
 pub use crate::core::Core;
 pub use crate::interface::{Input, Output, TimerId, TimerKind};
 pub use crate::message::{Message, Proposal};

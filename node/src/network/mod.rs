@@ -502,6 +502,24 @@ impl NetworkHandle {
         }
     }
 
+    /// Asks `peer` for the consensus certificates of `views` (the
+    /// resolver). Returns them unverified.
+    pub async fn request_certificates(
+        &self,
+        peer: PeerId,
+        views: Vec<u64>,
+    ) -> Result<Vec<alliance_protocol::Certificate>, SyncError> {
+        match self
+            .request(peer, SyncRequest::GetCertificates { views })
+            .await?
+        {
+            SyncResponse::Certificates(certs) => Ok(certs),
+            other => Err(SyncError::InvalidResponse(format!(
+                "expected certificates, got {other:?}"
+            ))),
+        }
+    }
+
     /// Asks `peer` for its finalized tip.
     pub async fn request_status(&self, peer: PeerId) -> Result<ChainStatus, SyncError> {
         match self.request(peer, SyncRequest::Status).await? {

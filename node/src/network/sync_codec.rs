@@ -49,6 +49,14 @@ pub enum SyncRequest {
         /// The block hash.
         hash: alliance_protocol::Hash32,
     },
+    /// Consensus certificates (notarizations, nullifications, or the
+    /// responder's latest finalization for views it has settled) of these
+    /// views: the consensus resolver's request. At most
+    /// [`alliance_consensus::config::RESOLVE_VIEWS_MAX`] views.
+    GetCertificates {
+        /// The views.
+        views: Vec<u64>,
+    },
 }
 
 /// A node's finalized tip, as answered to [`SyncRequest::Status`].
@@ -81,6 +89,9 @@ pub enum SyncResponse {
     Blocks(#[serde(serialize_with = "ser_blocks", deserialize_with = "de_blocks")] Vec<Vec<u8>>),
     /// Answer to [`SyncRequest::Status`].
     Status(ChainStatus),
+    /// Answer to [`SyncRequest::GetCertificates`]: what the responder has
+    /// (possibly nothing), each verified by the requester's consensus core.
+    Certificates(Vec<alliance_protocol::Certificate>),
     /// No data, and why.
     Refused(RefusalReason),
 }

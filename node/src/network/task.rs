@@ -576,6 +576,14 @@ impl Task {
             }
             SyncRequest::Status => (SyncRequest::Status, None),
             SyncRequest::GetBlock { hash } => (SyncRequest::GetBlock { hash }, Some(1)),
+            SyncRequest::GetCertificates { views }
+                if views.is_empty()
+                    || views.len() > alliance_consensus::config::RESOLVE_VIEWS_MAX =>
+            {
+                self.send_response(channel, SyncResponse::Refused(RefusalReason::BadRequest));
+                return;
+            }
+            request @ SyncRequest::GetCertificates { .. } => (request, None),
         };
         let responder = SyncResponder {
             peer,
@@ -827,6 +835,16 @@ fn check_response(
                 )));
             }
             Ok(SyncResponse::Blocks(blocks))
+        }
+        (SyncRequest::GetCertificates { views }, SyncResponse::Certificates(certs)) => {
+            if certs.len() > 2 * views.len() + 1 {
+                return Err(SyncError::InvalidResponse(format!(
+                    "{} certificates for {} views",
+                    certs.len(),
+                    views.len()
+                )));
+            }
+            Ok(SyncResponse::Certificates(certs))
         }
         (request, response) => Err(SyncError::InvalidResponse(format!(
             "{response:?} does not answer {request:?}"

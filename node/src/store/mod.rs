@@ -15,6 +15,7 @@
 //! | `a`    | address, height, index | tx hash: the address's history          |
 //! | `c`    | height (u64 BE)        | claim changes of that block             |
 //! | `e`    | view (u64 BE), signer  | equivocation evidence ([`evidence`])   |
+//! | `j`    | view (u64 BE), kind    | consensus certificate journal          |
 //!
 //! A commit writes the block, its indexes, the state changes and the new
 //! tip in one batch and then fsyncs; only then is it acknowledged. After a
@@ -90,6 +91,7 @@ const HASH: u8 = b'h';
 const TX: u8 = b't';
 const STATE: u8 = b's';
 const VOTE: u8 = b'v';
+const JOURNAL: u8 = b'j';
 const HISTORY: u8 = b'a';
 const CLAIM_DELTA: u8 = b'c';
 /// Metadata keys all start with `m`.
@@ -496,6 +498,49 @@ impl Store {
         end.extend_from_slice(&view.to_be_bytes());
         let mut batch = sled::Batch::default();
         for item in self.db.range(vec![VOTE]..end) {
+            batch.remove(item?.0);
+        }
+        self.db.apply_batch(batch)?;
+        Ok(())
+    }
+
+    /// Journals a consensus certificate (notarization, nullification or
+    /// finalization) by view and kind. Not fsynced here: sled flushes within
+    /// its flush interval, and a certificate lost in a crash is fetched
+    /// again from peers by the consensus resolver.
+    pub fn journal_certificate(&self, cert: &Certificate) -> Result<(), StoreError> {
+        let kind = match cert.kind {
+            VoteKind::Notarize => 0u8,
+            VoteKind::Nullify => 1,
+            VoteKind::Finalize => 2,
+        };
+        let mut k = vec![JOURNAL];
+        k.extend_from_slice(&cert.view.to_be_bytes());
+        k.push(kind);
+        self.db.insert(k, encoding::encode(cert))?;
+        Ok(())
+    }
+
+    /// The journaled certificates, by view (the consensus core verifies
+    /// them again when it re-applies them).
+    pub fn journaled_certificates(&self) -> Result<Vec<Certificate>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix([JOURNAL]) {
+            let (_, v) = item?;
+            out.push(decode(&v, "journaled certificate")?);
+        }
+        Ok(out)
+    }
+
+    /// Forgets own votes and journaled certificates of views below `view`
+    /// (they can no longer matter: those views are behind a finalized
+    /// block).
+    pub fn prune_consensus_below(&self, view: u64) -> Result<(), StoreError> {
+        self.prune_votes_below(view)?;
+        let mut end = vec![JOURNAL];
+        end.extend_from_slice(&view.to_be_bytes());
+        let mut batch = sled::Batch::default();
+        for item in self.db.range(vec![JOURNAL]..end) {
             batch.remove(item?.0);
         }
         self.db.apply_batch(batch)?;
