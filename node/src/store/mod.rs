@@ -640,6 +640,44 @@ mod tests {
     }
 
     #[test]
+    fn certificate_journal_survives_reopen_and_prunes_with_the_votes() {
+        use alliance_protocol::{Certificate, Keypair};
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, _) = demo_genesis("store-test", 4, 1_700_000_000_000);
+        let key = Keypair::from_label("voter");
+        let cert = |kind, view| {
+            Certificate::from_votes(kind, view, 0, Hash32::ZERO, [(key.public(), key.sign(b"x"))])
+        };
+        {
+            let (store, _) = Store::open(dir.path(), &genesis).unwrap();
+            for view in [3u64, 7, 300] {
+                store.journal_certificate(&cert(VoteKind::Nullify, view)).unwrap();
+                store.journal_certificate(&cert(VoteKind::Notarize, view)).unwrap();
+            }
+            // Journaling the same (view, kind) again replaces, never duplicates.
+            store.journal_certificate(&cert(VoteKind::Nullify, 7)).unwrap();
+            store.prune_consensus_below(7).unwrap();
+            store.raw_db().flush().unwrap();
+        }
+        let (store, _) = Store::open(dir.path(), &genesis).unwrap();
+        let got: Vec<(u64, VoteKind)> = store
+            .journaled_certificates()
+            .unwrap()
+            .iter()
+            .map(|c| (c.view, c.kind))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (7, VoteKind::Notarize),
+                (7, VoteKind::Nullify),
+                (300, VoteKind::Notarize),
+                (300, VoteKind::Nullify)
+            ]
+        );
+    }
+
+    #[test]
     fn history_and_period_claims() {
         let dir = tempfile::tempdir().unwrap();
         let (genesis, _) = chain(dir.path(), 12);
