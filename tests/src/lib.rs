@@ -576,3 +576,95 @@ impl Alliance {
         tip
     }
 }
+
+/// Polls `f` until it returns `Some` or the deadline passes; `None` then,
+/// so the caller can report what it knows (see
+/// [`Alliance::wait_or_diagnose`]).
+pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Alliance {
+    /// The last `lines` lines of node `i`'s log, without terminal colours.
+    pub fn log_tail(&self, i: usize, lines: usize) -> String {
+        let log = self.log(i);
+        let all: Vec<&str> = log.lines().collect();
+        strip_ansi(&all[all.len().saturating_sub(lines)..].join("\n"))
+    }
+
+    /// For failure messages: every node's `/v1/status` (or why there is
+    /// none) and the last `lines` lines of its log.
+    pub fn diagnostics(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for n in &self.nodes {
+            let status = if !n.is_running() {
+                "not running (stopped by the test)".to_string()
+            } else {
+                match n.get("/v1/status") {
+                    Some(s) => format!(
+                        "height {} view {} syncing {} best_peer_height {} peers {} mempool {}\n{s}",
+                        s["height"],
+                        s["view"],
+                        s["syncing"],
+                        s["best_peer_height"],
+                        s["peers"].as_array().map_or(0, Vec::len),
+                        s["mempool"],
+                    ),
+                    None => "running, but its API does not answer".to_string(),
+                }
+            };
+            out.push_str(&format!(
+                "\n===== node {} /v1/status: {status}\n----- node {} log, last {lines} lines:\n{}\n",
+                n.index,
+                n.index,
+                self.log_tail(n.index, lines)
+            ));
+        }
+        out
+    }
+
+    /// Like [`wait_for`], but on timeout panics with [`Alliance::diagnostics`]
+    /// (each node's status and log tail).
+    pub fn wait_or_diagnose<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        f: impl FnMut() -> Option<T>,
+    ) -> T {
+        match poll_until(timeout, f) {
+            Some(v) => v,
+            None => panic!(
+                "timed out after {timeout:?} waiting for {what}\n{}",
+                self.diagnostics(40)
+            ),
+        }
+    }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`).
+pub fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
