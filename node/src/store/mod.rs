@@ -646,16 +646,28 @@ mod tests {
         let (genesis, _) = demo_genesis("store-test", 4, 1_700_000_000_000);
         let key = Keypair::from_label("voter");
         let cert = |kind, view| {
-            Certificate::from_votes(kind, view, 0, Hash32::ZERO, [(key.public(), key.sign(b"x"))])
+            Certificate::from_votes(
+                kind,
+                view,
+                0,
+                Hash32::ZERO,
+                [(key.public(), key.sign(b"x"))],
+            )
         };
         {
             let (store, _) = Store::open(dir.path(), &genesis).unwrap();
             for view in [3u64, 7, 300] {
-                store.journal_certificate(&cert(VoteKind::Nullify, view)).unwrap();
-                store.journal_certificate(&cert(VoteKind::Notarize, view)).unwrap();
+                store
+                    .journal_certificate(&cert(VoteKind::Nullify, view))
+                    .unwrap();
+                store
+                    .journal_certificate(&cert(VoteKind::Notarize, view))
+                    .unwrap();
             }
             // Journaling the same (view, kind) again replaces, never duplicates.
-            store.journal_certificate(&cert(VoteKind::Nullify, 7)).unwrap();
+            store
+                .journal_certificate(&cert(VoteKind::Nullify, 7))
+                .unwrap();
             store.prune_consensus_below(7).unwrap();
             store.raw_db().flush().unwrap();
         }
