@@ -155,11 +155,26 @@ impl AllianceBehaviour {
     }
 }
 
-/// Content-addressed message ids: the same transaction submitted to two
-/// merchants and published by both is one message, delivered once.
-fn message_id(message: &gossipsub::Message) -> MessageId {
+/// Message ids. Transactions are content-addressed: the same transaction
+/// submitted to two merchants and published by both is one message,
+/// delivered once. Consensus messages also name their author and sequence
+/// number: the consensus core re-sends the same vote or certificate on its
+/// retry timer (a peer that was down or cut off missed it), and a
+/// content-addressed id would make gossipsub refuse that re-send as a
+/// duplicate for [`GOSSIP_DUPLICATE_CACHE`]. Copies of one publication
+/// still share an id, so forwarding stays deduplicated; the core drops
+/// repeated votes itself.
+fn message_id(consensus_topic: &TopicHash, message: &gossipsub::Message) -> MessageId {
     let domain = format!("{GOSSIP_ID_DOMAIN}/{}", message.topic);
-    MessageId::from(hash_with_domain(&domain, &message.data).0.to_vec())
+    if &message.topic != consensus_topic {
+        return MessageId::from(hash_with_domain(&domain, &message.data).0.to_vec());
+    }
+    let mut bytes = message.data.clone();
+    if let Some(source) = &message.source {
+        bytes.extend_from_slice(&source.to_bytes());
+    }
+    bytes.extend_from_slice(&message.sequence_number.unwrap_or(0).to_be_bytes());
+    MessageId::from(hash_with_domain(&domain, &bytes).0.to_vec())
 }
 
 fn gossipsub_config(
@@ -172,7 +187,10 @@ fn gossipsub_config(
         .validation_mode(ValidationMode::Strict)
         // Nothing is forwarded until the node reports Accept.
         .validate_messages()
-        .message_id_fn(message_id)
+        .message_id_fn({
+            let consensus_topic = names.consensus_topic.hash();
+            move |m: &gossipsub::Message| message_id(&consensus_topic, m)
+        })
         .heartbeat_interval(limits.gossip_heartbeat)
         .heartbeat_initial_delay(limits.gossip_heartbeat)
         .duplicate_cache_time(GOSSIP_DUPLICATE_CACHE)
