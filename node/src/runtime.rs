@@ -358,6 +358,7 @@ fn restore_core(
 ) -> Result<Core<CachingVerifier>, crate::store::StoreError> {
     let votes = chain.store().votes()?;
     let journal = chain.store().journaled_certificates()?;
+    let blocks = chain.store().voted_blocks(chain.state().tip().height)?;
     let validators = chain.state().validator_set();
     Ok(Core::restore(
         core_config(shared, key, config, validators),
@@ -365,7 +366,8 @@ fn restore_core(
         votes,
         verifier.clone(),
     )
-    .with_journal(journal))
+    .with_journal(journal)
+    .with_blocks(blocks))
 }
 
 /// The anchor (last finalized block) of a chain, for the consensus core.
@@ -577,6 +579,10 @@ impl Driver {
                     let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
                     chain.store().persist_vote(&vote)?;
                 }
+                Output::PersistBlock(block) => {
+                    let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
+                    chain.store().persist_voted_block(&block)?;
+                }
                 Output::Journal(cert) => {
                     let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
                     if let Err(e) = chain.store().journal_certificate(&cert) {
@@ -742,6 +748,9 @@ impl Driver {
         let _ = chain
             .store()
             .prune_consensus_below(view.saturating_sub(alliance_consensus::config::VIEW_WINDOW));
+        let _ = chain
+            .store()
+            .prune_voted_blocks_through(block.header.height);
         tracing::info!(
             height = block.header.height,
             txs = block.txs.len(),

@@ -233,6 +233,20 @@ impl<V: Verifier> Core<V> {
         self
     }
 
+    /// Gives a restored core the blocks it persisted
+    /// ([`Output::PersistBlock`]) before the crash; those above the anchor
+    /// are kept (a block is named by its hash, so nothing else is checked
+    /// here: votes and certificates say which blocks count).
+    pub fn with_blocks(mut self, blocks: impl IntoIterator<Item = Block>) -> Self {
+        let height = self.finalized.height;
+        for block in blocks {
+            if block.header.height > height && self.blocks.len() < VIEW_WINDOW as usize * 2 {
+                self.blocks.insert(block.hash(), Arc::new(block));
+            }
+        }
+        self
+    }
+
     /// Test-only: breaks a safety rule on purpose (cargo feature `mutation`).
     #[cfg(feature = "mutation")]
     pub fn set_mutation(&mut self, mutation: crate::config::Mutation) {
@@ -756,6 +770,7 @@ impl<V: Verifier> Core<V> {
         };
         match check {
             Check::Fresh => {
+                self.persist_block_for(&data);
                 let vote = data.sign(&self.chain_id, &self.key);
                 self.guard.record(vote.clone());
                 self.out.push(Output::Persist(vote.clone()));
@@ -766,6 +781,22 @@ impl<V: Verifier> Core<V> {
             }
             Check::AlreadySigned(vote) => self.out.push(Output::Broadcast(Message::Vote(vote))),
             Check::Refused(_) => self.stats.refused_to_sign += 1,
+        }
+    }
+
+    /// Before the first vote for a block (a notarize, or a finalize of a
+    /// block we did not notarize): the block must be durable too.
+    fn persist_block_for(&mut self, data: &VoteData) {
+        let first = match data.kind {
+            VoteKind::Nullify => false,
+            VoteKind::Notarize => true,
+            VoteKind::Finalize => self
+                .guard
+                .get(data.view, VoteKind::Notarize)
+                .is_none_or(|v| v.data.block_hash != data.block_hash),
+        };
+        if let Some(block) = self.blocks.get(&data.block_hash).filter(|_| first) {
+            self.out.push(Output::PersistBlock(block.clone()));
         }
     }
 
@@ -794,6 +825,14 @@ impl<V: Verifier> Core<V> {
         self.view = view;
         self.set_timer(view, TimerKind::Leader, self.leader_timeout_ms);
         self.set_timer(view, TimerKind::Notarization, self.notarization_timeout_ms);
+        // Fetches still outstanding are asked again once per view: an answer
+        // may have been lost, and a node that follows views through
+        // certificates never reaches its retry timer (found by the
+        // simulation's `lost_fetch` scenario).
+        if !self.fetching.is_empty() {
+            self.fetching.clear();
+            self.emit_dirty = true;
+        }
     }
 
     fn on_timer(&mut self, id: TimerId) {
@@ -915,8 +954,9 @@ impl<V: Verifier> Core<V> {
         }
         let vote = data.sign(&self.chain_id, &self.key);
         self.guard.record(vote.clone());
-        self.out.push(Output::Persist(vote.clone()));
         let block = Arc::new(block);
+        self.out.push(Output::PersistBlock(block.clone()));
+        self.out.push(Output::Persist(vote.clone()));
         self.blocks.insert(hash, block.clone());
         let state = self.views.entry(view).or_default();
         state.proposal = Some(ProposalState {

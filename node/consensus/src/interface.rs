@@ -82,6 +82,14 @@ pub enum Output {
     /// on restart, [`crate::Core::restore`] reads these back so the node
     /// never signs a conflicting vote.
     Persist(SignedVote),
+    /// Make this block durable (with the [`Output::Persist`] that follows:
+    /// it is the block that vote is for) BEFORE executing any later output.
+    /// Blocks voted for but not finalized exist nowhere else when every
+    /// validator crashes (or the only one, n = 1): without the block, the
+    /// restarted alliance could certify a block nobody holds and stall for
+    /// good. On restart pass them to [`crate::Core::with_blocks`]; the
+    /// driver may delete them once their height is finalized.
+    PersistBlock(Arc<Block>),
     /// Journal this certificate (a notarization, nullification or
     /// finalization the core learned). Unlike [`Output::Persist`] it need
     /// not be durable before later outputs run: a certificate lost in a

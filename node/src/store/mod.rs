@@ -16,6 +16,7 @@
 //! | `c`    | height (u64 BE)        | claim changes of that block             |
 //! | `e`    | view (u64 BE), signer  | equivocation evidence ([`evidence`])   |
 //! | `j`    | view (u64 BE), kind    | consensus certificate journal          |
+//! | `u`    | height (u64 BE), hash  | unfinalized block this node voted for  |
 //!
 //! A commit writes the block, its indexes, the state changes and the new
 //! tip in one batch and then fsyncs; only then is it acknowledged. After a
@@ -31,7 +32,7 @@ use alliance_protocol::genesis::Genesis;
 use alliance_protocol::state::{
     ChainTip, Claim, Execution, LedgerState, StateKey, StateValue, TxOutcome,
 };
-use alliance_protocol::{Certificate, FinalizedBlock, Hash32, SignedVote, VoteKind};
+use alliance_protocol::{Block, Certificate, FinalizedBlock, Hash32, SignedVote, VoteKind};
 use alliance_protocol::{MerchantId, PublicKey, TxBody};
 use serde::{Deserialize, Serialize};
 
@@ -92,6 +93,7 @@ const TX: u8 = b't';
 const STATE: u8 = b's';
 const VOTE: u8 = b'v';
 const JOURNAL: u8 = b'j';
+const VOTED_BLOCK: u8 = b'u';
 const HISTORY: u8 = b'a';
 const CLAIM_DELTA: u8 = b'c';
 /// Metadata keys all start with `m`.
@@ -518,6 +520,43 @@ impl Store {
         k.extend_from_slice(&cert.view.to_be_bytes());
         k.push(kind);
         self.db.insert(k, encoding::encode(cert))?;
+        Ok(())
+    }
+
+    /// Keeps a block this node is about to vote for (not finalized yet).
+    /// Not flushed here: the vote's [`Store::persist_vote`] that follows
+    /// flushes both.
+    pub fn persist_voted_block(&self, block: &Block) -> Result<(), StoreError> {
+        let mut k = vec![VOTED_BLOCK];
+        k.extend_from_slice(&block.header.height.to_be_bytes());
+        k.extend_from_slice(&block.hash().0);
+        self.db.insert(k, encoding::encode(block))?;
+        Ok(())
+    }
+
+    /// The blocks kept by [`Store::persist_voted_block`] above height
+    /// `above` (the consensus core takes them back at restart).
+    pub fn voted_blocks(&self, above: u64) -> Result<Vec<Block>, StoreError> {
+        let mut start = vec![VOTED_BLOCK];
+        start.extend_from_slice(&(above.saturating_add(1)).to_be_bytes());
+        let mut out = Vec::new();
+        for item in self.db.range(start..vec![VOTED_BLOCK + 1]) {
+            let (_, v) = item?;
+            out.push(decode(&v, "voted block")?);
+        }
+        Ok(out)
+    }
+
+    /// Forgets voted blocks at or below `height` (finalized, or orphaned
+    /// by a finalized sibling).
+    pub fn prune_voted_blocks_through(&self, height: u64) -> Result<(), StoreError> {
+        let mut end = vec![VOTED_BLOCK];
+        end.extend_from_slice(&(height.saturating_add(1)).to_be_bytes());
+        let mut batch = sled::Batch::default();
+        for item in self.db.range(vec![VOTED_BLOCK]..end) {
+            batch.remove(item?.0);
+        }
+        self.db.apply_batch(batch)?;
         Ok(())
     }
 

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+mod faults;
 pub mod scenario;
 
 use std::cell::RefCell;
@@ -27,11 +28,24 @@ pub use scenario::{Adversary, Scenario};
 
 /// Chain id of every simulated chain.
 pub const CHAIN: &str = "sim-chain";
-/// Simulated time allowed after GST for every honest node to finalize a
-/// new block before the run counts as a liveness failure.
-pub const LIVENESS_TIME_MS: u64 = 30_000;
-/// Most views after GST before a new block must be finalized everywhere.
-pub const LIVENESS_VIEWS_MAX: u64 = 60;
+/// New heights every live honest node must finalize after GST.
+pub const LIVENESS_HEIGHTS: u64 = 20;
+/// Simulated time allowed after GST for every live honest node to finalize
+/// `LIVENESS_HEIGHTS` new heights before the run counts as a liveness
+/// failure.
+pub const LIVENESS_TIME_MS: u64 = 60_000;
+/// Most views after GST before `LIVENESS_HEIGHTS` new heights must be
+/// finalized everywhere.
+pub const LIVENESS_VIEWS_MAX: u64 = 400;
+/// A run stops as a liveness failure once some live honest node has
+/// finalized this many new heights since GST while another has not reached
+/// `LIVENESS_HEIGHTS` (it was left behind; running to the time limit would
+/// only cost time).
+pub const LEFT_BEHIND_HEIGHTS: u64 = 10 * LIVENESS_HEIGHTS;
+/// A run stops as a liveness failure once no live honest node has
+/// finalized anything for this long after GST (passing runs reach all
+/// `LIVENESS_HEIGHTS` in a few seconds).
+pub const STALL_MS: u64 = 15_000;
 /// Events per run before giving up (a livelock guard).
 pub const STEPS_MAX: u64 = 3_000_000;
 
@@ -67,8 +81,12 @@ impl Verifier for MemoVerifier {
 pub struct Options {
     /// Keep a step log (replays; failures are re-run with it on).
     pub trace: bool,
-    /// Run every core with the WeakQuorum mutation.
-    pub mutation: bool,
+    /// Run every core with this mutation (test-only fault injection).
+    pub mutation: Option<alliance_consensus::Mutation>,
+    /// Run this scenario only (a name of `scenario::SCENARIOS`).
+    pub scenario: Option<&'static str>,
+    /// Run with this many validators instead of the seed's.
+    pub n: Option<usize>,
 }
 
 /// A successful run.
@@ -78,8 +96,14 @@ pub struct Outcome {
     pub scenario: String,
     /// Validators.
     pub n: usize,
-    /// Views between GST and every honest node finalizing a new block.
+    /// Views between GST and every live honest node having finalized
+    /// `LIVENESS_HEIGHTS` new heights.
     pub liveness_views: u64,
+    /// The same bound in simulated milliseconds.
+    pub liveness_ms: u64,
+    /// How often each fault of the scenario struck (lies told, cuts made,
+    /// stale proposals sent...): shows a scenario is not vacuous.
+    pub counters: BTreeMap<&'static str, u64>,
     /// Highest height finalized.
     pub height: u64,
     /// Events processed.
@@ -99,12 +123,22 @@ pub struct Failure {
     pub message: String,
     /// Scenario name.
     pub scenario: String,
+    /// Validators.
+    pub n: usize,
     /// The step log (empty unless tracing).
     pub trace: Vec<String>,
 }
 
 #[derive(Debug)]
 enum Event {
+    /// A resolver request (Output::Resolve) arriving at `to`; the answer
+    /// goes back to `from` as Input::Certificates.
+    Resolve {
+        to: usize,
+        from: usize,
+        incarnation: u64,
+        views: Vec<u64>,
+    },
     Deliver {
         to: usize,
         from: PublicKey,
@@ -130,6 +164,15 @@ enum Event {
     GarbageTick {
         node: usize,
     },
+    /// Crash `node` for good (resolving `scenario::CURRENT_LEADER`).
+    CrashForGood {
+        node: usize,
+    },
+    /// Arm a crash between two outputs of the node's next `handle` call.
+    ArmCut {
+        node: usize,
+        down_ms: u64,
+    },
 }
 
 struct Node {
@@ -138,8 +181,20 @@ struct Node {
     core: Option<Core<MemoVerifier>>,
     incarnation: u64,
     persisted: Vec<SignedVote>,
+    /// Certificates journaled by the core (Output::Journal), replayed at boot.
+    journal: Vec<Certificate>,
+    /// Blocks persisted before a vote for them (Output::PersistBlock):
+    /// durable, given back at boot, and served to peers' fetches.
+    voted: Vec<Block>,
     /// Finalized blocks with their certificates, index = height - 1.
     chain: Vec<(Arc<Block>, Certificate)>,
+    /// The validator whose key this process holds (its own index, except
+    /// for a twin).
+    validator: usize,
+    /// Armed crash between two outputs: restart after this many ms.
+    cut: Option<u64>,
+    /// Crashed for good: not expected to be live.
+    gone: bool,
 }
 
 impl Node {
@@ -174,6 +229,8 @@ pub struct Sim {
     trace: Vec<String>,
     failure: Option<(&'static str, String)>,
     undecodable: u64,
+    /// State of the added faults and adversaries (see `faults.rs`).
+    x: faults::Extra,
 }
 
 fn short(h: &Hash32) -> String {
@@ -211,7 +268,7 @@ impl Sim {
     /// Builds the run for `seed`.
     pub fn new(seed: u64, opts: Options) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let scenario = Scenario::for_seed(seed, &mut rng);
+        let scenario = Scenario::for_seed(seed, &mut rng, opts.scenario, opts.n);
         let keys: Vec<Keypair> = (0..scenario.n)
             .map(|i| Keypair::from_label(&format!("sim/validator/{i}")))
             .collect();
@@ -226,8 +283,11 @@ impl Sim {
         )
         .expect("valid set");
         let genesis = app::genesis(set.hash());
-        let nodes = keys
+        // Twins: one more process with the twinned validator's key.
+        let twin_key = scenario.twin.as_ref().map(|(t, _)| (*t, keys[*t].clone()));
+        let mut nodes: Vec<Node> = keys
             .into_iter()
+            .chain(twin_key.iter().map(|(_, k)| k.clone()))
             .enumerate()
             .map(|(i, key)| Node {
                 key,
@@ -239,9 +299,19 @@ impl Sim {
                 core: None,
                 incarnation: 0,
                 persisted: Vec::new(),
+                journal: Vec::new(),
+                voted: Vec::new(),
                 chain: Vec::new(),
+                validator: i,
+                cut: None,
+                gone: false,
             })
             .collect();
+        if let Some((t, _)) = twin_key {
+            let twin = nodes.last_mut().expect("the twin process");
+            twin.validator = t;
+            twin.adversary = Some(Adversary::Twin);
+        }
         Sim {
             scenario,
             opts,
@@ -264,6 +334,7 @@ impl Sim {
             trace: Vec::new(),
             failure: None,
             undecodable: 0,
+            x: faults::Extra::default(),
         }
     }
 
@@ -280,6 +351,12 @@ impl Sim {
     }
 
     fn fail(&mut self, kind: &'static str, message: String) {
+        // A mutated core double-signs by design (finalize after nullify):
+        // the mutation tests look past that for a broken finalization.
+        if self.opts.mutation.is_some() && message.contains("of equivocation") {
+            self.count("mutated_equivocations");
+            return;
+        }
         if self.failure.is_none() {
             self.log(|| format!("FAILURE {kind}: {message}"));
             self.failure = Some((kind, message));
@@ -317,9 +394,11 @@ impl Sim {
             anchor,
             self.nodes[i].persisted.clone(),
             self.verifier.clone(),
-        );
-        if self.opts.mutation {
-            core.set_mutation(alliance_consensus::Mutation::WeakQuorum);
+        )
+        .with_journal(self.nodes[i].journal.clone())
+        .with_blocks(self.nodes[i].voted.clone());
+        if let Some(mutation) = self.opts.mutation {
+            core.set_mutation(mutation);
         }
         let outs = core.start();
         self.nodes[i].core = Some(core);
@@ -342,7 +421,10 @@ impl Sim {
             .unwrap_or(0)
     }
 
+    /// Whether processes `a` and `b` are cut off from each other by the
+    /// scenario's partition (by validator: a twin shares its side).
     fn partitioned(&self, a: usize, b: usize) -> bool {
+        let (a, b) = (self.nodes[a].validator, self.nodes[b].validator);
         match &self.scenario.partition {
             Some((start, end, groups)) if self.now >= *start && self.now < *end => {
                 groups[a] != groups[b]
@@ -351,49 +433,57 @@ impl Sim {
         }
     }
 
-    /// Sends over the simulated network: loss (before GST), partitions,
-    /// random delay (reordering), duplication.
+    /// Sends over the simulated network from process `from` to process
+    /// `to` (a twinned validator's messages are routed to its processes by
+    /// the twin route): loss (before GST), partitions, one-directional
+    /// drops, random or targeted delay (reordering), duplication.
     fn send(&mut self, from: usize, to: usize, msg: Message) {
-        if from == to || self.partitioned(from, to) {
+        let (vf, vt) = (self.nodes[from].validator, self.nodes[to].validator);
+        if vf == vt {
             return;
         }
-        if let Message::Certificate(c) = &msg {
-            if c.kind != VoteKind::Nullify {
-                self.certs.entry(c.block_hash).or_insert_with(|| c.clone());
-            }
+        // What was sent exists for the fetcher and the checks, delivered or
+        // not.
+        self.observe(&msg);
+        if self.partitioned(from, to) || self.oneway_blocked(vf, vt) {
+            return;
         }
         if !self.gst_done && self.rng.gen_bool(self.scenario.loss) {
             return;
         }
-        let (lo, hi) = self.scenario.delay;
+        let (lo, hi) = self.delay_range(vf, vt, &msg);
         let copies = if self.rng.gen_bool(self.scenario.dup) {
             2
         } else {
             1
         };
         let from_key = self.nodes[from].key.public();
-        for _ in 0..copies {
-            let at = self.now + self.rng.gen_range(lo..=hi);
-            self.schedule(
-                at,
-                Event::Deliver {
-                    to,
-                    from: from_key,
-                    msg: msg.clone(),
-                },
-            );
+        for to in self.route(from, to) {
+            for _ in 0..copies {
+                let at = self.now + self.rng.gen_range(lo..=hi);
+                self.schedule(
+                    at,
+                    Event::Deliver {
+                        to,
+                        from: from_key,
+                        msg: msg.clone(),
+                    },
+                );
+            }
         }
     }
 
+    /// Sends to every other validator (and so to both twins).
     fn broadcast(&mut self, from: usize, msg: Message) {
-        for to in 0..self.nodes.len() {
+        for to in 0..self.set.len() {
             self.send(from, to, msg.clone());
         }
     }
 
     /// Sends `a` to a random half of the peers and `b` to the others.
     fn split_send(&mut self, from: usize, a: Message, b: Message) {
-        let mut peers: Vec<usize> = (0..self.nodes.len()).filter(|&j| j != from).collect();
+        let me = self.nodes[from].validator;
+        let mut peers: Vec<usize> = (0..self.set.len()).filter(|&j| j != me).collect();
         peers.shuffle(&mut self.rng);
         let half = peers.len() / 2;
         for (k, to) in peers.into_iter().enumerate() {
@@ -454,6 +544,8 @@ impl Sim {
                 let second = Message::Vote(other.sign(CHAIN, &key));
                 self.split_send(i, msg, second);
             }
+            (Adversary::StaleParent, _) => self.stale_parent_broadcast(i, msg),
+            (Adversary::Coalition, _) => self.coalition_broadcast(i, msg),
             _ => self.broadcast(i, msg),
         }
     }
@@ -478,6 +570,12 @@ impl Sim {
         let incarnation = self.nodes[i].incarnation;
         for out in outs {
             match out {
+                Output::PersistBlock(block) => {
+                    let voted = &mut self.nodes[i].voted;
+                    if !voted.iter().any(|b| b.hash() == block.hash()) {
+                        voted.push((*block).clone());
+                    }
+                }
                 Output::Persist(v) => {
                     if v.signer != self.nodes[i].key.public() {
                         self.fail(
@@ -568,25 +666,41 @@ impl Sim {
                         },
                     );
                 }
+                Output::Journal(cert) => {
+                    let journal = &mut self.nodes[i].journal;
+                    if !journal
+                        .iter()
+                        .any(|c| c.view == cert.view && c.kind == cert.kind)
+                    {
+                        journal.push(cert);
+                    }
+                }
+                Output::Resolve { views } => {
+                    // Ask one random peer, through the simulated network.
+                    let n = self.nodes.len();
+                    if n > 1 {
+                        let to = (i + self.rng.gen_range(1..n)) % n;
+                        self.log(|| format!("n{i} resolve {views:?} from n{to}"));
+                        if !self.partitioned(i, to)
+                            && (self.gst_done || !self.rng.gen_bool(self.scenario.loss))
+                        {
+                            let (lo, hi) = self.scenario.delay;
+                            let at = self.now + self.rng.gen_range(lo..=hi);
+                            self.schedule(
+                                at,
+                                Event::Resolve {
+                                    to,
+                                    from: i,
+                                    incarnation,
+                                    views,
+                                },
+                            );
+                        }
+                    }
+                }
                 Output::Fetch { hash, height } => {
                     self.log(|| format!("n{i} fetch h{height} {}", short(&hash)));
-                    if let (Some(block), Some(cert)) =
-                        (self.blocks.get(&hash), self.certs.get(&hash))
-                    {
-                        let input = Input::Fetched {
-                            block: block.clone(),
-                            certificate: cert.clone(),
-                        };
-                        let at = self.now + self.rng.gen_range(5..=40);
-                        self.schedule(
-                            at,
-                            Event::App {
-                                node: i,
-                                incarnation,
-                                input,
-                            },
-                        );
-                    }
+                    self.answer_fetch(i, incarnation, hash, height);
                 }
                 Output::Finalized { block, certificate } => {
                     self.log(|| {
@@ -666,7 +780,8 @@ impl Sim {
             match cert.verify(CHAIN, &self.set, height, &hash) {
                 Ok(()) => {}
                 Err(CertificateError::TooFewSigners { got, .. })
-                    if self.opts.mutation && got > self.set.max_faulty() => {}
+                    if self.opts.mutation == Some(alliance_consensus::Mutation::WeakQuorum)
+                        && got > self.set.max_faulty() => {}
                 Err(e) => self.fail(
                     "safety",
                     format!("n{i} finalized h{height} with an invalid certificate: {e}"),
@@ -790,6 +905,7 @@ impl Sim {
         } else {
             key.public()
         };
+        self.observe(&msg);
         let at = self.now + self.rng.gen_range(1..=20);
         self.schedule(at, Event::Deliver { to, from, msg });
     }
@@ -807,7 +923,32 @@ impl Sim {
                     .as_mut()
                     .map(|c| c.handle(Input::Message { from, message: msg }))
                     .unwrap_or_default();
-                self.process(to, outs);
+                self.execute(to, outs);
+            }
+            Event::Resolve {
+                to,
+                from,
+                incarnation,
+                views,
+            } => {
+                let Some(core) = self.nodes[to].core.as_ref() else {
+                    return;
+                };
+                let certs = core.certificates_for(&views);
+                if certs.is_empty() || self.partitioned(to, from) {
+                    return;
+                }
+                self.log(|| format!("n{from} <- n{to} {} resolved certificates", certs.len()));
+                let (lo, hi) = self.scenario.delay;
+                let at = self.now + self.rng.gen_range(lo..=hi);
+                self.schedule(
+                    at,
+                    Event::App {
+                        node: from,
+                        incarnation,
+                        input: Input::Certificates(certs),
+                    },
+                );
             }
             Event::Timer {
                 node,
@@ -823,7 +964,7 @@ impl Sim {
                     .as_mut()
                     .map(|c| c.handle(Input::Timer(id)))
                     .unwrap_or_default();
-                self.process(node, outs);
+                self.execute(node, outs);
             }
             Event::App {
                 node,
@@ -838,18 +979,23 @@ impl Sim {
                     .as_mut()
                     .map(|c| c.handle(input))
                     .unwrap_or_default();
-                self.process(node, outs);
+                self.execute(node, outs);
             }
-            Event::Crash { node } => {
-                let node = if node == scenario::CURRENT_LEADER {
-                    let leader = self.set.leader(self.max_honest_view()).key;
-                    self.set.index_of(&leader).unwrap_or(0)
-                } else {
-                    node
-                };
-                self.log(|| format!("n{node} CRASH"));
+            Event::CrashForGood { node } => {
+                let node = self.resolve_node(node);
+                self.nodes[node].gone = true;
+                self.log(|| format!("n{node} CRASH for good"));
                 self.nodes[node].core = None;
                 self.nodes[node].incarnation += 1;
+            }
+            Event::ArmCut { node, down_ms } => {
+                self.log(|| format!("n{node} armed: crash inside its next handle call"));
+                self.nodes[node].cut = Some(down_ms);
+            }
+            Event::Crash { node } => {
+                let node = self.resolve_node(node);
+                self.log(|| format!("n{node} CRASH"));
+                self.crash(node);
             }
             Event::Restart { node } => {
                 if self.nodes[node].core.is_none() {
@@ -872,18 +1018,25 @@ impl Sim {
         }
     }
 
+    /// Every honest node not crashed for good is up and has finalized
+    /// `LIVENESS_HEIGHTS` new heights since GST (never true with no such
+    /// node).
     fn liveness_reached(&self) -> bool {
+        let expected: Vec<usize> = (0..self.nodes.len())
+            .filter(|&i| self.nodes[i].honest() && !self.nodes[i].gone)
+            .collect();
         self.gst_done
-            && self
-                .honest_live()
-                .iter()
-                .all(|&i| self.nodes[i].chain.len() as u64 > self.gst_heights[i])
+            && !expected.is_empty()
+            && expected.iter().all(|&i| {
+                self.nodes[i].core.is_some()
+                    && self.nodes[i].chain.len() as u64 >= self.gst_heights[i] + LIVENESS_HEIGHTS
+            })
     }
 
     /// Runs to the liveness goal or a failure.
     pub fn run(mut self) -> Result<Outcome, Failure> {
         let sc = self.scenario.clone();
-        for i in 0..sc.n {
+        for i in 0..self.nodes.len() {
             match self.nodes[i].adversary {
                 Some(Adversary::Silent) => {}
                 Some(Adversary::Garbage) => self.schedule(1, Event::GarbageTick { node: i }),
@@ -891,10 +1044,16 @@ impl Sim {
             }
         }
         for &(node, crash_at, restart_at) in &sc.crashes {
-            self.schedule(crash_at, Event::Crash { node });
-            if let Some(r) = restart_at {
-                self.schedule(r, Event::Restart { node });
+            match restart_at {
+                Some(r) => {
+                    self.schedule(crash_at, Event::Crash { node });
+                    self.schedule(r, Event::Restart { node });
+                }
+                None => self.schedule(crash_at, Event::CrashForGood { node }),
             }
+        }
+        for &(node, at, down_ms) in &sc.unsynced {
+            self.schedule(at, Event::ArmCut { node, down_ms });
         }
         self.schedule(sc.gst_ms, Event::Gst);
         let deadline = sc.gst_ms + LIVENESS_TIME_MS;
@@ -905,13 +1064,18 @@ impl Sim {
             self.now = at;
             self.steps += 1;
             self.step(ev);
-            if self.failure.is_some() || self.liveness_reached() || self.steps > STEPS_MAX {
+            if self.failure.is_some()
+                || self.liveness_reached()
+                || self.steps > STEPS_MAX
+                || self.left_behind()
+                || self.stalled()
+            {
                 break;
             }
         }
         // Honest cores must never refuse their own votes or see certified
         // conflicts (both need more than f Byzantine validators or a bug).
-        if self.failure.is_none() && !self.opts.mutation {
+        if self.failure.is_none() && self.opts.mutation.is_none() {
             for i in self.honest_live() {
                 let s = self.nodes[i]
                     .core
@@ -927,14 +1091,15 @@ impl Sim {
             }
         }
         if self.failure.is_none() && !self.liveness_reached() {
-            let heights: Vec<usize> = self.nodes.iter().map(|n| n.chain.len()).collect();
-            self.fail("liveness", format!("no new block at every honest node within {LIVENESS_TIME_MS} ms after GST (heights {heights:?}, steps {})", self.steps));
+            let message = self.liveness_report();
+            self.fail("liveness", message);
         }
         let liveness_views = self.max_honest_view().saturating_sub(self.gst_view);
+        let liveness_ms = self.now.saturating_sub(sc.gst_ms);
         if self.failure.is_none() && liveness_views > LIVENESS_VIEWS_MAX {
             self.fail(
                 "liveness",
-                format!("new block took {liveness_views} views after GST"),
+                format!("{LIVENESS_HEIGHTS} new heights took {liveness_views} views after GST"),
             );
         }
         let mut stats = alliance_consensus::Stats::default();
@@ -948,12 +1113,15 @@ impl Sim {
                 kind,
                 message,
                 scenario: sc.name.to_string(),
+                n: sc.n,
                 trace: std::mem::take(&mut self.trace),
             }),
             None => Ok(Outcome {
                 scenario: sc.name.to_string(),
                 n: sc.n,
                 liveness_views,
+                liveness_ms,
+                counters: std::mem::take(&mut self.x.counters),
                 height: self.finalized.keys().next_back().copied().unwrap_or(0),
                 steps: self.steps,
                 stats,
