@@ -87,6 +87,8 @@ impl Behaviour {
 pub struct Byzantine {
     behaviours: Vec<Behaviour>,
     chain_id: String,
+    /// What the current epoch's votes sign (set by [`Byzantine::rewrite`]).
+    domain: alliance_protocol::VoteDomain,
     key: Keypair,
     /// Honest merchants' keys, whose names forged transactions borrow.
     others: Vec<PublicKey>,
@@ -113,6 +115,10 @@ impl Byzantine {
         Ok(Byzantine {
             behaviours,
             chain_id: chain_id.to_string(),
+            domain: alliance_protocol::VoteDomain {
+                chain_id: chain_id.to_string(),
+                validator_set_hash: Hash32::ZERO,
+            },
             others: members
                 .iter()
                 .copied()
@@ -136,7 +142,7 @@ impl Byzantine {
                 height,
                 block_hash,
             }
-            .sign(&self.chain_id, &self.key),
+            .sign(&self.domain, &self.key),
         )
     }
 
@@ -148,7 +154,7 @@ impl Byzantine {
             height: block.header.height,
             block_hash: block.hash(),
         }
-        .sign(&self.chain_id, &self.key);
+        .sign(&self.domain, &self.key);
         Message::Proposal(Box::new(Proposal {
             view,
             parent_view,
@@ -158,7 +164,12 @@ impl Byzantine {
     }
 
     /// The bytes to publish in place of the honest `message`.
-    pub fn rewrite(&mut self, message: Message) -> Vec<Vec<u8>> {
+    pub fn rewrite(
+        &mut self,
+        message: Message,
+        domain: &alliance_protocol::VoteDomain,
+    ) -> Vec<Vec<u8>> {
+        self.domain = domain.clone();
         let me = self.key.public();
         let view = message.view();
         let mut out = Vec::new();

@@ -594,7 +594,7 @@ impl Driver {
                 Output::Broadcast(message) | Output::Send { message, .. } => {
                     #[cfg(feature = "byzantine")]
                     let sends = match self.byzantine.as_mut() {
-                        Some(b) => b.rewrite(message),
+                        Some(b) => b.rewrite(message, self.core.domain()),
                         None => vec![message.to_bytes()],
                     };
                     #[cfg(not(feature = "byzantine"))]
@@ -877,11 +877,11 @@ impl Driver {
     /// so the core does not check the same signatures again.
     fn judge(&mut self, message: &Message) -> Verdict {
         let validators = self.core.validators().clone();
-        let chain_id = self.shared.chain_id.clone();
+        let domain = self.core.domain().clone();
         let mut verifier = self.verifier.clone();
         let mut vote_ok = |v: &alliance_protocol::SignedVote| {
             alliance_consensus::batcher::check_vote(&validators, v).is_ok()
-                && verifier.verify(&chain_id, &v.data, &[(v.signer, v.signature)])
+                && verifier.verify(&domain, &v.data, &[(v.signer, v.signature)])
         };
         let stale = message
             .view()
@@ -896,7 +896,7 @@ impl Driver {
                     validators.quorum(),
                     c,
                 ) {
-                    Ok(()) => verifier.verify(&chain_id, &c.vote_data(), &c.votes),
+                    Ok(()) => verifier.verify(&domain, &c.vote_data(), &c.votes),
                     // Another epoch's certificate (its signers are not this
                     // set's) is not a forgery: do not forward, do not blame.
                     Err(alliance_consensus::DropReason::NotValidator) => return Verdict::Ignore,

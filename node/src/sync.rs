@@ -220,7 +220,10 @@ mod tests {
             height: block.header.height,
             block_hash: block.hash(),
         };
-        let msg = data.signing_hash(CHAIN);
+        let msg = data.signing_hash(&alliance_protocol::VoteDomain {
+            chain_id: CHAIN.into(),
+            validator_set_hash: block.header.validator_set_hash,
+        });
         Certificate::from_votes(
             VoteKind::Notarize,
             view,

@@ -258,7 +258,10 @@ fn clean_export_verifies_and_tampering_is_located() {
         kind: VoteKind::Finalize,
         ..fb.certificate.vote_data()
     }
-    .signing_hash(&c.chain_id);
+    .signing_hash(&alliance_protocol::VoteDomain {
+        chain_id: c.chain_id.clone(),
+        validator_set_hash: fb.block.header.validator_set_hash,
+    });
     fb.certificate.votes[0] = (outsider.public(), outsider.sign(&msg.0));
     e.blocks[19] = fb.to_bytes();
     let (v, human) = c.audit_modified("forged.paexport", &e);
@@ -278,7 +281,13 @@ fn clean_export_verifies_and_tampering_is_located() {
     let mut e = c.export();
     let mut fb = FinalizedBlock::from_bytes(&e.blocks[24]).expect("decode");
     let keys = c.merchant_keys();
-    let msg = fb.certificate.vote_data().signing_hash(&c.chain_id);
+    let msg = fb
+        .certificate
+        .vote_data()
+        .signing_hash(&alliance_protocol::VoteDomain {
+            chain_id: c.chain_id.clone(),
+            validator_set_hash: fb.block.header.validator_set_hash,
+        });
     fb.certificate.votes = keys[..2]
         .iter()
         .map(|k| (k.public(), k.sign(&msg.0)))

@@ -5,7 +5,8 @@
 //! the simulation can memoise results.
 
 use alliance_protocol::{
-    Certificate, Hash32, PublicKey, Signature, SignedVote, ValidatorSet, VoteData, VoteKind,
+    Certificate, Hash32, PublicKey, Signature, SignedVote, ValidatorSet, VoteData, VoteDomain,
+    VoteKind,
 };
 
 use crate::stats::DropReason;
@@ -13,11 +14,11 @@ use crate::stats::DropReason;
 /// Checks ed25519 signatures over consensus votes.
 pub trait Verifier {
     /// Whether every `(signer, signature)` in `signatures` is a valid
-    /// signature of `data` on `chain_id` (one entry for a vote, a quorum for
+    /// signature of `data` in `domain` (one entry for a vote, a quorum for
     /// a certificate: an implementation may check them in parallel).
     fn verify(
         &mut self,
-        chain_id: &str,
+        domain: &VoteDomain,
         data: &VoteData,
         signatures: &[(PublicKey, Signature)],
     ) -> bool;
@@ -30,11 +31,11 @@ pub struct Ed25519Verifier;
 impl Verifier for Ed25519Verifier {
     fn verify(
         &mut self,
-        chain_id: &str,
+        domain: &VoteDomain,
         data: &VoteData,
         signatures: &[(PublicKey, Signature)],
     ) -> bool {
-        let msg = data.signing_hash(chain_id);
+        let msg = data.signing_hash(domain);
         signatures
             .iter()
             .all(|(signer, sig)| signer.verify(&msg.0, sig))
@@ -74,11 +75,11 @@ impl CachingVerifier {
 impl Verifier for CachingVerifier {
     fn verify(
         &mut self,
-        chain_id: &str,
+        domain: &VoteDomain,
         data: &VoteData,
         signatures: &[(PublicKey, Signature)],
     ) -> bool {
-        let msg = data.signing_hash(chain_id);
+        let msg = data.signing_hash(domain);
         let keys: Vec<Hash32> = signatures
             .iter()
             .map(|(pk, sig)| Self::key(&msg, pk, sig))
@@ -163,6 +164,13 @@ mod tests {
     use super::*;
     use alliance_protocol::{Keypair, MerchantId, Validator};
 
+    fn dom(chain: &str) -> VoteDomain {
+        VoteDomain {
+            chain_id: chain.into(),
+            validator_set_hash: Hash32([3; 32]),
+        }
+    }
+
     #[test]
     fn well_formed_votes() {
         let h = Hash32([1; 32]);
@@ -190,12 +198,12 @@ mod tests {
             height: 1,
             block_hash: Hash32([1; 32]),
         };
-        let v = data.sign("c", &k);
+        let v = data.sign(&dom("c"), &k);
         let mut ver = Ed25519Verifier;
-        assert!(ver.verify("c", &data, &[(v.signer, v.signature)]));
-        assert!(!ver.verify("other", &data, &[(v.signer, v.signature)]));
+        assert!(ver.verify(&dom("c"), &data, &[(v.signer, v.signature)]));
+        assert!(!ver.verify(&dom("other"), &data, &[(v.signer, v.signature)]));
         assert!(!ver.verify(
-            "c",
+            &dom("c"),
             &data,
             &[(Keypair::from_label("b").public(), v.signature)]
         ));
@@ -205,7 +213,7 @@ mod tests {
         }])
         .unwrap();
         assert_eq!(check_vote(&set, &v), Ok(()));
-        let outsider = data.sign("c", &Keypair::from_label("b"));
+        let outsider = data.sign(&dom("c"), &Keypair::from_label("b"));
         assert_eq!(check_vote(&set, &outsider), Err(DropReason::NotValidator));
     }
 
@@ -221,20 +229,20 @@ mod tests {
                 height: 0,
                 block_hash: Hash32::ZERO,
             };
-            let v = data.sign("c", &k);
+            let v = data.sign(&dom("c"), &k);
             let sigs = [(v.signer, v.signature)];
             if view % 1_000 == 1 {
                 let mut forged = sigs;
                 forged[0].1 .0[5] ^= 1;
-                assert!(!cached.verify("c", &data, &forged));
-                assert!(!cached.verify("c", &data, &forged), "never cached");
-                assert!(!cached.verify("other", &data, &sigs));
+                assert!(!cached.verify(&dom("c"), &data, &forged));
+                assert!(!cached.verify(&dom("c"), &data, &forged), "never cached");
+                assert!(!cached.verify(&dom("other"), &data, &sigs));
             }
             assert_eq!(
-                cached.verify("c", &data, &sigs),
-                plain.verify("c", &data, &sigs)
+                cached.verify(&dom("c"), &data, &sigs),
+                plain.verify(&dom("c"), &data, &sigs)
             );
-            assert!(cached.verify("c", &data, &sigs), "cached verdict");
+            assert!(cached.verify(&dom("c"), &data, &sigs), "cached verdict");
         }
         let len = cached.cache.lock().unwrap().set.len();
         assert_eq!(len, VERIFIED_CACHE_MAX);

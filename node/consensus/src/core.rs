@@ -29,7 +29,8 @@ use std::sync::Arc;
 
 use alliance_protocol::certificate::Equivocation;
 use alliance_protocol::{
-    Block, Certificate, Hash32, Keypair, PublicKey, SignedVote, ValidatorSet, VoteData, VoteKind,
+    Block, Certificate, Hash32, Keypair, PublicKey, SignedVote, ValidatorSet, VoteData, VoteDomain,
+    VoteKind,
 };
 
 use crate::batcher::{check_certificate, check_vote, Ed25519Verifier, Verifier};
@@ -101,7 +102,8 @@ enum AncestryError {
 /// [`Core::start`] once, then [`Core::handle`] for every input, and execute
 /// the returned outputs in order.
 pub struct Core<V: Verifier = Ed25519Verifier> {
-    chain_id: String,
+    /// Chain id and this epoch's validator set: what every vote signs.
+    domain: VoteDomain,
     key: Keypair,
     me: PublicKey,
     is_validator: bool,
@@ -184,7 +186,7 @@ impl<V: Verifier> Core<V> {
             .unwrap_or(0)
             .clamp(anchor.view + 1, anchor.view + VIEW_WINDOW);
         Core {
-            chain_id: config.chain_id,
+            domain: VoteDomain::new(&config.chain_id, &config.validators),
             is_validator: config.validators.contains(&me),
             key: config.key,
             me,
@@ -331,6 +333,11 @@ impl<V: Verifier> Core<V> {
         self.evidence.iter()
     }
 
+    /// What this epoch's votes sign: the chain id and the validator set.
+    pub fn domain(&self) -> &VoteDomain {
+        &self.domain
+    }
+
     /// This epoch's validators.
     pub fn validators(&self) -> &ValidatorSet {
         &self.validators
@@ -432,12 +439,12 @@ impl<V: Verifier> Core<V> {
 
     fn verify_vote(&mut self, vote: &SignedVote) -> bool {
         self.verifier
-            .verify(&self.chain_id, &vote.data, &[(vote.signer, vote.signature)])
+            .verify(&self.domain, &vote.data, &[(vote.signer, vote.signature)])
     }
 
     fn verify_certificate(&mut self, cert: &Certificate) -> bool {
         self.verifier
-            .verify(&self.chain_id, &cert.vote_data(), &cert.votes)
+            .verify(&self.domain, &cert.vote_data(), &cert.votes)
     }
 
     /// Votes and proposals are kept for views above the floor, up to a few
@@ -771,7 +778,7 @@ impl<V: Verifier> Core<V> {
         match check {
             Check::Fresh => {
                 self.persist_block_for(&data);
-                let vote = data.sign(&self.chain_id, &self.key);
+                let vote = data.sign(&self.domain, &self.key);
                 self.guard.record(vote.clone());
                 self.out.push(Output::Persist(vote.clone()));
                 self.out
@@ -952,7 +959,7 @@ impl<V: Verifier> Core<V> {
             self.stats.refused_to_sign += 1;
             return Ok(());
         }
-        let vote = data.sign(&self.chain_id, &self.key);
+        let vote = data.sign(&self.domain, &self.key);
         self.guard.record(vote.clone());
         let block = Arc::new(block);
         self.out.push(Output::PersistBlock(block.clone()));
@@ -1270,6 +1277,11 @@ mod tests {
 
     const GENESIS: Hash32 = Hash32([9; 32]);
 
+    /// What the 4-validator set of these tests signs in.
+    fn domain() -> VoteDomain {
+        VoteDomain::new(CHAIN, &set(&keys(4)))
+    }
+
     fn anchor() -> Anchor {
         Anchor {
             view: 0,
@@ -1306,7 +1318,7 @@ mod tests {
             height: block.header.height,
             block_hash: block.hash(),
         }
-        .sign(CHAIN, leader);
+        .sign(&domain(), leader);
         Message::Proposal(Box::new(Proposal {
             view,
             parent_view,
@@ -1323,7 +1335,7 @@ mod tests {
                 height,
                 block_hash: hash,
             }
-            .sign(CHAIN, k),
+            .sign(&domain(), k),
         )
     }
 
@@ -1430,7 +1442,13 @@ mod tests {
             height: 0,
             block_hash: Hash32::ZERO,
         }
-        .sign("other", &ks[1]);
+        .sign(
+            &VoteDomain {
+                chain_id: "other".into(),
+                ..domain()
+            },
+            &ks[1],
+        );
         c.handle(msg(&ks[1], Message::Vote(other_chain)));
         assert_eq!(c.stats().dropped_bad_signature, 1);
         // Nullify carrying a block hash.
@@ -1459,7 +1477,7 @@ mod tests {
             height: 0,
             block_hash: Hash32::ZERO,
         };
-        let sig = ks[1].sign(&data.signing_hash(CHAIN).0);
+        let sig = ks[1].sign(&data.signing_hash(&domain()).0);
         c.handle(msg(
             &ks[1],
             Message::Certificate(Certificate::from_votes(
@@ -1633,7 +1651,7 @@ mod tests {
             height,
             block_hash: hash,
         };
-        let msg = data.signing_hash(CHAIN);
+        let msg = data.signing_hash(&domain());
         Certificate::from_votes(
             kind,
             view,
@@ -1753,6 +1771,47 @@ mod tests {
     }
 
     #[test]
+    fn votes_of_another_epoch_never_count() {
+        // The same four keys, another validator set (another epoch): its
+        // votes sign another set hash, so they fail here as forgeries would.
+        let ks = keys(4);
+        let mut c = core(&ks, 0);
+        c.start();
+        let other_epoch = VoteDomain {
+            validator_set_hash: Hash32([1; 32]),
+            ..domain()
+        };
+        for k in &ks[1..] {
+            let v = VoteData {
+                kind: VoteKind::Nullify,
+                view: 1,
+                height: 0,
+                block_hash: Hash32::ZERO,
+            }
+            .sign(&other_epoch, k);
+            c.handle(msg(k, Message::Vote(v)));
+        }
+        assert_eq!(c.stats().dropped_bad_signature, 3);
+        assert_eq!(c.view(), 1, "no nullification formed from them");
+        let foreign = cert(VoteKind::Nullify, 1, 0, Hash32::ZERO, &ks[1..]);
+        let foreign = Certificate {
+            votes: foreign
+                .votes
+                .iter()
+                .map(|(pk, _)| {
+                    let k = ks.iter().find(|k| k.public() == *pk).unwrap();
+                    let d = foreign.vote_data().signing_hash(&other_epoch);
+                    (*pk, k.sign(&d.0))
+                })
+                .collect(),
+            ..foreign
+        };
+        c.handle(msg(&ks[1], Message::Certificate(foreign)));
+        assert_eq!(c.view(), 1);
+        assert_eq!(c.stats().dropped_bad_signature, 4);
+    }
+
+    #[test]
     fn restored_core_never_signs_conflicting_votes() {
         let ks = keys(4);
         let cfg = Config::new(CHAIN, ks[0].clone(), set(&ks));
@@ -1766,14 +1825,14 @@ mod tests {
                 height: 1,
                 block_hash: a.hash(),
             }
-            .sign(CHAIN, &ks[0]),
+            .sign(&domain(), &ks[0]),
             VoteData {
                 kind: VoteKind::Nullify,
                 view: 1,
                 height: 0,
                 block_hash: Hash32::ZERO,
             }
-            .sign(CHAIN, &ks[0]),
+            .sign(&domain(), &ks[0]),
         ];
         let mut c = Core::restore(cfg.clone(), anchor(), persisted, Ed25519Verifier);
         let outs = c.start();
@@ -1812,7 +1871,7 @@ mod tests {
             height: 1,
             block_hash: a.hash(),
         }
-        .sign(CHAIN, &ks[0])];
+        .sign(&domain(), &ks[0])];
         let mut c = Core::restore(cfg, anchor(), persisted, Ed25519Verifier);
         c.start();
         assert_eq!(c.view(), 2);
@@ -1838,7 +1897,7 @@ mod tests {
                 height: b.header.height,
                 block_hash: b.hash(),
             };
-            let d = data.signing_hash(CHAIN);
+            let d = data.signing_hash(&domain());
             Certificate::from_votes(
                 kind,
                 view,

@@ -151,7 +151,13 @@ mod tests {
             height,
             block_hash,
         }
-        .sign("c", &Keypair::from_label("me"))
+        .sign(
+            &alliance_protocol::VoteDomain {
+                chain_id: "c".into(),
+                validator_set_hash: Hash32::ZERO,
+            },
+            &Keypair::from_label("me"),
+        )
     }
 
     #[test]

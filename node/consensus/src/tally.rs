@@ -134,7 +134,19 @@ mod tests {
             height,
             block_hash,
         }
-        .sign("c", &Keypair::from_label(who))
+        .sign(
+            &alliance_protocol::VoteDomain::new("c", &voters()),
+            &Keypair::from_label(who),
+        )
+    }
+
+    /// The one-validator set whose votes `vote` signs.
+    fn voters() -> alliance_protocol::ValidatorSet {
+        alliance_protocol::ValidatorSet::new(vec![alliance_protocol::Validator {
+            id: alliance_protocol::MerchantId::new("a").unwrap(),
+            key: Keypair::from_label("a").public(),
+        }])
+        .unwrap()
     }
 
     #[test]
@@ -158,14 +170,7 @@ mod tests {
         match t.add(vote("a", VoteKind::Notarize, 2)) {
             Added::Conflict(ev, counted) => {
                 assert!(!counted);
-                assert!(ev.verify(
-                    "c",
-                    &alliance_protocol::ValidatorSet::new(vec![alliance_protocol::Validator {
-                        id: alliance_protocol::MerchantId::new("a").unwrap(),
-                        key: Keypair::from_label("a").public(),
-                    }])
-                    .unwrap()
-                ));
+                assert!(ev.verify("c", &voters()));
             }
             other => panic!("{other:?}"),
         }

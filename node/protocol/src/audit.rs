@@ -558,7 +558,10 @@ pub(crate) mod tests {
                 kind,
                 ..c.vote_data()
             };
-            let msg = data.signing_hash(CHAIN);
+            let msg = data.signing_hash(&crate::certificate::VoteDomain {
+                chain_id: CHAIN.to_string(),
+                validator_set_hash: fb.block.header.validator_set_hash,
+            });
             c = Certificate::from_votes(
                 kind,
                 c.view,

@@ -34,30 +34,54 @@ pub struct VoteData {
     pub block_hash: Hash32,
 }
 
+/// What every vote is signed within: the chain and the validator set of
+/// its epoch. A vote (or a certificate) of one validator set never verifies
+/// under another, even for the same view, so votes of two epochs can never
+/// be counted together.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VoteDomain {
+    /// The chain id.
+    pub chain_id: String,
+    /// [`ValidatorSet::hash`] of the epoch's validator set.
+    pub validator_set_hash: Hash32,
+}
+
+impl VoteDomain {
+    /// The domain of votes by `validators` on `chain_id`.
+    pub fn new(chain_id: &str, validators: &ValidatorSet) -> Self {
+        VoteDomain {
+            chain_id: chain_id.to_string(),
+            validator_set_hash: validators.hash(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct VotePayload<'a> {
     chain_id: &'a str,
+    validator_set_hash: &'a Hash32,
     data: &'a VoteData,
 }
 
 impl VoteData {
-    /// The 32 bytes a validator signs for this vote on `chain_id`.
-    pub fn signing_hash(&self, chain_id: &str) -> Hash32 {
+    /// The 32 bytes a validator signs for this vote in `domain`.
+    pub fn signing_hash(&self, domain: &VoteDomain) -> Hash32 {
         encoding::hash_value(
             domain::VOTE,
             &VotePayload {
-                chain_id,
+                chain_id: &domain.chain_id,
+                validator_set_hash: &domain.validator_set_hash,
                 data: self,
             },
         )
     }
 
     /// Signs this vote.
-    pub fn sign(&self, chain_id: &str, key: &Keypair) -> SignedVote {
+    pub fn sign(&self, domain: &VoteDomain, key: &Keypair) -> SignedVote {
         SignedVote {
             data: *self,
             signer: key.public(),
-            signature: key.sign(&self.signing_hash(chain_id).0),
+            signature: key.sign(&self.signing_hash(domain).0),
         }
     }
 }
@@ -74,10 +98,10 @@ pub struct SignedVote {
 }
 
 impl SignedVote {
-    /// Strict signature check for `chain_id`.
-    pub fn verify(&self, chain_id: &str) -> bool {
+    /// Strict signature check in `domain`.
+    pub fn verify(&self, domain: &VoteDomain) -> bool {
         self.signer
-            .verify(&self.data.signing_hash(chain_id).0, &self.signature)
+            .verify(&self.data.signing_hash(domain).0, &self.signature)
     }
 }
 
@@ -199,7 +223,9 @@ impl Certificate {
         }
         // Cheap structural checks before any signature work.
         self.check_signers(validators)?;
-        let msg = self.vote_data().signing_hash(chain_id);
+        let msg = self
+            .vote_data()
+            .signing_hash(&VoteDomain::new(chain_id, validators));
         for (signer, sig) in &self.votes {
             if !signer.verify(&msg.0, sig) {
                 return Err(CertificateError::BadSignature(*signer));
@@ -250,7 +276,9 @@ impl Certificate {
             return Err(CertificateError::NotANullification { view });
         }
         self.check_signers(validators)?;
-        let msg = self.vote_data().signing_hash(chain_id);
+        let msg = self
+            .vote_data()
+            .signing_hash(&VoteDomain::new(chain_id, validators));
         for (signer, sig) in &self.votes {
             if !signer.verify(&msg.0, sig) {
                 return Err(CertificateError::BadSignature(*signer));
@@ -301,8 +329,8 @@ impl Equivocation {
         self.first.signer == self.second.signer
             && validators.contains(&self.first.signer)
             && Self::conflicts(&self.first.data, &self.second.data)
-            && self.first.verify(chain_id)
-            && self.second.verify(chain_id)
+            && self.first.verify(&VoteDomain::new(chain_id, validators))
+            && self.second.verify(&VoteDomain::new(chain_id, validators))
     }
 }
 
@@ -333,14 +361,23 @@ mod tests {
         .unwrap()
     }
 
+    /// Votes of the validator set `set_of(&keys("v", 4))` on `chain`.
+    fn domain(chain: &str) -> VoteDomain {
+        VoteDomain::new(chain, &set_of(&keys("v", 4)))
+    }
+
     fn cert(signers: &[Keypair], chain: &str, height: u64, hash: Hash32) -> Certificate {
+        cert_in(signers, &domain(chain), height, hash)
+    }
+
+    fn cert_in(signers: &[Keypair], domain: &VoteDomain, height: u64, hash: Hash32) -> Certificate {
         let data = VoteData {
             kind: VoteKind::Finalize,
             view: 9,
             height,
             block_hash: hash,
         };
-        let msg = data.signing_hash(chain);
+        let msg = data.signing_hash(domain);
         Certificate {
             kind: VoteKind::Finalize,
             view: 9,
@@ -422,6 +459,34 @@ mod tests {
     }
 
     #[test]
+    fn votes_of_another_validator_set_never_verify() {
+        // The same keys under other merchant ids: another set (another
+        // epoch), whose hash the votes do not sign.
+        let ks = keys("v", 4);
+        let a = set_of(&ks);
+        let b = ValidatorSet::new(
+            ks.iter()
+                .enumerate()
+                .map(|(i, k)| Validator {
+                    id: MerchantId::new(format!("x{i}")).unwrap(),
+                    key: k.public(),
+                })
+                .collect(),
+        )
+        .unwrap();
+        assert_ne!(a.hash(), b.hash());
+        let in_a = cert_in(&ks[..3], &VoteDomain::new(CHAIN, &a), 7, H);
+        assert_eq!(in_a.verify(CHAIN, &a, 7, &H), Ok(()));
+        assert!(matches!(
+            in_a.verify(CHAIN, &b, 7, &H),
+            Err(CertificateError::BadSignature(_))
+        ));
+        let vote = in_a.vote_data().sign(&VoteDomain::new(CHAIN, &a), &ks[0]);
+        assert!(vote.verify(&VoteDomain::new(CHAIN, &a)));
+        assert!(!vote.verify(&VoteDomain::new(CHAIN, &b)));
+    }
+
+    #[test]
     fn signer_set_of_another_height() {
         // Height 7 was certified by the old set; the set changed at height 8.
         let old = keys("v", 4);
@@ -442,7 +507,7 @@ mod tests {
             height: 0,
             block_hash: Hash32::ZERO,
         };
-        let msg = data.signing_hash(CHAIN);
+        let msg = data.signing_hash(&domain(CHAIN));
         let c = Certificate::from_votes(
             VoteKind::Nullify,
             3,
@@ -485,19 +550,19 @@ mod tests {
             ..a
         };
         let ev = Equivocation {
-            first: a.sign(CHAIN, &ks[0]),
-            second: b.sign(CHAIN, &ks[0]),
+            first: a.sign(&domain(CHAIN), &ks[0]),
+            second: b.sign(&domain(CHAIN), &ks[0]),
         };
         assert!(ev.verify(CHAIN, &set));
         // Same vote twice is not evidence; two signers is not evidence.
         assert!(!Equivocation {
-            first: a.sign(CHAIN, &ks[0]),
-            second: a.sign(CHAIN, &ks[0])
+            first: a.sign(&domain(CHAIN), &ks[0]),
+            second: a.sign(&domain(CHAIN), &ks[0])
         }
         .verify(CHAIN, &set));
         assert!(!Equivocation {
-            first: a.sign(CHAIN, &ks[0]),
-            second: b.sign(CHAIN, &ks[1])
+            first: a.sign(&domain(CHAIN), &ks[0]),
+            second: b.sign(&domain(CHAIN), &ks[1])
         }
         .verify(CHAIN, &set));
         // Nullify + finalize conflict; notarize + nullify does not.

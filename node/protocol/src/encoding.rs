@@ -91,7 +91,7 @@ pub mod domain {
     /// Validator set hash.
     pub const VALIDATOR_SET: &str = "points-alliance/validator-set/v1";
     /// Consensus votes (notarize, nullify, finalize).
-    pub const VOTE: &str = "points-alliance/vote/v1";
+    pub const VOTE: &str = "points-alliance/vote/v2";
     /// State tree keys.
     pub const STATE_KEY: &str = "points-alliance/state-key/v1";
     /// State tree values.

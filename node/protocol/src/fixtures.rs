@@ -83,14 +83,18 @@ pub fn certify(
     view: u64,
     signers: &[Keypair],
 ) -> crate::certificate::Certificate {
-    use crate::certificate::{Certificate, VoteData, VoteKind};
+    use crate::certificate::{Certificate, VoteData, VoteDomain, VoteKind};
     let data = VoteData {
         kind: VoteKind::Finalize,
         view,
         height: block.header.height,
         block_hash: block.hash(),
     };
-    let msg = data.signing_hash(chain_id);
+    // The header names the validator set of its height: the votes' epoch.
+    let msg = data.signing_hash(&VoteDomain {
+        chain_id: chain_id.to_string(),
+        validator_set_hash: block.header.validator_set_hash,
+    });
     Certificate::from_votes(
         VoteKind::Finalize,
         view,

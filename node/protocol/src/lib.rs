@@ -41,7 +41,7 @@ pub mod tx;
 pub mod validators;
 
 pub use block::{Block, BlockHeader, FinalizedBlock};
-pub use certificate::{Certificate, CertificateError, SignedVote, VoteData, VoteKind};
+pub use certificate::{Certificate, CertificateError, SignedVote, VoteData, VoteDomain, VoteKind};
 pub use crypto::{Hash32, Keypair, PublicKey, Signature};
 pub use merchant::{AllianceParams, Merchant, MerchantId, MerchantPolicy, MerchantStatus};
 pub use tx::{GovAction, Transaction, TxBody};

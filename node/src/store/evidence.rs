@@ -66,9 +66,9 @@ impl Store {
 mod tests {
     use super::*;
     use alliance_protocol::fixtures::demo_genesis;
-    use alliance_protocol::{Hash32, Keypair, VoteData, VoteKind};
+    use alliance_protocol::{Hash32, Keypair, VoteData, VoteDomain, VoteKind};
 
-    fn equivocation(chain: &str, key: &Keypair, view: u64) -> Equivocation {
+    fn equivocation(domain: &VoteDomain, key: &Keypair, view: u64) -> Equivocation {
         let vote = |b: u8| {
             VoteData {
                 kind: VoteKind::Notarize,
@@ -76,7 +76,7 @@ mod tests {
                 height: 1,
                 block_hash: Hash32([b; 32]),
             }
-            .sign(chain, key)
+            .sign(domain, key)
         };
         Equivocation {
             first: vote(1),
@@ -89,17 +89,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (genesis, keys) = demo_genesis("ev-test", 4, 1_700_000_000_000);
         {
-            let (store, _) = Store::open(dir.path(), &genesis).unwrap();
+            let (store, state) = Store::open(dir.path(), &genesis).unwrap();
+            let domain = VoteDomain::new("ev-test", &state.validator_set());
             for view in [5u64, 9, 7] {
                 assert!(store
-                    .record_evidence(&equivocation("ev-test", &keys[1], view))
+                    .record_evidence(&equivocation(&domain, &keys[1], view))
                     .unwrap());
             }
             assert!(!store
-                .record_evidence(&equivocation("ev-test", &keys[1], 9))
+                .record_evidence(&equivocation(&domain, &keys[1], 9))
                 .unwrap());
             assert!(store
-                .record_evidence(&equivocation("ev-test", &keys[2], 9))
+                .record_evidence(&equivocation(&domain, &keys[2], 9))
                 .unwrap());
             store.raw_db().flush().unwrap();
         }

@@ -665,7 +665,11 @@ mod tests {
                     height: 1,
                     block_hash: Hash32([1; 32]),
                 };
-                store.persist_vote(&data.sign("store-test", &key)).unwrap();
+                let domain = alliance_protocol::VoteDomain {
+                    chain_id: "store-test".into(),
+                    validator_set_hash: Hash32::ZERO,
+                };
+                store.persist_vote(&data.sign(&domain, &key)).unwrap();
             }
             store.prune_votes_below(7).unwrap();
         }

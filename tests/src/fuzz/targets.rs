@@ -392,6 +392,7 @@ impl Target for NetTarget {
         let fb = self.demo.first_block(3);
         let hash = fb.block.hash();
         let leader = self.key_of(&self.demo.validators.leader(1).key).clone();
+        let domain = alliance_protocol::VoteDomain::new(CHAIN, &self.demo.validators);
         let notarize = VoteData {
             kind: VoteKind::Notarize,
             view: 1,
@@ -403,7 +404,7 @@ impl Target for NetTarget {
                 view: 1,
                 parent_view: 0,
                 block: fb.block.clone(),
-                vote: notarize.sign(CHAIN, &leader),
+                vote: notarize.sign(&domain, &leader),
             }))
             .to_bytes(),
             Message::Certificate(fb.certificate.clone()).to_bytes(),
@@ -422,7 +423,7 @@ impl Target for NetTarget {
                     block_hash: Hash32::ZERO,
                 },
             ] {
-                seeds.push(Message::Vote(data.sign(CHAIN, key)).to_bytes());
+                seeds.push(Message::Vote(data.sign(&domain, key)).to_bytes());
             }
         }
         let requests = [
@@ -432,6 +433,9 @@ impl Target for NetTarget {
             },
             SyncRequest::Status,
             SyncRequest::GetBlock { hash },
+            SyncRequest::GetCertificates {
+                views: vec![1, 2, 3],
+            },
         ];
         for r in &requests {
             seeds.push(SyncCodec::encode_frame(r, SYNC_REQUEST_BYTES_MAX).expect("fits"));

@@ -18,7 +18,7 @@ use alliance_consensus::{
 use alliance_protocol::encoding::hash_with_domain;
 use alliance_protocol::{
     Block, BlockHeader, Certificate, CertificateError, Hash32, Keypair, MerchantId, PublicKey,
-    Signature, SignedVote, Validator, ValidatorSet, VoteData, VoteKind,
+    Signature, SignedVote, Validator, ValidatorSet, VoteData, VoteDomain, VoteKind,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore, SeedableRng};
@@ -62,11 +62,11 @@ pub struct MemoVerifier {
 impl Verifier for MemoVerifier {
     fn verify(
         &mut self,
-        chain_id: &str,
+        domain: &VoteDomain,
         data: &VoteData,
         signatures: &[(PublicKey, Signature)],
     ) -> bool {
-        let msg = data.signing_hash(chain_id);
+        let msg = data.signing_hash(domain);
         let mut cache = self.cache.borrow_mut();
         signatures.iter().all(|(pk, sig)| {
             *cache
@@ -205,6 +205,8 @@ impl Node {
 
 /// One simulated run.
 pub struct Sim {
+    /// What every vote of the run signs (one validator set per run).
+    domain: VoteDomain,
     scenario: Scenario,
     opts: Options,
     rng: ChaCha8Rng,
@@ -313,6 +315,7 @@ impl Sim {
             twin.adversary = Some(Adversary::Twin);
         }
         Sim {
+            domain: VoteDomain::new(CHAIN, &set),
             scenario,
             opts,
             rng,
@@ -512,7 +515,7 @@ impl Sim {
                     height: other.header.height,
                     block_hash: hash,
                 }
-                .sign(CHAIN, &key);
+                .sign(&self.domain, &key);
                 let second = Message::Proposal(Box::new(Proposal {
                     view: p.view,
                     parent_view: p.parent_view,
@@ -541,7 +544,7 @@ impl Sim {
                         ..d
                     },
                 };
-                let second = Message::Vote(other.sign(CHAIN, &key));
+                let second = Message::Vote(other.sign(&self.domain, &key));
                 self.split_send(i, msg, second);
             }
             (Adversary::StaleParent, _) => self.stale_parent_broadcast(i, msg),
@@ -832,19 +835,25 @@ impl Sim {
                 }
             }
             1 => {
-                let mut v = notarize.sign(CHAIN, &key);
+                let mut v = notarize.sign(&self.domain, &key);
                 self.rng.fill_bytes(&mut v.signature.0);
                 Message::Vote(v)
             }
-            2 => Message::Vote(notarize.sign(CHAIN, &outsider)),
-            3 => Message::Vote(notarize.sign("another-chain", &key)),
+            2 => Message::Vote(notarize.sign(&self.domain, &outsider)),
+            3 => Message::Vote(notarize.sign(
+                &VoteDomain {
+                    chain_id: "another-chain".into(),
+                    ..self.domain.clone()
+                },
+                &key,
+            )),
             4 => Message::Vote(
                 VoteData {
                     kind: VoteKind::Nullify,
                     height: 0,
                     ..notarize
                 }
-                .sign(CHAIN, &key),
+                .sign(&self.domain, &key),
             ),
             5 => {
                 // A proposal from a validator that does not lead the view.
@@ -856,7 +865,7 @@ impl Sim {
                     height: 1,
                     block_hash: block.hash(),
                 }
-                .sign(CHAIN, &key);
+                .sign(&self.domain, &key);
                 Message::Proposal(Box::new(Proposal {
                     view,
                     parent_view: 0,
@@ -865,7 +874,7 @@ impl Sim {
                 }))
             }
             6 => {
-                let d = notarize.signing_hash(CHAIN);
+                let d = notarize.signing_hash(&self.domain);
                 Message::Certificate(Certificate::from_votes(
                     VoteKind::Finalize,
                     view,
@@ -896,7 +905,7 @@ impl Sim {
                     view: view + 10_000,
                     ..notarize
                 }
-                .sign(CHAIN, &key),
+                .sign(&self.domain, &key),
             ),
         };
         // Sometimes pretend to be a non-member at the transport level.
