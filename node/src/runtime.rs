@@ -591,6 +591,11 @@ impl Driver {
                     }
                 }
                 Output::Resolve { views } => self.resolve(views),
+                // Only validators speak on the consensus topic: the others'
+                // messages are refused there (and cost them a penalty). A
+                // follower's core still re-shares certificates it forms.
+                Output::Broadcast(_) | Output::Send { .. }
+                    if !self.core.validators().contains(&self.key.public()) => {}
                 Output::Broadcast(message) | Output::Send { message, .. } => {
                     #[cfg(feature = "byzantine")]
                     let sends = match self.byzantine.as_mut() {
@@ -875,39 +880,45 @@ impl Driver {
     /// validators: a forged certificate would otherwise cost every node a
     /// quorum of signature checks. Verdicts land in the verifier's cache,
     /// so the core does not check the same signatures again.
+    ///
+    /// Only malformed content costs the sender (Reject). A signature that
+    /// fails here, or a signer outside this epoch's set, may be an honest
+    /// message of the neighbouring epoch (votes sign their validator set,
+    /// and nodes switch epochs a few messages apart): it is dropped without
+    /// blame (Ignore), so honest peers are never banned at an epoch change.
     fn judge(&mut self, message: &Message) -> Verdict {
+        use alliance_consensus::batcher::{check_certificate, check_vote, well_formed};
         let validators = self.core.validators().clone();
         let domain = self.core.domain().clone();
         let mut verifier = self.verifier.clone();
         let mut vote_ok = |v: &alliance_protocol::SignedVote| {
-            alliance_consensus::batcher::check_vote(&validators, v).is_ok()
-                && verifier.verify(&domain, &v.data, &[(v.signer, v.signature)])
-        };
-        let stale = message
-            .view()
-            .saturating_add(alliance_consensus::config::VIEW_WINDOW)
-            < self.core.view();
-        let verdict = match message {
-            Message::Vote(v) => vote_ok(v),
-            Message::Proposal(p) => p.vote.data.kind == VoteKind::Notarize && vote_ok(&p.vote),
-            Message::Certificate(c) => {
-                match alliance_consensus::batcher::check_certificate(
-                    &validators,
-                    validators.quorum(),
-                    c,
-                ) {
-                    Ok(()) => verifier.verify(&domain, &c.vote_data(), &c.votes),
-                    // Another epoch's certificate (its signers are not this
-                    // set's) is not a forgery: do not forward, do not blame.
-                    Err(alliance_consensus::DropReason::NotValidator) => return Verdict::Ignore,
-                    Err(_) => false,
-                }
+            if !well_formed(&v.data) {
+                return Verdict::Reject;
+            }
+            let ok = check_vote(&validators, v).is_ok()
+                && verifier.verify(&domain, &v.data, &[(v.signer, v.signature)]);
+            if ok {
+                Verdict::Accept
+            } else {
+                Verdict::Ignore
             }
         };
-        match verdict {
-            true => Verdict::Accept,
-            false if stale => Verdict::Ignore,
-            false => Verdict::Reject,
+        match message {
+            Message::Vote(v) => vote_ok(v),
+            Message::Proposal(p) if p.vote.data.kind == VoteKind::Notarize => vote_ok(&p.vote),
+            Message::Proposal(_) => Verdict::Reject,
+            Message::Certificate(c) => {
+                if !well_formed(&c.vote_data()) {
+                    return Verdict::Reject;
+                }
+                let ok = check_certificate(&validators, validators.quorum(), c).is_ok()
+                    && verifier.verify(&domain, &c.vote_data(), &c.votes);
+                if ok {
+                    Verdict::Accept
+                } else {
+                    Verdict::Ignore
+                }
+            }
         }
     }
 

@@ -261,10 +261,17 @@ impl<V: Verifier> Core<V> {
         self.enter_view(view);
         // Re-send what we had signed in this view before the restart (it may
         // never have left the machine), and keep retrying if we had nullified.
-        for vote in self.guard.votes_in(view) {
+        // (Not when this epoch's set no longer holds us: those votes are of
+        // an epoch that is over.)
+        for vote in self
+            .guard
+            .votes_in(view)
+            .into_iter()
+            .filter(|_| self.is_validator)
+        {
             self.out.push(Output::Broadcast(Message::Vote(vote)));
         }
-        if self.guard.get(view, VoteKind::Nullify).is_some() {
+        if self.guard.get(view, VoteKind::Nullify).is_some() && self.is_validator {
             self.set_timer(view, TimerKind::Retry, self.retry_ms);
         }
         let restored: Vec<VoteData> = self.views.values().flat_map(|s| s.tally_data()).collect();
