@@ -594,6 +594,23 @@ pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
 }
 
 impl Alliance {
+    /// A small real transaction: merchant `m` issues one point to the demo
+    /// customer Alice (nonce `nonce`, receipt `tag`).
+    pub fn issue_point(&self, m: usize, nonce: u64, tag: &str) -> Transaction {
+        let to = demo_customer_key(&self.chain_id, "alice").public();
+        Transaction::sign(
+            &self.chain_id,
+            &self.keys[m],
+            nonce,
+            TxBody::Issue {
+                to,
+                amount: 1,
+                reason: String::new(),
+                receipt_ref: tag.into(),
+            },
+        )
+    }
+
     /// The last `lines` lines of node `i`'s log, without terminal colours.
     pub fn log_tail(&self, i: usize, lines: usize) -> String {
         let log = self.log(i);

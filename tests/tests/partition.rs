@@ -6,7 +6,6 @@
 
 use std::time::{Duration, Instant};
 
-use alliance_protocol::{Transaction, TxBody};
 use alliance_tests::{netns, wait_for, Alliance};
 
 const T: Duration = Duration::from_secs(60);
@@ -22,22 +21,6 @@ fn start() -> Option<Alliance> {
     let a = Alliance::start_in_netns(4).expect("namespaces available");
     a.wait_height(2, T);
     Some(a)
-}
-
-/// A transfer-free transaction: merchant `m` issues a point (nonce `n`).
-fn issue(a: &Alliance, m: usize, nonce: u64, tag: &str) -> Transaction {
-    let to = alliance_protocol::fixtures::demo_customer_key(&a.chain_id, "alice").public();
-    Transaction::sign(
-        &a.chain_id,
-        &a.keys[m],
-        nonce,
-        TxBody::Issue {
-            to,
-            amount: 1,
-            reason: String::new(),
-            receipt_ref: tag.into(),
-        },
-    )
 }
 
 /// Heights of nodes `which` once they stop moving: the finalizations in
@@ -73,8 +56,8 @@ fn two_two_split_halts_both_sides_then_converges() {
     let net = a.net.as_ref().unwrap();
     net.partition(&[&[0, 1], &[2, 3]]);
     let halted = settled_heights(&a, &[0, 1, 2, 3]);
-    let left = a.nodes[0].submit(&issue(&a, 0, 0, "left"));
-    let right = a.nodes[2].submit(&issue(&a, 2, 0, "right"));
+    let left = a.nodes[0].submit(&a.issue_point(0, 0, "left"));
+    let right = a.nodes[2].submit(&a.issue_point(2, 0, "right"));
     std::thread::sleep(QUIET);
     for (i, n) in a.nodes.iter().enumerate() {
         assert_eq!(
@@ -108,7 +91,7 @@ fn one_three_split_majority_continues_minority_catches_up() {
     let mut hashes = Vec::new();
     for (m, via) in [(0, 0), (1, 1), (2, 2), (3, 0)] {
         // Node 3's merchant reaches the majority through node 0's API.
-        hashes.push(a.nodes[via].submit(&issue(&a, m, 0, &format!("majority{m}"))));
+        hashes.push(a.nodes[via].submit(&a.issue_point(m, 0, &format!("majority{m}"))));
     }
     for h in &hashes {
         wait_for("the majority commits", T, || {

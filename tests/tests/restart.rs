@@ -24,8 +24,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use alliance_protocol::fixtures::demo_customer_key;
-use alliance_protocol::{Transaction, TxBody};
+use alliance_protocol::Transaction;
 use alliance_tests::Alliance;
 
 /// The first heights, from a cold start.
@@ -104,22 +103,6 @@ fn settled(a: &Alliance, which: &[usize]) -> Vec<u64> {
                 return None;
             }
             last.iter().copied().collect::<Option<Vec<u64>>>()
-        },
-    )
-}
-
-/// Merchant `m` issues one point to a demo customer (nonce `nonce`).
-fn issue(a: &Alliance, m: usize, nonce: u64, tag: &str) -> Transaction {
-    let to = demo_customer_key(&a.chain_id, "alice").public();
-    Transaction::sign(
-        &a.chain_id,
-        &a.keys[m],
-        nonce,
-        TxBody::Issue {
-            to,
-            amount: 1,
-            reason: "restart test".into(),
-            receipt_ref: tag.into(),
         },
     )
 }
@@ -260,7 +243,7 @@ fn scenario(stop: Stop) -> Duration {
     let abc = wait_all_at(&a, &[A, B, C], target, RECOVER);
     mark(&format!("4: C back, A B C at {abc:?} >= {target}"));
     // Real progress: a transaction through the restarted B commits on A B C.
-    let tx1 = submit(&a, B, &issue(&a, A, 0, "after-c"));
+    let tx1 = submit(&a, B, &a.issue_point(A, 0, "after-c"));
     let h1 = wait_committed(&a, &[A, B, C], &tx1, RECOVER);
     mark(&format!("4: a transaction via B committed at {h1}"));
 
@@ -272,7 +255,7 @@ fn scenario(stop: Stop) -> Duration {
     mark(&format!("5: D back, all four at {four:?} >= {common}"));
     // Real progress through the last node back: D gossips it and every
     // node, D included, commits it; D also holds the first one.
-    let tx2 = submit(&a, D, &issue(&a, D, 0, "after-d"));
+    let tx2 = submit(&a, D, &a.issue_point(D, 0, "after-d"));
     let h2 = wait_committed(&a, &ALL, &tx2, RECOVER);
     assert_eq!(wait_committed(&a, &ALL, &tx1, RECOVER), h1);
     mark(&format!("5: a transaction via D committed at {h2}"));
