@@ -1,5 +1,5 @@
 //! Golden vectors: the canonical bytes and hashes of one transaction of
-//! each kind and a block header, checked into `tests/golden/vectors.txt`.
+//! each kind, a block header and a consensus vote, checked into `tests/golden/vectors.txt`.
 //! Any change to the encoding, the signing payload or a hash domain fails
 //! this test. If a format change is intended, regenerate with
 //! `UPDATE_GOLDEN=1 cargo test -p alliance-protocol --test golden`, bump the
@@ -7,7 +7,8 @@
 
 use alliance_protocol::fixtures::{demo_genesis, demo_policy};
 use alliance_protocol::{
-    AllianceParams, Block, BlockHeader, GovAction, Hash32, Keypair, MerchantId, Transaction, TxBody,
+    AllianceParams, Block, BlockHeader, GovAction, Hash32, Keypair, MerchantId, Transaction,
+    TxBody, VoteData, VoteDomain, VoteKind,
 };
 
 fn vectors() -> Vec<(String, String)> {
@@ -163,6 +164,28 @@ fn vectors() -> Vec<(String, String)> {
     out.push(("block_header.hash".into(), header.hash().to_hex()));
     let (genesis, _) = demo_genesis(chain, 4, 1_700_000_000_000);
     out.push(("genesis.demo4.hash".into(), genesis.hash().to_hex()));
+    // A consensus vote: its signing payload binds the chain id and the
+    // validator set hash of its epoch (points-alliance/vote/v2).
+    let vote = VoteData {
+        kind: VoteKind::Finalize,
+        view: 7,
+        height: 42,
+        block_hash: header.hash(),
+    };
+    let domain = VoteDomain {
+        chain_id: chain.into(),
+        validator_set_hash: header.validator_set_hash,
+    };
+    out.push((
+        "vote.finalize.signing_hash".into(),
+        vote.signing_hash(&domain).to_hex(),
+    ));
+    out.push((
+        "vote.finalize".into(),
+        hex::encode(alliance_protocol::encoding::encode(
+            &vote.sign(&domain, &merchant),
+        )),
+    ));
     out
 }
 
