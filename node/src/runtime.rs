@@ -888,15 +888,14 @@ impl Driver {
     /// blame (Ignore), so honest peers are never banned at an epoch change.
     fn judge(&mut self, message: &Message) -> Verdict {
         use alliance_consensus::batcher::{check_certificate, check_vote, well_formed};
-        let validators = self.core.validators().clone();
-        let domain = self.core.domain().clone();
-        let mut verifier = self.verifier.clone();
+        let (validators, domain) = (self.core.validators(), self.core.domain());
+        let verifier = &mut self.verifier;
         let mut vote_ok = |v: &alliance_protocol::SignedVote| {
             if !well_formed(&v.data) {
                 return Verdict::Reject;
             }
-            let ok = check_vote(&validators, v).is_ok()
-                && verifier.verify(&domain, &v.data, &[(v.signer, v.signature)]);
+            let ok = check_vote(validators, v).is_ok()
+                && verifier.verify(domain, &v.data, &[(v.signer, v.signature)]);
             if ok {
                 Verdict::Accept
             } else {
@@ -911,8 +910,8 @@ impl Driver {
                 if !well_formed(&c.vote_data()) {
                     return Verdict::Reject;
                 }
-                let ok = check_certificate(&validators, validators.quorum(), c).is_ok()
-                    && verifier.verify(&domain, &c.vote_data(), &c.votes);
+                let ok = check_certificate(validators, validators.quorum(), c).is_ok()
+                    && verifier.verify(domain, &c.vote_data(), &c.votes);
                 if ok {
                     Verdict::Accept
                 } else {

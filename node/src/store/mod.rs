@@ -147,6 +147,19 @@ fn involved(tx: &alliance_protocol::Transaction) -> Vec<PublicKey> {
     v
 }
 
+/// The key of a vote or certificate: prefix, view (u64 BE), kind byte.
+fn view_kind_key(prefix: u8, view: u64, kind: VoteKind) -> Vec<u8> {
+    let kind = match kind {
+        VoteKind::Notarize => 0u8,
+        VoteKind::Nullify => 1,
+        VoteKind::Finalize => 2,
+    };
+    let mut k = vec![prefix];
+    k.extend_from_slice(&view.to_be_bytes());
+    k.push(kind);
+    k
+}
+
 fn decode<T: serde::de::DeserializeOwned>(
     bytes: &[u8],
     what: impl Into<String>,
@@ -470,14 +483,7 @@ impl Store {
     /// it is sent: after a restart the consensus core rereads them and never
     /// signs anything conflicting.
     pub fn persist_vote(&self, vote: &SignedVote) -> Result<(), StoreError> {
-        let kind = match vote.data.kind {
-            VoteKind::Notarize => 0u8,
-            VoteKind::Nullify => 1,
-            VoteKind::Finalize => 2,
-        };
-        let mut k = vec![VOTE];
-        k.extend_from_slice(&vote.data.view.to_be_bytes());
-        k.push(kind);
+        let k = view_kind_key(VOTE, vote.data.view, vote.data.kind);
         self.db.insert(k, encoding::encode(vote))?;
         self.db.flush()?;
         Ok(())
@@ -496,10 +502,16 @@ impl Store {
     /// Forgets own votes of views below `view` (they can no longer conflict
     /// with anything: those views are behind a finalized block).
     pub fn prune_votes_below(&self, view: u64) -> Result<(), StoreError> {
-        let mut end = vec![VOTE];
-        end.extend_from_slice(&view.to_be_bytes());
+        self.remove_below(VOTE, view)
+    }
+
+    /// Removes, in one batch, every key under `prefix` whose big-endian u64
+    /// after the prefix (a view or a height) is below `below`.
+    fn remove_below(&self, prefix: u8, below: u64) -> Result<(), StoreError> {
+        let mut end = vec![prefix];
+        end.extend_from_slice(&below.to_be_bytes());
         let mut batch = sled::Batch::default();
-        for item in self.db.range(vec![VOTE]..end) {
+        for item in self.db.range(vec![prefix]..end) {
             batch.remove(item?.0);
         }
         self.db.apply_batch(batch)?;
@@ -511,14 +523,7 @@ impl Store {
     /// its flush interval, and a certificate lost in a crash is fetched
     /// again from peers by the consensus resolver.
     pub fn journal_certificate(&self, cert: &Certificate) -> Result<(), StoreError> {
-        let kind = match cert.kind {
-            VoteKind::Notarize => 0u8,
-            VoteKind::Nullify => 1,
-            VoteKind::Finalize => 2,
-        };
-        let mut k = vec![JOURNAL];
-        k.extend_from_slice(&cert.view.to_be_bytes());
-        k.push(kind);
+        let k = view_kind_key(JOURNAL, cert.view, cert.kind);
         self.db.insert(k, encoding::encode(cert))?;
         Ok(())
     }
@@ -550,14 +555,7 @@ impl Store {
     /// Forgets voted blocks at or below `height` (finalized, or orphaned
     /// by a finalized sibling).
     pub fn prune_voted_blocks_through(&self, height: u64) -> Result<(), StoreError> {
-        let mut end = vec![VOTED_BLOCK];
-        end.extend_from_slice(&(height.saturating_add(1)).to_be_bytes());
-        let mut batch = sled::Batch::default();
-        for item in self.db.range(vec![VOTED_BLOCK]..end) {
-            batch.remove(item?.0);
-        }
-        self.db.apply_batch(batch)?;
-        Ok(())
+        self.remove_below(VOTED_BLOCK, height.saturating_add(1))
     }
 
     /// The journaled certificates, by view (the consensus core verifies
@@ -576,14 +574,7 @@ impl Store {
     /// block).
     pub fn prune_consensus_below(&self, view: u64) -> Result<(), StoreError> {
         self.prune_votes_below(view)?;
-        let mut end = vec![JOURNAL];
-        end.extend_from_slice(&view.to_be_bytes());
-        let mut batch = sled::Batch::default();
-        for item in self.db.range(vec![JOURNAL]..end) {
-            batch.remove(item?.0);
-        }
-        self.db.apply_batch(batch)?;
-        Ok(())
+        self.remove_below(JOURNAL, view)
     }
 
     /// Writes raw bytes under a block key. Only for tamper tests and tools
