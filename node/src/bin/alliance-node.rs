@@ -346,7 +346,7 @@ fn run(cli: Cli) -> Result<()> {
 fn run_node(args: RunArgs) -> Result<()> {
     use alliance_node::config::NodeConfig;
     use alliance_node::network::{Network, NetworkConfig};
-    use alliance_node::runtime::Driver;
+    use alliance_node::runtime::Node;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,libp2p=warn,libp2p_gossipsub=error".into());
     match args.log_format {
@@ -438,7 +438,7 @@ fn run_node(args: RunArgs) -> Result<()> {
             ),
             None => None,
         };
-        let (driver, shared) = Driver::new(
+        let (node, shared) = Node::new(
             genesis,
             key.clone(),
             config,
@@ -458,12 +458,11 @@ fn run_node(args: RunArgs) -> Result<()> {
         // cap: see alliance_node::api::server.
         tokio::spawn(alliance_node::api::server::serve(api_listener, router));
         #[cfg(feature = "byzantine")]
-        let driver = match byzantine {
-            Some(b) => driver.with_byzantine(b),
-            None => driver,
+        let node = match byzantine {
+            Some(b) => node.with_byzantine(b),
+            None => node,
         };
-        driver
-            .run(shutdown_signal())
+        node.run(shutdown_signal())
             .await
             .map_err(|e| storage_error(&db, e))
     })

@@ -1,285 +1,33 @@
-//! The running node: one driver task that owns the consensus core and feeds
-//! it network messages, timers and the application's verdicts, and executes
-//! what it returns (persist, send, build, verify, fetch, commit). The HTTP
-//! API runs beside it and shares the chain and mempool through [`Shared`].
-//!
-//! Control flow lives here; decisions live in the pure cores
-//! (`alliance_consensus::Core`, `alliance_protocol::state`) and in
-//! [`crate::chain::Chain`] and [`crate::mempool::Mempool`].
+//! The node's driver: carries out the consensus core's outputs, executes
+//! and commits blocks, and runs both sides of sync (status polls, bulk sync
+//! through [`crate::sync`], block fetch, the certificate resolver). Generic
+//! over its [`Net`] and [`Clock`] and synchronous, so that the real node
+//! ([`super::node`]) and the deterministic simulation run the same code.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use alliance_consensus::{
-    Anchor, CachingVerifier, Config as CoreConfig, Core, Input, Message, Output, TimerId, Verifier,
+    Anchor, CachingVerifier, Config as CoreConfig, Core, Input, Message, Output, Verifier,
 };
-use alliance_protocol::genesis::Genesis;
 use alliance_protocol::{
     Certificate, FinalizedBlock, Keypair, PublicKey, Transaction, ValidatorSet, VoteKind,
 };
 use libp2p::PeerId;
-use tokio::sync::{broadcast, mpsc};
 
+use super::io::{Clock, Event, Net};
+use super::shared::Shared;
+use super::{SYNC_GAP_MIN, SYNC_POLL};
 use crate::chain::Chain;
 use crate::config::NodeConfig;
-use crate::mempool::{AdmitError, Mempool, MempoolLimits};
-use crate::network::{
-    Misbehaviour, NetworkEvent, NetworkHandle, SyncRequest, SyncResponse, Verdict,
-};
-use crate::store::Store;
+use crate::network::{Misbehaviour, SyncRequest, SyncResponse, Verdict};
 
 /// Blocks asked for per sync request (the network caps responses at 256).
 const SYNC_BATCH: u32 = 128;
-/// A node this many heights behind a peer syncs in bulk instead of waiting
-/// for consensus to fetch blocks one by one.
-const SYNC_GAP_MIN: u64 = 3;
-/// How often a node asks a peer for its tip.
-const SYNC_POLL: Duration = Duration::from_millis(1_000);
-/// Driver tick: checks pending proposals and sync.
-const TICK: Duration = Duration::from_millis(20);
-/// Finalized-block notifications buffered for slow subscribers (the API's
-/// event stream); a subscriber that falls further behind skips ahead.
-const FINALIZED_CHANNEL_LEN: usize = 256;
 /// Signers whose next pending transaction is re-checked after each block:
 /// bounds the work while still clearing doomed transactions quickly.
 const EVICT_SIGNERS_PER_BLOCK: usize = 256;
-/// Submitted batches at least this large verify signatures on every core.
-const SUBMIT_PARALLEL_MIN: usize = 64;
-/// Timer firings queued at most.
-const TIMER_QUEUE_LEN: usize = 1_024;
-
-/// Milliseconds since the Unix epoch. The only clock of the node.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-/// What the driver knows that the API shows.
-#[derive(Debug, Clone, Default)]
-pub struct NodeStatus {
-    /// Current consensus view.
-    pub view: u64,
-    /// Whether this node is a validator of the current epoch.
-    pub is_validator: bool,
-    /// Connected peers: (peer id, alliance key, member).
-    pub peers: Vec<(String, Option<PublicKey>, bool)>,
-    /// Highest tip height reported by a peer.
-    pub best_peer_height: u64,
-    /// Finalized transactions since start.
-    pub finalized_txs: u64,
-    /// Consensus counters (drops by reason, equivocations...).
-    pub consensus: alliance_consensus::Stats,
-    /// Equivocations seen (kept by the core).
-    pub equivocations: usize,
-}
-
-/// State shared between the driver and the HTTP API.
-pub struct Shared {
-    /// Chain id.
-    pub chain_id: String,
-    /// Genesis.
-    pub genesis: Genesis,
-    /// Finalized chain and store.
-    pub chain: RwLock<Chain>,
-    /// Pending transactions.
-    pub mempool: Mutex<Mempool>,
-    /// Driver status.
-    pub status: RwLock<NodeStatus>,
-    /// Newly finalized blocks (height order).
-    pub finalized: broadcast::Sender<Arc<FinalizedBlock>>,
-    /// The network, for publishing admitted transactions.
-    pub network: NetworkHandle,
-    /// Permits for event-stream subscribers.
-    pub event_streams: Arc<tokio::sync::Semaphore>,
-    /// Prometheus metrics.
-    pub metrics: crate::metrics::Metrics,
-}
-
-impl Shared {
-    /// Height of the last finalized block.
-    pub fn tip_height(&self) -> u64 {
-        self.chain
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .state()
-            .tip()
-            .height
-    }
-
-    /// Whether a peer is known to be well ahead of this node.
-    pub fn is_syncing(&self) -> bool {
-        let best = self
-            .status
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .best_peer_height;
-        let height = self.tip_height();
-        best > height + SYNC_GAP_MIN
-    }
-
-    /// Admits a transaction to the mempool and gossips it.
-    pub async fn submit(&self, tx: Transaction) -> Result<alliance_protocol::Hash32, SubmitError> {
-        self.submit_many(vec![tx])
-            .await
-            .pop()
-            .unwrap_or(Err(SubmitError::Admit(AdmitError::Full)))
-    }
-
-    /// Admits transactions to the mempool, in order, and gossips those
-    /// admitted (in batches); one result per transaction. Signatures are
-    /// verified once, before any lock is taken.
-    pub async fn submit_many(
-        &self,
-        txs: Vec<Transaction>,
-    ) -> Vec<Result<alliance_protocol::Hash32, SubmitError>> {
-        let (txs, checked) = self.check_signatures(txs).await;
-        let (results, admitted) = self.admit_checked(txs, checked, true);
-        for tx in &admitted {
-            self.metrics.submitted(tx.hash());
-        }
-        for bytes in gossip_batches(&admitted) {
-            if let Err(e) = self.network.publish_transaction(bytes).await {
-                tracing::warn!(error = %e, "could not gossip submitted transactions");
-            }
-        }
-        results
-    }
-
-    /// Chain id and signature verdicts, computed off the async threads (on
-    /// every core for large batches).
-    async fn check_signatures(&self, txs: Vec<Transaction>) -> (Vec<Transaction>, Vec<bool>) {
-        let chain_id = self.chain_id.clone();
-        let check = move |txs: Vec<Transaction>| {
-            let sigs = alliance_protocol::state::verify_signatures_parallel(&txs);
-            let ok: Vec<bool> = txs
-                .iter()
-                .zip(sigs)
-                .map(|(t, sig)| sig && t.chain_id == chain_id)
-                .collect();
-            (txs, ok)
-        };
-        if txs.len() < SUBMIT_PARALLEL_MIN {
-            return check(txs);
-        }
-        match tokio::task::spawn_blocking(move || check(txs)).await {
-            Ok(r) => r,
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
-        }
-    }
-
-    /// Admits transactions whose signature verdicts are known, in order,
-    /// under one lock. With `refuse_doomed`, a transaction that a ledger rule
-    /// would reject now is refused with the rule's reason (when it is the
-    /// signer's next one: later nonces depend on pending transactions).
-    /// Returns the results and the admitted transactions.
-    fn admit_checked(
-        &self,
-        txs: Vec<Transaction>,
-        checked: Vec<bool>,
-        refuse_doomed: bool,
-    ) -> (
-        Vec<Result<alliance_protocol::Hash32, SubmitError>>,
-        Vec<Transaction>,
-    ) {
-        let mut results = Vec::with_capacity(txs.len());
-        let mut admitted = Vec::new();
-        let chain = self.chain.read().unwrap_or_else(|e| e.into_inner());
-        let state = chain.state();
-        let now = now_ms().max(state.tip().timestamp_ms + 1);
-        let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
-        for (tx, signature_ok) in txs.into_iter().zip(checked) {
-            if refuse_doomed && signature_ok && tx.nonce == state.account(&tx.signer).nonce {
-                if let Err(e) = state.check_tx_verified(&tx, now, signature_ok) {
-                    results.push(Err(SubmitError::Rejected(e)));
-                    continue;
-                }
-            }
-            match pool.admit_checked(tx.clone(), state, signature_ok) {
-                Ok(hash) => {
-                    admitted.push(tx);
-                    results.push(Ok(hash));
-                }
-                Err(e) => results.push(Err(SubmitError::Admit(e))),
-            }
-        }
-        (results, admitted)
-    }
-
-    /// Judges and admits a transaction gossip message (a batch, or a lone
-    /// transaction). Rejected when undecodable or when any transaction is
-    /// oversized or badly signed (honest nodes gossip only what they
-    /// verified); accepted (forwarded) when something was new.
-    pub async fn admit_gossip(&self, bytes: &[u8]) -> Verdict {
-        let txs = match decode_gossip(bytes) {
-            Some(txs) => txs,
-            None => return Verdict::Reject,
-        };
-        let (txs, checked) = self.check_signatures(txs).await;
-        if checked.iter().any(|ok| !ok) {
-            return Verdict::Reject;
-        }
-        let (results, admitted) = self.admit_checked(txs, checked, false);
-        if results
-            .iter()
-            .any(|r| matches!(r, Err(SubmitError::Admit(AdmitError::TooLarge(_)))))
-        {
-            Verdict::Reject
-        } else if admitted.is_empty() {
-            Verdict::Ignore
-        } else {
-            Verdict::Accept
-        }
-    }
-}
-
-/// Transactions per gossip message at most.
-pub const GOSSIP_BATCH_TXS_MAX: usize = 2_000;
-
-/// The gossip payloads for `txs`: canonical `Vec<Transaction>` encodings,
-/// each within the network's payload limit.
-pub fn gossip_batches(txs: &[Transaction]) -> Vec<Vec<u8>> {
-    let limit = crate::network::limits::TX_GOSSIP_BYTES_MAX;
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < txs.len() {
-        // Start from the count cap and halve until it fits (transactions
-        // are at most TX_BYTES_MAX, so this ends well before one).
-        let mut end = txs.len().min(start + GOSSIP_BATCH_TXS_MAX);
-        let mut bytes = alliance_protocol::encoding::encode(&&txs[start..end]);
-        while bytes.len() > limit && end - start > 1 {
-            end = start + (end - start) / 2;
-            bytes = alliance_protocol::encoding::encode(&&txs[start..end]);
-        }
-        out.push(bytes);
-        start = end;
-    }
-    out
-}
-
-/// Decodes a transaction gossip payload: a batch, or a lone transaction.
-pub fn decode_gossip(bytes: &[u8]) -> Option<Vec<Transaction>> {
-    let limit = crate::network::limits::TX_GOSSIP_BYTES_MAX;
-    match alliance_protocol::encoding::decode::<Vec<Transaction>>(bytes, limit) {
-        Ok(txs) if !txs.is_empty() && txs.len() <= GOSSIP_BATCH_TXS_MAX => Some(txs),
-        Ok(_) => None,
-        Err(_) => Transaction::from_bytes(bytes).ok().map(|t| vec![t]),
-    }
-}
-
-/// Why a submitted transaction was refused.
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    /// The mempool refused it (signature, chain, nonce, duplicate, full).
-    #[error(transparent)]
-    Admit(AdmitError),
-    /// A ledger rule refuses it on the current state.
-    #[error(transparent)]
-    Rejected(alliance_protocol::state::TxError),
-}
 
 /// A request from consensus to build a block, waiting for its moment.
 struct PendingProposal {
@@ -289,45 +37,26 @@ struct PendingProposal {
     empty_after_ms: u64,
 }
 
-/// Result of a background sync exchange.
-enum SyncResult {
-    Status {
-        peer: PeerId,
-        height: u64,
-    },
-    Blocks {
-        peer: PeerId,
-        blocks: Vec<Vec<u8>>,
-    },
-    Fetched {
-        peer: PeerId,
-        hash: alliance_protocol::Hash32,
-        blocks: Vec<Vec<u8>>,
-    },
-    Certificates {
-        certificates: Vec<Certificate>,
-    },
-    Failed,
-}
-
-/// The driver: owns the consensus core.
-pub struct Driver {
+/// The driver: owns the consensus core and the node's side of sync. It
+/// handles one [`Event`] at a time, synchronously; what it sends goes
+/// through its [`Net`], timers through its [`Clock`].
+pub struct Driver<N: Net, C: Clock> {
     shared: Arc<Shared>,
     key: Keypair,
     config: NodeConfig,
     core: Core<CachingVerifier>,
     /// Signature verdicts shared by the gossip filter and the core.
     verifier: CachingVerifier,
-    net: NetworkHandle,
-    events: mpsc::Receiver<NetworkEvent>,
-    timer_tx: mpsc::Sender<TimerId>,
-    timer_rx: mpsc::Receiver<TimerId>,
-    sync_tx: mpsc::Sender<SyncResult>,
-    sync_rx: mpsc::Receiver<SyncResult>,
+    net: N,
+    clock: C,
+    /// A status poll or a bulk sync request is out.
     sync_in_flight: bool,
-    last_sync_poll: std::time::Instant,
+    /// When the last status poll went out (None: never).
+    last_sync_poll_ms: Option<u64>,
     pending: Option<PendingProposal>,
-    peers: HashMap<PeerId, (Option<PublicKey>, bool)>,
+    /// Connected peers: alliance key and membership. Ordered, so that the
+    /// choice of a peer depends only on what happened (replayable).
+    peers: BTreeMap<PeerId, (Option<PublicKey>, bool)>,
     /// Test-only misbehaviour (see [`crate::byzantine`]).
     #[cfg(feature = "byzantine")]
     byzantine: Option<crate::byzantine::Byzantine>,
@@ -384,66 +113,36 @@ fn anchor_of(chain: &Chain) -> Anchor {
     }
 }
 
-impl Driver {
-    /// Opens everything and builds the driver. `store` and its state come
-    /// from [`Store::open`].
+impl<N: Net, C: Clock> Driver<N, C> {
+    /// A driver for the node whose chain and mempool are in `shared`, with
+    /// a consensus core restored from its store.
     pub fn new(
-        genesis: Genesis,
+        shared: Arc<Shared>,
         key: Keypair,
         config: NodeConfig,
-        store: Store,
-        state: alliance_protocol::state::LedgerState,
-        net: NetworkHandle,
-        events: mpsc::Receiver<NetworkEvent>,
-    ) -> Result<(Self, Arc<Shared>), crate::store::StoreError> {
-        let chain_id = genesis.chain_id.clone();
-        let chain = Chain::new(store, state);
-        let mempool = Mempool::new(
-            &chain_id,
-            MempoolLimits {
-                txs_max: config.mempool_txs_max,
-                ..MempoolLimits::default()
-            },
-        );
-        let (finalized, _) = broadcast::channel(FINALIZED_CHANNEL_LEN);
-        let shared = Arc::new(Shared {
-            chain_id,
-            genesis,
-            chain: RwLock::new(chain),
-            mempool: Mutex::new(mempool),
-            status: RwLock::new(NodeStatus::default()),
-            finalized,
-            network: net.clone(),
-            event_streams: Arc::new(tokio::sync::Semaphore::new(crate::api::EVENT_STREAMS_MAX)),
-            metrics: crate::metrics::Metrics::default(),
-        });
+        net: N,
+        clock: C,
+    ) -> Result<Self, crate::store::StoreError> {
         let verifier = CachingVerifier::default();
         let core = {
             let chain = shared.chain.read().unwrap_or_else(|e| e.into_inner());
             restore_core(&shared, &key, &config, &chain, &verifier)?
         };
-        let (timer_tx, timer_rx) = mpsc::channel(TIMER_QUEUE_LEN);
-        let (sync_tx, sync_rx) = mpsc::channel(16);
-        let driver = Driver {
-            shared: shared.clone(),
+        Ok(Driver {
+            shared,
             key,
             config,
             core,
             verifier,
             net,
-            events,
-            timer_tx,
-            timer_rx,
-            sync_tx,
-            sync_rx,
+            clock,
             sync_in_flight: false,
-            last_sync_poll: std::time::Instant::now() - SYNC_POLL,
+            last_sync_poll_ms: None,
             pending: None,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             #[cfg(feature = "byzantine")]
             byzantine: None,
-        };
-        Ok((driver, shared))
+        })
     }
 
     /// Makes this node misbehave as `byzantine` says (tests only).
@@ -453,32 +152,73 @@ impl Driver {
         self
     }
 
-    /// Runs until `shutdown` resolves. A commit in progress always completes
-    /// first: the loop handles one event at a time.
-    pub async fn run(
-        mut self,
-        shutdown: impl std::future::Future<Output = ()>,
-    ) -> anyhow::Result<()> {
-        tokio::pin!(shutdown);
+    /// The shared state this driver updates.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The consensus core (read-only: the simulation inspects it).
+    pub fn core(&self) -> &Core<CachingVerifier> {
+        &self.core
+    }
+
+    /// The network port (the simulation reaches its outbox through it).
+    pub fn net_mut(&mut self) -> &mut N {
+        &mut self.net
+    }
+
+    /// The clock port.
+    pub fn clock_mut(&mut self) -> &mut C {
+        &mut self.clock
+    }
+
+    /// Starts the consensus core: its first timers and messages.
+    pub fn start(&mut self) -> anyhow::Result<()> {
         let outputs = self.core.start();
-        self.execute(outputs).await?;
-        let mut tick = tokio::time::interval(TICK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                Some(event) = self.events.recv() => self.on_network(event).await?,
-                Some(id) = self.timer_rx.recv() => {
-                    let out = self.core.handle(Input::Timer(id));
-                    self.execute(out).await?;
-                }
-                Some(result) = self.sync_rx.recv() => self.on_sync(result).await?,
-                _ = tick.tick() => self.on_tick().await?,
+        self.execute(outputs)
+    }
+
+    /// Handles one event to completion. An error is fatal (the store
+    /// failed, or consensus contradicts the stored chain): the node stops.
+    pub fn handle(&mut self, event: Event<N::MessageRef, N::Responder>) -> anyhow::Result<()> {
+        match event {
+            Event::PeerConnected {
+                peer,
+                key,
+                is_member,
+            } => {
+                tracing::info!(%peer, is_member, "peer connected");
+                self.peers.insert(peer, (key, is_member));
+                Ok(())
             }
+            Event::PeerDisconnected { peer } => {
+                self.peers.remove(&peer);
+                Ok(())
+            }
+            Event::Consensus {
+                bytes,
+                source_key,
+                message,
+            } => self.on_consensus(&bytes, source_key, message),
+            Event::SyncRequest { request, responder } => {
+                let response = {
+                    let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
+                    answer_sync(&chain, &self.core, request)
+                };
+                self.net.respond(responder, response);
+                Ok(())
+            }
+            Event::Response {
+                peer,
+                request,
+                result,
+            } => self.on_response(peer, request, result),
+            Event::Timer(id) => {
+                let out = self.core.handle(Input::Timer(id));
+                self.execute(out)
+            }
+            Event::Tick => self.on_tick(),
         }
-        tracing::info!("shutting down");
-        let _ = self.net.shutdown().await;
-        Ok(())
     }
 
     fn update_status(&self) {
@@ -512,8 +252,8 @@ impl Driver {
         m.mempool.store(pending as u64, Ordering::Relaxed);
     }
 
-    async fn on_tick(&mut self) -> anyhow::Result<()> {
-        let now = now_ms();
+    fn on_tick(&mut self) -> anyhow::Result<()> {
+        let now = self.clock.now_ms();
         let ready = match &self.pending {
             Some(p) => {
                 let has_txs = !self
@@ -528,18 +268,23 @@ impl Driver {
         };
         if ready {
             if let Some(p) = self.pending.take() {
-                self.build(p).await?;
+                self.build(p)?;
             }
         }
-        if !self.sync_in_flight && self.last_sync_poll.elapsed() >= SYNC_POLL {
-            self.last_sync_poll = std::time::Instant::now();
+        let poll_due = match self.last_sync_poll_ms {
+            None => true,
+            Some(at) => now.saturating_sub(at) >= SYNC_POLL.as_millis() as u64,
+        };
+        if !self.sync_in_flight && poll_due {
+            self.last_sync_poll_ms = Some(now);
             self.poll_sync();
         }
         self.update_status();
         Ok(())
     }
 
-    async fn build(&mut self, p: PendingProposal) -> anyhow::Result<()> {
+    fn build(&mut self, p: PendingProposal) -> anyhow::Result<()> {
+        let now = self.clock.now_ms();
         let block = {
             let mut chain = self.shared.chain.write().unwrap_or_else(|e| e.into_inner());
             let limit = self
@@ -552,7 +297,7 @@ impl Driver {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .candidates(chain.state(), limit);
-            chain.build(&p.ancestry, candidates, now_ms(), self.key.public())
+            chain.build(&p.ancestry, candidates, now, self.key.public())
         };
         match block {
             Ok(block) => {
@@ -560,7 +305,7 @@ impl Driver {
                     view: p.view,
                     block,
                 });
-                self.execute(out).await
+                self.execute(out)
             }
             Err(e) => {
                 tracing::warn!(view = p.view, error = %e, "cannot build on the requested parent");
@@ -571,7 +316,7 @@ impl Driver {
 
     /// Carries out the core's outputs in order. Inputs produced on the way
     /// (verdicts) are fed back and their outputs follow.
-    async fn execute(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
+    fn execute(&mut self, outputs: Vec<Output>) -> anyhow::Result<()> {
         let mut queue: VecDeque<Output> = outputs.into();
         while let Some(output) = queue.pop_front() {
             match output {
@@ -605,18 +350,10 @@ impl Driver {
                     #[cfg(not(feature = "byzantine"))]
                     let sends = [message.to_bytes()];
                     for bytes in sends {
-                        if let Err(e) = self.net.publish_consensus(bytes).await {
-                            tracing::warn!(error = %e, "cannot publish a consensus message");
-                        }
+                        self.net.publish(bytes);
                     }
                 }
-                Output::SetTimer { id, after_ms } => {
-                    let tx = self.timer_tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(after_ms)).await;
-                        let _ = tx.send(id).await;
-                    });
-                }
+                Output::SetTimer { id, after_ms } => self.clock.set_timer(id, after_ms),
                 Output::Propose { view, ancestry, .. } => {
                     let parent_ts = ancestry
                         .last()
@@ -636,7 +373,7 @@ impl Driver {
                         view,
                         ancestry,
                         not_before_ms: parent_ts + self.config.block_interval_ms,
-                        empty_after_ms: now_ms() + self.config.leader_timeout_ms / 2,
+                        empty_after_ms: self.clock.now_ms() + self.config.leader_timeout_ms / 2,
                     });
                 }
                 Output::Verify {
@@ -657,7 +394,7 @@ impl Driver {
                     let verdict = {
                         let mut chain =
                             self.shared.chain.write().unwrap_or_else(|e| e.into_inner());
-                        chain.verify_known(&block, &ancestry, now_ms(), &known)
+                        chain.verify_known(&block, &ancestry, self.clock.now_ms(), &known)
                     };
                     if let Err(e) = &verdict {
                         tracing::warn!(view, height = block.header.height, error = %e, "refusing a proposed block");
@@ -807,72 +544,38 @@ impl Driver {
                 .iter()
                 .map(|v| v.key)
                 .collect();
-            let net = self.net.clone();
-            tokio::spawn(async move {
-                let _ = net.set_members(members).await;
-            });
+            self.net.set_members(members);
         }
         self.core = core;
         self.pending = None;
         Ok(self.core.start())
     }
 
-    async fn on_network(&mut self, event: NetworkEvent) -> anyhow::Result<()> {
-        match event {
-            NetworkEvent::Listening { addr } => tracing::info!(%addr, "listening"),
-            NetworkEvent::PeerConnected {
-                peer,
-                key,
-                is_member,
-            } => {
-                tracing::info!(%peer, is_member, "peer connected");
-                self.peers.insert(peer, (key, is_member));
+    /// A consensus message from gossip: judged (the verdict decides
+    /// whether gossip forwards it), then given to the core unless rejected.
+    fn on_consensus(
+        &mut self,
+        bytes: &[u8],
+        source_key: PublicKey,
+        gossip: N::MessageRef,
+    ) -> anyhow::Result<()> {
+        let message = match Message::from_bytes(bytes) {
+            Ok(m) => m,
+            Err(_) => {
+                self.net.report(gossip, Verdict::Reject);
+                return Ok(());
             }
-            NetworkEvent::PeerDisconnected { peer, .. } => {
-                self.peers.remove(&peer);
-            }
-            NetworkEvent::Transaction { bytes, from, id } => {
-                // Off the consensus loop: verifying a batch takes a while.
-                let (shared, net) = (self.shared.clone(), self.net.clone());
-                tokio::spawn(async move {
-                    let verdict = shared.admit_gossip(&bytes).await;
-                    let _ = net.report(id, from, verdict).await;
-                });
-            }
-            NetworkEvent::Consensus {
-                bytes,
-                from,
-                source_key,
-                id,
-            } => {
-                let message = match Message::from_bytes(&bytes) {
-                    Ok(m) => m,
-                    Err(_) => {
-                        let _ = self.net.report(id, from, Verdict::Reject).await;
-                        return Ok(());
-                    }
-                };
-                let verdict = self.judge(&message);
-                let _ = self.net.report(id, from, verdict).await;
-                if verdict != Verdict::Reject {
-                    let out = self.core.handle(Input::Message {
-                        from: source_key,
-                        message,
-                    });
-                    self.execute(out).await?;
-                }
-            }
-            NetworkEvent::SyncRequest {
-                request, responder, ..
-            } => {
-                let response = {
-                    let chain = self.shared.chain.read().unwrap_or_else(|e| e.into_inner());
-                    answer_sync(&chain, &self.core, request)
-                };
-                let _ = self.net.respond(responder, response).await;
-            }
+        };
+        let verdict = self.judge(&message);
+        self.net.report(gossip, verdict);
+        if verdict == Verdict::Reject {
+            return Ok(());
         }
-        Ok(())
+        let out = self.core.handle(Input::Message {
+            from: source_key,
+            message,
+        });
+        self.execute(out)
     }
 
     /// Whether a consensus message is worth forwarding. Votes, proposals
@@ -934,26 +637,15 @@ impl Driver {
         peers
     }
 
-    /// Asks a peer for its tip (and then blocks) in the background.
+    /// Asks a peer for its tip; blocks follow if it is well ahead.
     fn poll_sync(&mut self) {
         let peers = self.member_peers();
         if peers.is_empty() {
             return;
         }
-        let peer = peers[(now_ms() as usize) % peers.len()];
-        let net = self.net.clone();
-        let tx = self.sync_tx.clone();
+        let peer = peers[(self.clock.now_ms() as usize) % peers.len()];
         self.sync_in_flight = true;
-        tokio::spawn(async move {
-            let result = match net.request_status(peer).await {
-                Ok(status) => SyncResult::Status {
-                    peer,
-                    height: status.tip_height,
-                },
-                Err(_) => SyncResult::Failed,
-            };
-            let _ = tx.send(result).await;
-        });
+        self.net.request(peer, SyncRequest::Status);
     }
 
     /// The consensus resolver: asks one member peer (rotating over time, as
@@ -964,117 +656,140 @@ impl Driver {
         if peers.is_empty() {
             return;
         }
-        let pick = views.first().copied().unwrap_or(0) as usize + (now_ms() / 500) as usize;
+        let pick =
+            views.first().copied().unwrap_or(0) as usize + (self.clock.now_ms() / 500) as usize;
         let peer = peers[pick % peers.len()];
-        let net = self.net.clone();
-        let tx = self.sync_tx.clone();
-        tokio::spawn(async move {
-            let result = match net.request_certificates(peer, views).await {
-                Ok(certificates) => SyncResult::Certificates { certificates },
-                Err(_) => SyncResult::Failed,
-            };
-            let _ = tx.send(result).await;
-        });
+        self.net
+            .request(peer, SyncRequest::GetCertificates { views });
     }
 
+    /// Asks a member peer for a block the core needs (notarized or
+    /// finalized), by hash.
     fn fetch(&mut self, hash: alliance_protocol::Hash32) {
         let peers = self.member_peers();
         if peers.is_empty() {
             return;
         }
         // Rotate over time: the core retries, and the next try asks another peer.
-        let peer = peers[(hash.0[0] as usize + (now_ms() / 1_000) as usize) % peers.len()];
-        let net = self.net.clone();
-        let tx = self.sync_tx.clone();
-        tokio::spawn(async move {
-            let result = match net.request_block(peer, hash).await {
-                Ok(blocks) => SyncResult::Fetched { peer, hash, blocks },
-                Err(_) => SyncResult::Failed,
-            };
-            let _ = tx.send(result).await;
-        });
+        let pick = hash.0[0] as usize + (self.clock.now_ms() / 1_000) as usize;
+        let peer = peers[pick % peers.len()];
+        self.net.request(peer, SyncRequest::GetBlock { hash });
     }
 
-    async fn on_sync(&mut self, result: SyncResult) -> anyhow::Result<()> {
-        match result {
-            SyncResult::Failed => self.sync_in_flight = false,
-            SyncResult::Status { peer, height } => {
-                let ours = self.shared.tip_height();
-                {
-                    let mut s = self
-                        .shared
-                        .status
-                        .write()
-                        .unwrap_or_else(|e| e.into_inner());
-                    s.best_peer_height = s.best_peer_height.max(height);
-                }
-                if height >= ours + SYNC_GAP_MIN {
-                    let net = self.net.clone();
-                    let tx = self.sync_tx.clone();
-                    tokio::spawn(async move {
-                        let result = match net.request_blocks(peer, ours + 1, SYNC_BATCH).await {
-                            Ok(blocks) => SyncResult::Blocks { peer, blocks },
-                            Err(_) => SyncResult::Failed,
-                        };
-                        let _ = tx.send(result).await;
-                    });
-                } else {
-                    self.sync_in_flight = false;
-                }
+    /// The answer to one of our sync requests. An answer of the wrong kind
+    /// counts as no answer.
+    fn on_response(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        result: Result<SyncResponse, crate::network::SyncError>,
+    ) -> anyhow::Result<()> {
+        match (request, result) {
+            (SyncRequest::Status, Ok(SyncResponse::Status(status))) => {
+                self.on_status(peer, status.tip_height);
+                Ok(())
             }
-            SyncResult::Blocks { peer, blocks } => {
+            (SyncRequest::GetBlocks { .. }, Ok(SyncResponse::Blocks(blocks))) => {
                 self.sync_in_flight = false;
-                let applied = self.apply_synced(peer, &blocks).await?;
-                if applied > 0 {
-                    // Restart consensus from the new tip; persisted votes
-                    // keep it from signing anything conflicting, and the
-                    // resolver fetches the certificates it lacks.
-                    tracing::info!(
-                        height = self.shared.tip_height(),
-                        applied,
-                        "synced blocks from a peer"
-                    );
-                    let out = self.restart_core()?;
-                    self.execute(out).await?;
-                    // Keep going while behind.
-                    self.last_sync_poll = std::time::Instant::now() - SYNC_POLL;
-                }
+                self.on_blocks(peer, &blocks)
             }
-            SyncResult::Certificates { certificates } => {
+            (SyncRequest::Status | SyncRequest::GetBlocks { .. }, _) => {
+                self.sync_in_flight = false;
+                Ok(())
+            }
+            (SyncRequest::GetCertificates { .. }, Ok(SyncResponse::Certificates(certificates))) => {
                 let out = self.core.handle(Input::Certificates(certificates));
-                self.execute(out).await?;
+                self.execute(out)
             }
-            SyncResult::Fetched { peer, hash, blocks } => {
-                let Some(bytes) = blocks.first() else {
-                    return Ok(());
-                };
-                match FinalizedBlock::from_bytes(bytes) {
-                    Ok(fb) if fb.block.hash() == hash => {
-                        let out = self.core.handle(Input::Fetched {
-                            block: fb.block,
-                            certificate: fb.certificate,
-                        });
-                        self.execute(out).await?;
-                    }
-                    Ok(_) => {} // the peer finalized another block at that height: not the one asked for
-                    Err(_) => {
-                        let _ = self.net.penalise(peer, Misbehaviour::WrongResponse).await;
-                    }
-                }
+            (SyncRequest::GetBlock { hash }, Ok(SyncResponse::Blocks(blocks))) => {
+                self.on_fetched(peer, hash, &blocks)
             }
+            (SyncRequest::GetCertificates { .. } | SyncRequest::GetBlock { .. }, _) => Ok(()),
+        }
+    }
+
+    /// A peer's tip: sync in bulk when it is well ahead.
+    fn on_status(&mut self, peer: PeerId, height: u64) {
+        let ours = self.shared.tip_height();
+        {
+            let mut s = self
+                .shared
+                .status
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            s.best_peer_height = s.best_peer_height.max(height);
+        }
+        if height >= ours + SYNC_GAP_MIN {
+            self.net.request(
+                peer,
+                SyncRequest::GetBlocks {
+                    from_height: ours + 1,
+                    max_count: SYNC_BATCH,
+                },
+            );
+        } else {
+            self.sync_in_flight = false;
+        }
+    }
+
+    /// A bulk sync answer: its verified finalized path is committed, and
+    /// consensus restarts from the new tip.
+    fn on_blocks(&mut self, peer: PeerId, blocks: &[Vec<u8>]) -> anyhow::Result<()> {
+        let applied = self.apply_synced(peer, blocks)?;
+        if applied > 0 {
+            // Restart consensus from the new tip; persisted votes keep it
+            // from signing anything conflicting, and the resolver fetches
+            // the certificates it lacks.
+            tracing::info!(
+                height = self.shared.tip_height(),
+                applied,
+                "synced blocks from a peer"
+            );
+            let out = self.restart_core()?;
+            self.execute(out)?;
+            // Keep going while behind.
+            self.last_sync_poll_ms = None;
         }
         Ok(())
+    }
+
+    /// A block fetched by hash for the core.
+    fn on_fetched(
+        &mut self,
+        peer: PeerId,
+        hash: alliance_protocol::Hash32,
+        blocks: &[Vec<u8>],
+    ) -> anyhow::Result<()> {
+        let Some(bytes) = blocks.first() else {
+            return Ok(());
+        };
+        match FinalizedBlock::from_bytes(bytes) {
+            Ok(fb) if fb.block.hash() == hash => {
+                let out = self.core.handle(Input::Fetched {
+                    block: fb.block,
+                    certificate: fb.certificate,
+                });
+                self.execute(out)
+            }
+            // The peer finalized another block at that height: not the one
+            // asked for.
+            Ok(_) => Ok(()),
+            Err(_) => {
+                self.net.penalise(peer, Misbehaviour::WrongResponse);
+                Ok(())
+            }
+        }
     }
 
     /// Commits the verified finalized path of a peer's sync answer
     /// ([`crate::sync::commit`]); an answer that is inconsistent in any way is
     /// dropped whole and costs the peer. Returns the count committed.
-    async fn apply_synced(&mut self, peer: PeerId, blocks: &[Vec<u8>]) -> anyhow::Result<usize> {
+    fn apply_synced(&mut self, peer: PeerId, blocks: &[Vec<u8>]) -> anyhow::Result<usize> {
         match commit_synced(&self.shared, blocks) {
             Ok(applied) => Ok(applied),
             Err(crate::sync::SyncCommitError::Fault(fault)) => {
                 tracing::warn!(%peer, error = %fault, "sync: refusing a peer's answer");
-                let _ = self.net.penalise(peer, Misbehaviour::InvalidBlock).await;
+                self.net.penalise(peer, Misbehaviour::InvalidBlock);
                 Ok(0)
             }
             Err(crate::sync::SyncCommitError::Finalize(e)) => Err(e.into()),
