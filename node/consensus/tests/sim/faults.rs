@@ -361,7 +361,7 @@ impl Sim {
             .or_else(|| {
                 // A peer that voted for it persisted it (Output::PersistBlock).
                 let mut peers = self.nodes.iter().filter(|n| n.validator != me);
-                peers.find_map(|n| n.voted.iter().find(|b| b.hash() == hash).cloned())
+                peers.find_map(|n| n.voted_index.get(&hash).map(|&k| n.voted[k].clone()))
             });
         let cert = self.certs.get(&hash).cloned().or_else(|| {
             self.nodes
