@@ -1,15 +1,40 @@
-//! Signature verification, kept apart from the protocol logic (Commonware
-//! calls this part the batcher). The core does every cheap structural check
+//! Signatures, kept apart from the protocol logic (Commonware calls the
+//! verifying part the batcher). The core does every cheap structural check
 //! first and calls a [`Verifier`] only for signatures it would otherwise
-//! count, so a driver can plug in a parallel or batching implementation and
-//! the simulation can memoise results.
+//! count, so a driver can plug in a parallel or batching implementation.
+//! It signs its own votes through a [`Signer`]. The node uses ed25519 for
+//! both ([`Keypair`], [`Ed25519Verifier`] or [`CachingVerifier`]); the
+//! simulation plugs in a cheap deterministic scheme with a matching
+//! verifier, since real curve arithmetic was most of its time.
 
 use alliance_protocol::{
-    Certificate, Hash32, PublicKey, Signature, SignedVote, ValidatorSet, VoteData, VoteDomain,
-    VoteKind,
+    Certificate, Hash32, Keypair, PublicKey, Signature, SignedVote, ValidatorSet, VoteData,
+    VoteDomain, VoteKind,
 };
 
 use crate::stats::DropReason;
+
+/// Signs this node's consensus votes: the counterpart of [`Verifier`].
+/// Whatever it signs must verify under the [`Verifier`] the validators use,
+/// for the key [`Signer::public`] names in the validator set.
+pub trait Signer {
+    /// The public key votes are signed for (the one in the validator set).
+    fn public(&self) -> PublicKey;
+    /// A signature of `data` in `domain` by [`Signer::public`].
+    fn sign(&self, domain: &VoteDomain, data: &VoteData) -> Signature;
+}
+
+/// The node's signer: ed25519 over [`VoteData::signing_hash`], exactly
+/// [`VoteData::sign`].
+impl Signer for Keypair {
+    fn public(&self) -> PublicKey {
+        Keypair::public(self)
+    }
+
+    fn sign(&self, domain: &VoteDomain, data: &VoteData) -> Signature {
+        data.sign(domain, self).signature
+    }
+}
 
 /// Checks ed25519 signatures over consensus votes.
 pub trait Verifier {
@@ -215,6 +240,22 @@ mod tests {
         assert_eq!(check_vote(&set, &v), Ok(()));
         let outsider = data.sign(&dom("c"), &Keypair::from_label("b"));
         assert_eq!(check_vote(&set, &outsider), Err(DropReason::NotValidator));
+    }
+
+    #[test]
+    fn keypair_signer_signs_as_vote_data_sign() {
+        let k = Keypair::from_label("a");
+        let data = VoteData {
+            kind: VoteKind::Finalize,
+            view: 7,
+            height: 3,
+            block_hash: Hash32([9; 32]),
+        };
+        let vote = data.sign(&dom("c"), &k);
+        assert_eq!(Signer::public(&k), vote.signer);
+        assert_eq!(Signer::sign(&k, &dom("c"), &data), vote.signature);
+        let sig = Signer::sign(&k, &dom("c"), &data);
+        assert!(Ed25519Verifier.verify(&dom("c"), &data, &[(k.public(), sig)]));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 
 use alliance_protocol::{Hash32, Keypair, ValidatorSet};
 
+use crate::batcher::Signer;
+
 /// Views above the settled view (the last finalized view the core knows)
 /// for which the core keeps any state or accepts notarizations and
 /// nullifications. Honest validators never move further ahead than this
@@ -49,13 +51,16 @@ pub const DEFAULT_RETRY_MS: u64 = 2_000;
 /// validator set is fixed for the core's lifetime (one epoch): when
 /// governance changes the set, the node restarts the core at the epoch's
 /// first height with the new set (see docs/consensus.md).
+///
+/// `S` signs this node's votes: the node's ed25519 [`Keypair`] by default;
+/// the simulation plugs in a cheap deterministic [`Signer`].
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct Config<S: Signer = Keypair> {
     /// Chain id every vote signs (votes of another chain never verify).
     pub chain_id: String,
     /// This node's key. A core whose key is not in `validators` follows
     /// the chain and finalizes blocks but never votes.
-    pub key: Keypair,
+    pub key: S,
     /// The validators of this epoch.
     pub validators: ValidatorSet,
     /// After entering a view, how long to wait for the leader's proposal
@@ -70,9 +75,9 @@ pub struct Config {
     pub retry_ms: u64,
 }
 
-impl Config {
+impl<S: Signer> Config<S> {
     /// A config with the default timeouts.
-    pub fn new(chain_id: impl Into<String>, key: Keypair, validators: ValidatorSet) -> Self {
+    pub fn new(chain_id: impl Into<String>, key: S, validators: ValidatorSet) -> Self {
         Config {
             chain_id: chain_id.into(),
             key,

@@ -33,7 +33,7 @@ use alliance_protocol::{
     VoteKind,
 };
 
-use crate::batcher::{check_certificate, check_vote, Ed25519Verifier, Verifier};
+use crate::batcher::{check_certificate, check_vote, Ed25519Verifier, Signer, Verifier};
 use crate::config::{
     Anchor, Config, CATCH_UP_HEIGHTS_MAX, EVIDENCE_MAX, FETCHES_OUTSTANDING_MAX, FUTURE_VIEWS_MAX,
     RESOLVE_VIEWS_MAX, VIEW_WINDOW,
@@ -101,10 +101,13 @@ enum AncestryError {
 /// The consensus core of one node for one epoch. Pure: call
 /// [`Core::start`] once, then [`Core::handle`] for every input, and execute
 /// the returned outputs in order.
-pub struct Core<V: Verifier = Ed25519Verifier> {
+///
+/// `V` checks the signatures of others' votes, `S` signs ours (ed25519 in
+/// the node; a cheap deterministic scheme in the simulation).
+pub struct Core<V: Verifier = Ed25519Verifier, S: Signer = Keypair> {
     /// Chain id and this epoch's validator set: what every vote signs.
     domain: VoteDomain,
-    key: Keypair,
+    signer: S,
     me: PublicKey,
     is_validator: bool,
     validators: ValidatorSet,
@@ -143,16 +146,16 @@ pub struct Core<V: Verifier = Ed25519Verifier> {
     mutation: Option<crate::config::Mutation>,
 }
 
-impl Core<Ed25519Verifier> {
+impl<S: Signer> Core<Ed25519Verifier, S> {
     /// A fresh core (no votes signed yet) starting after `anchor`.
-    pub fn new(config: Config, anchor: Anchor) -> Self {
+    pub fn new(config: Config<S>, anchor: Anchor) -> Self {
         Self::with_verifier(config, anchor, Ed25519Verifier)
     }
 }
 
-impl<V: Verifier> Core<V> {
+impl<V: Verifier, S: Signer> Core<V, S> {
     /// A fresh core with a chosen signature verifier.
-    pub fn with_verifier(config: Config, anchor: Anchor, verifier: V) -> Self {
+    pub fn with_verifier(config: Config<S>, anchor: Anchor, verifier: V) -> Self {
         Self::restore(config, anchor, Vec::new(), verifier)
     }
 
@@ -162,7 +165,7 @@ impl<V: Verifier> Core<V> {
     /// may prune them). The core will not sign anything conflicting with
     /// them, and starts in the highest view it voted in (or `anchor.view + 1`).
     pub fn restore(
-        config: Config,
+        config: Config<S>,
         anchor: Anchor,
         votes: impl IntoIterator<Item = SignedVote>,
         verifier: V,
@@ -188,7 +191,7 @@ impl<V: Verifier> Core<V> {
         Core {
             domain: VoteDomain::new(&config.chain_id, &config.validators),
             is_validator: config.validators.contains(&me),
-            key: config.key,
+            signer: config.key,
             me,
             validators: config.validators,
             leader_timeout_ms: config.leader_timeout_ms,
@@ -442,6 +445,15 @@ impl<V: Verifier> Core<V> {
 
     fn is_leader(&self, view: u64) -> bool {
         self.validators.leader(view).key == self.me
+    }
+
+    /// Our vote on `data` (the guard has allowed it).
+    fn sign(&self, data: VoteData) -> SignedVote {
+        SignedVote {
+            data,
+            signer: self.me,
+            signature: self.signer.sign(&self.domain, &data),
+        }
     }
 
     fn verify_vote(&mut self, vote: &SignedVote) -> bool {
@@ -785,7 +797,7 @@ impl<V: Verifier> Core<V> {
         match check {
             Check::Fresh => {
                 self.persist_block_for(&data);
-                let vote = data.sign(&self.domain, &self.key);
+                let vote = self.sign(data);
                 self.guard.record(vote.clone());
                 self.out.push(Output::Persist(vote.clone()));
                 self.out
@@ -966,7 +978,7 @@ impl<V: Verifier> Core<V> {
             self.stats.refused_to_sign += 1;
             return Ok(());
         }
-        let vote = data.sign(&self.domain, &self.key);
+        let vote = self.sign(data);
         self.guard.record(vote.clone());
         let block = Arc::new(block);
         self.out.push(Output::PersistBlock(block.clone()));

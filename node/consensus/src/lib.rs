@@ -10,7 +10,8 @@
 //! - [`core`]: the protocol, every consensus rule in one module.
 //! - [`guard`]: our own votes and the never-double-sign rules.
 //! - [`tally`]: votes received per view, quorum counting, equivocations.
-//! - [`batcher`]: signature verification, pluggable ([`Verifier`]).
+//! - [`batcher`]: signatures, pluggable: verification ([`Verifier`]) and
+//!   signing our own votes ([`Signer`]).
 //! - [`message`], [`interface`]: what goes on the wire and what crosses
 //!   between the core and the driver.
 //! - [`config`]: configuration and every named bound; [`stats`]: counters.
@@ -29,7 +30,7 @@ pub mod message;
 pub mod stats;
 pub mod tally;
 
-pub use crate::batcher::{CachingVerifier, Ed25519Verifier, Verifier};
+pub use crate::batcher::{CachingVerifier, Ed25519Verifier, Signer, Verifier};
 pub use crate::config::{Anchor, Config, Mutation};
 pub use crate::core::Core;
 pub use crate::interface::{Input, Output, TimerId, TimerKind};

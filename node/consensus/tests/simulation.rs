@@ -11,6 +11,11 @@
 //!   `SIM_N=n` forces the validator count, `SIM_MUTATION=weak_quorum|
 //!   finalize_after_nullify|skip_nullification_check` runs a mutated core
 //!   (for replaying a mutation test's seed).
+//!
+//! Votes are signed with a cheap keyed hash instead of ed25519
+//! (`sim::sign`, the core's `Signer` and `Verifier` traits): the validators
+//! keep their real public keys, and a signature verifies only for its
+//! signer, chain, validator set and vote data.
 
 mod sim;
 
@@ -343,6 +348,115 @@ fn restart_with_f_silent_stays_live() {
 #[test]
 fn lost_fetch_answers_are_requested_again() {
     scenario_stays_safe_and_live("lost_fetch", LOST_FETCH_SEEDS);
+}
+
+/// The simulation's cheap signature scheme (`sim::sign`) refuses what
+/// ed25519 refuses: random bytes, another signer's key, another chain or
+/// validator set, other vote data, a key the run does not know.
+#[test]
+fn sim_signatures_fail_where_ed25519_would() {
+    use alliance_consensus::{Signer, Verifier};
+    use alliance_protocol::{Hash32, Signature, VoteData, VoteDomain, VoteKind};
+    use sim::{SignedBy, SimKey, SimVerifier};
+
+    let (a, b) = (SimKey::from_label("t/a"), SimKey::from_label("t/b"));
+    let stranger = SimKey::from_label("t/stranger");
+    let mut verifier = SimVerifier::new(vec![a.clone(), b.clone()]);
+    let domain = VoteDomain {
+        chain_id: "c".into(),
+        validator_set_hash: Hash32([7; 32]),
+    };
+    let data = VoteData {
+        kind: VoteKind::Notarize,
+        view: 3,
+        height: 2,
+        block_hash: Hash32([1; 32]),
+    };
+    let vote = data.signed_by(&domain, &a);
+    assert_eq!(
+        vote.signer,
+        alliance_protocol::Keypair::from_label("t/a").public()
+    );
+    assert_eq!(vote.signature, Signer::sign(&a, &domain, &data));
+    let ok = |v: &mut SimVerifier, d: &VoteDomain, data: &VoteData, pk, sig| {
+        v.verify(d, data, &[(pk, sig)])
+    };
+    assert!(ok(
+        &mut verifier,
+        &domain,
+        &data,
+        a.public(),
+        vote.signature
+    ));
+    assert!(verifier.check(&domain, &vote));
+    // Another signer's key, random bytes, one flipped bit.
+    assert!(!ok(
+        &mut verifier,
+        &domain,
+        &data,
+        b.public(),
+        vote.signature
+    ));
+    assert!(!ok(
+        &mut verifier,
+        &domain,
+        &data,
+        a.public(),
+        Signature([0x5a; 64])
+    ));
+    let mut flipped = vote.signature;
+    flipped.0[63] ^= 1;
+    assert!(!ok(&mut verifier, &domain, &data, a.public(), flipped));
+    // Another chain, another validator set.
+    for other in [
+        VoteDomain {
+            chain_id: "d".into(),
+            ..domain.clone()
+        },
+        VoteDomain {
+            validator_set_hash: Hash32([8; 32]),
+            ..domain.clone()
+        },
+    ] {
+        assert!(!ok(
+            &mut verifier,
+            &other,
+            &data,
+            a.public(),
+            vote.signature
+        ));
+    }
+    // Other vote data: kind, view, height, block.
+    for other in [
+        VoteData {
+            kind: VoteKind::Finalize,
+            ..data
+        },
+        VoteData { view: 4, ..data },
+        VoteData { height: 3, ..data },
+        VoteData {
+            block_hash: Hash32([2; 32]),
+            ..data
+        },
+    ] {
+        assert!(!ok(
+            &mut verifier,
+            &domain,
+            &other,
+            a.public(),
+            vote.signature
+        ));
+    }
+    // A key the run does not know, even with its own valid signature.
+    let foreign = data.signed_by(&domain, &stranger);
+    assert!(!verifier.check(&domain, &foreign));
+    // A certificate fails as a whole when one signature does.
+    let sigs = [
+        (a.public(), vote.signature),
+        (b.public(), data.signed_by(&domain, &b).signature),
+    ];
+    assert!(verifier.verify(&domain, &data, &sigs));
+    assert!(!verifier.verify(&domain, &data, &[sigs[0], (b.public(), flipped)]));
 }
 
 /// A finalization that conflicts with another honest node's, or a finalized

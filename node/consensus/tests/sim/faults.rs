@@ -14,8 +14,8 @@ use rand::seq::SliceRandom;
 use rand::{Rng, RngCore};
 
 use super::{
-    app, scenario, Adversary, Event, Sim, LEFT_BEHIND_HEIGHTS, LIVENESS_HEIGHTS, LIVENESS_TIME_MS,
-    STALL_MS,
+    app, scenario, Adversary, Event, SignedBy, Sim, LEFT_BEHIND_HEIGHTS, LIVENESS_HEIGHTS,
+    LIVENESS_TIME_MS, STALL_MS,
 };
 
 /// State of the added faults for one run.
@@ -573,7 +573,7 @@ impl Sim {
             height: block.header.height,
             block_hash: hash,
         }
-        .sign(&self.domain, &key);
+        .signed_by(&self.domain, &key);
         Some(Message::Proposal(Box::new(Proposal {
             view: p.view,
             parent_view,
@@ -625,7 +625,7 @@ impl Sim {
             view: p.view,
             parent_view: p.parent_view,
             block: other.clone(),
-            vote: data(&other, VoteKind::Notarize).sign(&self.domain, &key),
+            vote: data(&other, VoteKind::Notarize).signed_by(&self.domain, &key),
         }));
         let block_a = p.block.clone();
         let proposal_a = Message::Proposal(Box::new(p));
@@ -639,7 +639,7 @@ impl Sim {
             let key = self.nodes[c].key.clone();
             for (side, block) in [(&side_a, &block_a), (&side_b, &other)] {
                 for kind in [VoteKind::Notarize, VoteKind::Finalize] {
-                    let vote = Message::Vote(data(block, kind).sign(&self.domain, &key));
+                    let vote = Message::Vote(data(block, kind).signed_by(&self.domain, &key));
                     for &to in side.iter() {
                         self.send(c, to, vote.clone());
                     }

@@ -6,24 +6,25 @@
 pub mod app;
 mod faults;
 pub mod scenario;
+pub mod sign;
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
-use std::rc::Rc;
 use std::sync::Arc;
 
 use alliance_consensus::{
     Anchor, Config, Core, Input, Message, Output, Proposal, TimerId, Verifier,
 };
+use alliance_protocol::certificate::Equivocation;
 use alliance_protocol::{
-    Block, BlockHeader, Certificate, CertificateError, Hash32, Keypair, MerchantId, PublicKey,
-    Signature, SignedVote, Validator, ValidatorSet, VoteData, VoteDomain, VoteKind,
+    Block, BlockHeader, Certificate, CertificateError, Hash32, MerchantId, PublicKey, Signature,
+    SignedVote, Validator, ValidatorSet, VoteData, VoteDomain, VoteKind,
 };
 use rand::seq::SliceRandom;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use scenario::{Adversary, Scenario};
+pub use sign::{SignedBy, SimKey, SimVerifier};
 
 /// Chain id of every simulated chain.
 pub const CHAIN: &str = "sim-chain";
@@ -47,33 +48,6 @@ pub const LEFT_BEHIND_HEIGHTS: u64 = 10 * LIVENESS_HEIGHTS;
 pub const STALL_MS: u64 = 15_000;
 /// Events per run before giving up (a livelock guard).
 pub const STEPS_MAX: u64 = 3_000_000;
-
-/// (signed message, signer, signature) -> valid.
-type SignatureCache = HashMap<(Hash32, PublicKey, Signature), bool>;
-
-/// Signature checks memoised for the whole run (all nodes share it): each
-/// distinct (message, signer, signature) is checked with ed25519 once.
-#[derive(Clone, Default)]
-pub struct MemoVerifier {
-    cache: Rc<RefCell<SignatureCache>>,
-}
-
-impl Verifier for MemoVerifier {
-    fn verify(
-        &mut self,
-        domain: &VoteDomain,
-        data: &VoteData,
-        signatures: &[(PublicKey, Signature)],
-    ) -> bool {
-        let msg = data.signing_hash(domain);
-        let mut cache = self.cache.borrow_mut();
-        signatures.iter().all(|(pk, sig)| {
-            *cache
-                .entry((msg, *pk, *sig))
-                .or_insert_with(|| pk.verify(&msg.0, sig))
-        })
-    }
-}
 
 /// What a run is asked to do.
 #[derive(Clone, Debug, Default)]
@@ -175,9 +149,9 @@ enum Event {
 }
 
 struct Node {
-    key: Keypair,
+    key: SimKey,
     adversary: Option<Adversary>,
-    core: Option<Core<MemoVerifier>>,
+    core: Option<Core<SimVerifier, SimKey>>,
     incarnation: u64,
     persisted: Vec<SignedVote>,
     /// Certificates journaled by the core (Output::Journal), replayed at boot.
@@ -219,7 +193,10 @@ pub struct Sim {
     nodes: Vec<Node>,
     set: ValidatorSet,
     genesis: Block,
-    verifier: MemoVerifier,
+    verifier: SimVerifier,
+    /// A key outside the validator set (the garbage adversary signs with
+    /// it; its signatures are valid, its votes not a validator's).
+    outsider: SimKey,
     /// Every block anyone built, and a certificate per block seen on the
     /// wire: what the block fetcher can find.
     blocks: HashMap<Hash32, Block>,
@@ -273,8 +250,8 @@ impl Sim {
     pub fn new(seed: u64, opts: Options) -> Sim {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let scenario = Scenario::for_seed(seed, &mut rng, opts.scenario, opts.n);
-        let keys: Vec<Keypair> = (0..scenario.n)
-            .map(|i| Keypair::from_label(&format!("sim/validator/{i}")))
+        let keys: Vec<SimKey> = (0..scenario.n)
+            .map(|i| SimKey::from_label(&format!("sim/validator/{i}")))
             .collect();
         let set = ValidatorSet::new(
             keys.iter()
@@ -287,6 +264,8 @@ impl Sim {
         )
         .expect("valid set");
         let genesis = app::genesis(set.hash());
+        let outsider = SimKey::from_label("sim/outsider");
+        let keys_of_run = keys.clone();
         // Twins: one more process with the twinned validator's key.
         let twin_key = scenario.twin.as_ref().map(|(t, _)| (*t, keys[*t].clone()));
         let mut nodes: Vec<Node> = keys
@@ -328,7 +307,8 @@ impl Sim {
             nodes,
             set,
             genesis,
-            verifier: MemoVerifier::default(),
+            verifier: SimVerifier::new(keys_of_run.into_iter().chain([outsider.clone()]).collect()),
+            outsider,
             blocks: HashMap::new(),
             certs: HashMap::new(),
             finalized: BTreeMap::new(),
@@ -368,7 +348,7 @@ impl Sim {
         }
     }
 
-    fn config(&self, i: usize) -> Config {
+    fn config(&self, i: usize) -> Config<SimKey> {
         let mut c = Config::new(CHAIN, self.nodes[i].key.clone(), self.set.clone());
         c.leader_timeout_ms = 200;
         c.notarization_timeout_ms = 400;
@@ -517,7 +497,7 @@ impl Sim {
                     height: other.header.height,
                     block_hash: hash,
                 }
-                .sign(&self.domain, &key);
+                .signed_by(&self.domain, &key);
                 let second = Message::Proposal(Box::new(Proposal {
                     view: p.view,
                     parent_view: p.parent_view,
@@ -546,7 +526,7 @@ impl Sim {
                         ..d
                     },
                 };
-                let second = Message::Vote(other.sign(&self.domain, &key));
+                let second = Message::Vote(other.signed_by(&self.domain, &key));
                 self.split_send(i, msg, second);
             }
             (Adversary::StaleParent, _) => self.stale_parent_broadcast(i, msg),
@@ -729,7 +709,7 @@ impl Sim {
                 Output::Evidence(ev) => {
                     let accused = self.set.index_of(&ev.signer());
                     self.log(|| format!("n{i} evidence against n{accused:?}"));
-                    if !ev.verify(CHAIN, &self.set) {
+                    if !self.evidence_verifies(&ev) {
                         self.fail(
                             "invariant",
                             format!("n{i} emitted evidence that does not verify"),
@@ -792,6 +772,16 @@ impl Sim {
             }
         }
         structure
+    }
+
+    /// `Equivocation::verify` with the run's signature scheme: one signer,
+    /// a validator, two conflicting votes, both signatures valid.
+    fn evidence_verifies(&self, ev: &Equivocation) -> bool {
+        ev.first.signer == ev.second.signer
+            && self.set.contains(&ev.first.signer)
+            && Equivocation::conflicts(&ev.first.data, &ev.second.data)
+            && self.verifier.check(&self.domain, &ev.first)
+            && self.verifier.check(&self.domain, &ev.second)
     }
 
     fn check_finalized(&mut self, i: usize, block: Arc<Block>, cert: Certificate) {
@@ -857,7 +847,7 @@ impl Sim {
             height: self.rng.gen_range(1..20),
             block_hash: h,
         };
-        let outsider = Keypair::from_label("sim/outsider");
+        let outsider = self.outsider.clone();
         let msg = match self.rng.gen_range(0..9) {
             0 => {
                 let len = self.rng.gen_range(0..200);
@@ -872,12 +862,12 @@ impl Sim {
                 }
             }
             1 => {
-                let mut v = notarize.sign(&self.domain, &key);
+                let mut v = notarize.signed_by(&self.domain, &key);
                 self.rng.fill_bytes(&mut v.signature.0);
                 Message::Vote(v)
             }
-            2 => Message::Vote(notarize.sign(&self.domain, &outsider)),
-            3 => Message::Vote(notarize.sign(
+            2 => Message::Vote(notarize.signed_by(&self.domain, &outsider)),
+            3 => Message::Vote(notarize.signed_by(
                 &VoteDomain {
                     chain_id: "another-chain".into(),
                     ..self.domain.clone()
@@ -890,7 +880,7 @@ impl Sim {
                     height: 0,
                     ..notarize
                 }
-                .sign(&self.domain, &key),
+                .signed_by(&self.domain, &key),
             ),
             5 => {
                 // A proposal from a validator that does not lead the view.
@@ -902,7 +892,7 @@ impl Sim {
                     height: 1,
                     block_hash: block.hash(),
                 }
-                .sign(&self.domain, &key);
+                .signed_by(&self.domain, &key);
                 Message::Proposal(Box::new(Proposal {
                     view,
                     parent_view: 0,
@@ -911,13 +901,14 @@ impl Sim {
                 }))
             }
             6 => {
-                let d = notarize.signing_hash(&self.domain);
+                // A notarize signature in a one-vote finalization.
+                let sig = notarize.signed_by(&self.domain, &key).signature;
                 Message::Certificate(Certificate::from_votes(
                     VoteKind::Finalize,
                     view,
                     notarize.height,
                     h,
-                    [(key.public(), key.sign(&d.0))],
+                    [(key.public(), sig)],
                 ))
             }
             7 => {
@@ -942,7 +933,7 @@ impl Sim {
                     view: view + 10_000,
                     ..notarize
                 }
-                .sign(&self.domain, &key),
+                .signed_by(&self.domain, &key),
             ),
         };
         // Sometimes pretend to be a non-member at the transport level.
