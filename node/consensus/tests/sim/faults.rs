@@ -499,7 +499,7 @@ impl Sim {
 
     /// The header of a block anyone built (or genesis).
     fn header_of(&self, hash: &Hash32) -> Option<BlockHeader> {
-        if *hash == self.genesis.hash() {
+        if *hash == self.genesis_hash {
             return Some(self.genesis.header.clone());
         }
         self.blocks.get(hash).map(|b| b.header.clone())

@@ -165,6 +165,8 @@ struct Node {
     voted_index: HashMap<Hash32, usize>,
     /// Finalized blocks with their certificates, index = height - 1.
     chain: Vec<(Arc<Block>, Certificate)>,
+    /// Hash of the last block of `chain` (genesis while it is empty).
+    tip: Hash32,
     /// The validator whose key this process holds (its own index, except
     /// for a twin).
     validator: usize,
@@ -189,10 +191,13 @@ pub struct Sim {
     rng: ChaCha8Rng,
     now: u64,
     seq: u64,
-    queue: BTreeMap<(u64, u64), Event>,
+    /// Events by (time, sequence number). Boxed: an event can hold a whole
+    /// block, and moving those inside the map's nodes was a tenth of a run.
+    queue: BTreeMap<(u64, u64), Box<Event>>,
     nodes: Vec<Node>,
     set: ValidatorSet,
     genesis: Block,
+    genesis_hash: Hash32,
     verifier: SimVerifier,
     /// A key outside the validator set (the garbage adversary signs with
     /// it; its signatures are valid, its votes not a validator's).
@@ -264,6 +269,7 @@ impl Sim {
         )
         .expect("valid set");
         let genesis = app::genesis(set.hash());
+        let genesis_hash = genesis.hash();
         let outsider = SimKey::from_label("sim/outsider");
         let keys_of_run = keys.clone();
         // Twins: one more process with the twinned validator's key.
@@ -286,6 +292,7 @@ impl Sim {
                 voted: Vec::new(),
                 voted_index: HashMap::new(),
                 chain: Vec::new(),
+                tip: genesis_hash,
                 validator: i,
                 cut: None,
                 gone: false,
@@ -306,6 +313,7 @@ impl Sim {
             queue: BTreeMap::new(),
             nodes,
             set,
+            genesis_hash,
             genesis,
             verifier: SimVerifier::new(keys_of_run.into_iter().chain([outsider.clone()]).collect()),
             outsider,
@@ -332,7 +340,7 @@ impl Sim {
 
     fn schedule(&mut self, at: u64, ev: Event) {
         self.seq += 1;
-        self.queue.insert((at, self.seq), ev);
+        self.queue.insert((at, self.seq), Box::new(ev));
     }
 
     fn fail(&mut self, kind: &'static str, message: String) {
@@ -361,12 +369,12 @@ impl Sim {
             Some((b, c)) => Anchor {
                 view: c.view,
                 height: b.header.height,
-                hash: b.hash(),
+                hash: self.nodes[i].tip,
             },
             None => Anchor {
                 view: 0,
                 height: 0,
-                hash: self.genesis.hash(),
+                hash: self.genesis_hash,
             },
         }
     }
@@ -691,19 +699,20 @@ impl Sim {
                     self.answer_fetch(i, incarnation, hash, height);
                 }
                 Output::Finalized { block, certificate } => {
+                    let hash = block.hash();
                     self.log(|| {
                         format!(
                             "n{i} FINALIZED h{} {} by {:?} v{}",
                             block.header.height,
-                            short(&block.hash()),
+                            short(&hash),
                             certificate.kind,
                             certificate.view
                         )
                     });
                     self.certs
-                        .entry(block.hash())
+                        .entry(hash)
                         .or_insert_with(|| certificate.clone());
-                    self.check_finalized(i, block, certificate);
+                    self.check_finalized(i, block, hash, certificate);
                     emitted = true;
                 }
                 Output::Evidence(ev) => {
@@ -784,15 +793,13 @@ impl Sim {
             && self.verifier.check(&self.domain, &ev.second)
     }
 
-    fn check_finalized(&mut self, i: usize, block: Arc<Block>, cert: Certificate) {
-        let hash = block.hash();
+    /// Checks block `hash` finalized by process `i`, and appends it to the
+    /// process's chain.
+    fn check_finalized(&mut self, i: usize, block: Arc<Block>, hash: Hash32, cert: Certificate) {
         let height = block.header.height;
         let node = &self.nodes[i];
         let expected_height = node.chain.len() as u64 + 1;
-        let prev = node
-            .chain
-            .last()
-            .map_or(self.genesis.hash(), |(b, _)| b.hash());
+        let prev = node.tip;
         let honest = node.honest();
         if height != expected_height || block.header.prev_hash != prev {
             self.fail(
@@ -832,6 +839,7 @@ impl Sim {
             }
         }
         self.nodes[i].chain.push((block, cert));
+        self.nodes[i].tip = hash;
     }
 
     /// Sends one piece of garbage from Byzantine node `i`.
@@ -1059,12 +1067,14 @@ impl Sim {
     /// `LIVENESS_HEIGHTS` new heights since GST (never true with no such
     /// node).
     fn liveness_reached(&self) -> bool {
-        let expected: Vec<usize> = (0..self.nodes.len())
+        if !self.gst_done {
+            return false;
+        }
+        let mut expected = (0..self.nodes.len())
             .filter(|&i| self.nodes[i].honest() && !self.nodes[i].gone)
-            .collect();
-        self.gst_done
-            && !expected.is_empty()
-            && expected.iter().all(|&i| {
+            .peekable();
+        expected.peek().is_some()
+            && expected.all(|i| {
                 self.nodes[i].core.is_some()
                     && self.nodes[i].chain.len() as u64 >= self.gst_heights[i] + LIVENESS_HEIGHTS
             })
@@ -1100,7 +1110,7 @@ impl Sim {
             }
             self.now = at;
             self.steps += 1;
-            self.step(ev);
+            self.step(*ev);
             if self.failure.is_some()
                 || self.liveness_reached()
                 || self.steps > STEPS_MAX

@@ -79,7 +79,8 @@ impl Signer for SimKey {
 }
 
 /// H(secret, chain id, validator-set hash, kind, view, height, block
-/// hash), 64 bytes (two SHA-256 outputs).
+/// hash): one SHA-256, written twice into the 64 bytes of a signature (the
+/// verifier compares all 64).
 fn signature(secret: &[u8; 32], domain: &VoteDomain, data: &VoteData) -> Signature {
     let mut bytes = Vec::with_capacity(32 + 8 + domain.chain_id.len() + 32 + 1 + 16 + 32);
     bytes.extend_from_slice(secret);
@@ -94,11 +95,10 @@ fn signature(secret: &[u8; 32], domain: &VoteDomain, data: &VoteData) -> Signatu
     bytes.extend_from_slice(&data.view.to_le_bytes());
     bytes.extend_from_slice(&data.height.to_le_bytes());
     bytes.extend_from_slice(&data.block_hash.0);
-    let first = hash_with_domain("sim/vote-signature/1", &bytes);
-    let second = hash_with_domain("sim/vote-signature/2", &bytes);
+    let h = hash_with_domain("sim/vote-signature", &bytes);
     let mut sig = [0u8; 64];
-    sig[..32].copy_from_slice(&first.0);
-    sig[32..].copy_from_slice(&second.0);
+    sig[..32].copy_from_slice(&h.0);
+    sig[32..].copy_from_slice(&h.0);
     Signature(sig)
 }
 
