@@ -11,6 +11,8 @@
 //!   `SIM_N=n` forces the validator count, `SIM_MUTATION=weak_quorum|
 //!   finalize_after_nullify|skip_nullification_check` runs a mutated core
 //!   (for replaying a mutation test's seed).
+//! - `SIM_THREADS=t` runs t threads (default: one per core, at most 8);
+//!   `scripts/sim-million.sh` runs one process per core with `SIM_THREADS=1`.
 //!
 //! Votes are signed with a cheap keyed hash instead of ed25519
 //! (`sim::sign`, the core's `Signer` and `Verifier` traits): the validators
@@ -133,9 +135,14 @@ type Results = Vec<(u64, Result<Outcome, Failure>)>;
 /// are skipped: that lowest seed is still always found (deterministic).
 fn run_many(seeds: Vec<u64>, opts: &Options, stop: Option<fn(&Failure) -> bool>) -> Results {
     use std::sync::atomic::{AtomicU64, Ordering};
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(8);
+    let threads = env_u64("SIM_THREADS").map_or_else(
+        || {
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(8)
+        },
+        |t| t.clamp(1, 64) as usize,
+    );
     let lowest_stop = AtomicU64::new(u64::MAX);
     let mut results: Results = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
