@@ -16,9 +16,18 @@ pub fn encode(key: &PublicKey) -> String {
 }
 
 /// Parses an address, checking prefix, checksum, length and that the key
-/// is a usable ed25519 key.
+/// is a usable ed25519 key (the signature rule's key test: canonical
+/// encoding, not of small order). Only the form [`encode`] writes is
+/// accepted: lowercase, nothing around it (bech32m also allows an
+/// uppercase form, which would be a second encoding of the same key).
 pub fn decode(text: &str) -> Result<PublicKey, KeyError> {
-    let checked = bech32::primitives::decode::CheckedHrpstring::new::<Bech32m>(text.trim())
+    if text
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || b.is_ascii_whitespace())
+    {
+        return Err(KeyError::NotCanonical);
+    }
+    let checked = bech32::primitives::decode::CheckedHrpstring::new::<Bech32m>(text)
         .map_err(|e| KeyError::BadChecksum(e.to_string()))?;
     let hrp = checked.hrp();
     if hrp.as_str() != ADDRESS_PREFIX {
@@ -62,6 +71,31 @@ mod tests {
                 assert!(decode(&typo).is_err(), "typo at {i} accepted: {typo}");
             }
         }
+    }
+
+    /// One text form per key: the uppercase form bech32m allows, and
+    /// surrounding whitespace, are refused; so are keys that are not the
+    /// canonical encoding of a point (y ≥ p), even of an ordinary point.
+    #[test]
+    fn only_the_canonical_form_is_accepted() {
+        let text = encode(&Keypair::from_label("alice").public());
+        assert_eq!(decode(&text.to_uppercase()), Err(KeyError::NotCanonical));
+        assert_eq!(decode(&format!(" {text}\n")), Err(KeyError::NotCanonical));
+        // y = p + t aliases the point with y = t: refused when that point
+        // is an ordinary key (its canonical encoding parses).
+        let mut aliases = 0;
+        for t in 0u8..19 {
+            let mut canonical = [0u8; 32];
+            canonical[0] = t;
+            let mut alias = [0xffu8; 32];
+            alias[0] = 0xed + t;
+            alias[31] = 0x7f;
+            if decode(&encode(&PublicKey(canonical))).is_ok() {
+                aliases += 1;
+                assert_eq!(decode(&encode(&PublicKey(alias))), Err(KeyError::BadKey));
+            }
+        }
+        assert!(aliases > 0);
     }
 
     #[test]

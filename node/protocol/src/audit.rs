@@ -216,6 +216,154 @@ pub struct AuditReport {
     pub state_root: String,
     /// Hash of the last block (the genesis hash for an empty chain).
     pub tip_hash: String,
+    /// Time of the last block, ms since the Unix epoch (the genesis time
+    /// for an empty chain): how old the audited state is.
+    pub tip_timestamp_ms: u64,
+}
+
+/// What the reader of an audit requires of the audited chain's tip, so that
+/// a genuine but truncated chain (a clean prefix of the history) is not
+/// taken for the whole: the same bounds as a balance proof's
+/// ([`crate::light::Freshness`]), an expected tip hash, and a node's
+/// finalized chain to compare with. See [`TipRequirements::check`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TipRequirements {
+    /// The reader's clock, ms since the Unix epoch.
+    pub now_ms: u64,
+    /// Oldest acceptable tip (now minus the tip's time), if bounded.
+    pub max_age_ms: Option<u64>,
+    /// Lowest acceptable tip height.
+    pub min_height: u64,
+    /// The tip hash the reader expects, if any (e.g. from a node or a
+    /// receipt it trusts).
+    pub tip_hash: Option<Hash32>,
+    /// A node's finalized chain, compared with the audited one.
+    pub node: Option<NodeTip>,
+}
+
+/// A node's finalized tip, and both chains' hashes at the lower of the two
+/// tips (where they must agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NodeTip {
+    /// The node's finalized height.
+    pub height: u64,
+    /// `min(node height, audited height)`.
+    pub common_height: u64,
+    /// The node's block hash at `common_height`.
+    pub node_hash: Hash32,
+    /// The audited chain's block hash at `common_height`.
+    pub audited_hash: Hash32,
+}
+
+/// Why an audited tip does not meet the reader's [`TipRequirements`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TipFault {
+    /// The tip is older than allowed.
+    #[error("stale: the audited chain ends at height {height}, {} s old, more than the allowed {} s (blocks may be missing at the end)", age_ms / 1000, max_age_ms / 1000)]
+    Stale {
+        /// Tip height.
+        height: u64,
+        /// Its age, ms.
+        age_ms: u64,
+        /// The bound, ms.
+        max_age_ms: u64,
+    },
+    /// The tip is below the required height.
+    #[error("the audited chain ends at height {height}, below the required height {min_height} (blocks are missing at the end)")]
+    BelowMinHeight {
+        /// Tip height.
+        height: u64,
+        /// The required height.
+        min_height: u64,
+    },
+    /// The tip is not the expected block.
+    #[error("the audited chain ends at block {tip} (height {height}), not at the expected tip {expected}")]
+    TipMismatch {
+        /// Tip height.
+        height: u64,
+        /// Tip hash.
+        tip: Hash32,
+        /// The expected hash.
+        expected: Hash32,
+    },
+    /// The node has finalized blocks after the audited tip.
+    #[error("the audited chain ends at height {height}, but the node has finalized up to height {node_height}: the last {} block(s) are missing", node_height - height)]
+    BehindNode {
+        /// Tip height.
+        height: u64,
+        /// The node's finalized height.
+        node_height: u64,
+    },
+    /// The node finalized another block at a height both chains have.
+    #[error("the node's block at height {height} is {node_hash}, the audited chain's is {audited_hash}: not the node's chain")]
+    NotTheNodesChain {
+        /// The height compared.
+        height: u64,
+        /// The node's hash there.
+        node_hash: Hash32,
+        /// The audited chain's.
+        audited_hash: Hash32,
+    },
+}
+
+impl TipFault {
+    /// A stable snake_case code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            TipFault::Stale { .. } => "stale",
+            TipFault::BelowMinHeight { .. } => "below_min_height",
+            TipFault::TipMismatch { .. } => "tip_mismatch",
+            TipFault::BehindNode { .. } => "behind_node",
+            TipFault::NotTheNodesChain { .. } => "not_the_nodes_chain",
+        }
+    }
+}
+
+impl TipRequirements {
+    /// Checks an audited tip (height, hash, time). The node comparison
+    /// first (a different chain matters more than an old one), then the
+    /// expected hash, the height and the age.
+    pub fn check(&self, height: u64, tip: Hash32, timestamp_ms: u64) -> Result<(), TipFault> {
+        if let Some(n) = &self.node {
+            if n.node_hash != n.audited_hash {
+                return Err(TipFault::NotTheNodesChain {
+                    height: n.common_height,
+                    node_hash: n.node_hash,
+                    audited_hash: n.audited_hash,
+                });
+            }
+            if n.height > height {
+                return Err(TipFault::BehindNode {
+                    height,
+                    node_height: n.height,
+                });
+            }
+        }
+        if let Some(expected) = self.tip_hash {
+            if expected != tip {
+                return Err(TipFault::TipMismatch {
+                    height,
+                    tip,
+                    expected,
+                });
+            }
+        }
+        if height < self.min_height {
+            return Err(TipFault::BelowMinHeight {
+                height,
+                min_height: self.min_height,
+            });
+        }
+        let age_ms = self.now_ms.saturating_sub(timestamp_ms);
+        match self.max_age_ms {
+            Some(max_age_ms) if age_ms > max_age_ms => Err(TipFault::Stale {
+                height,
+                age_ms,
+                max_age_ms,
+            }),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Verifies a chain block by block. See the module documentation.
@@ -375,6 +523,7 @@ impl Auditor {
             claims,
             state_root: self.state.state_root().to_hex(),
             tip_hash: tip.hash.to_hex(),
+            tip_timestamp_ms: tip.timestamp_ms,
         }
     }
 }
@@ -541,6 +690,91 @@ pub(crate) mod tests {
             blocks.push(FinalizedBlock { block, certificate });
         }
         (genesis, blocks)
+    }
+
+    /// A clean prefix of a chain verifies; only the reader's requirements
+    /// of its tip tell it from the whole chain.
+    #[test]
+    fn tip_requirements_tell_a_truncated_chain_from_the_whole() {
+        let (genesis, blocks) = tiny_chain(5);
+        let whole = audit(&genesis, &blocks).unwrap();
+        let prefix = audit(&genesis, &blocks[..3]).unwrap();
+        let tip = |r: &AuditReport| {
+            (
+                r.blocks,
+                Hash32::from_hex(&r.tip_hash).unwrap(),
+                r.tip_timestamp_ms,
+            )
+        };
+        let (wh, wt, wts) = tip(&whole);
+        let (ph, pt, pts) = tip(&prefix);
+        assert_eq!(wts, blocks[4].block.header.timestamp_ms);
+        let hash_at = |h: u64| blocks[h as usize - 1].block.hash();
+        let req = TipRequirements {
+            now_ms: wts + 1_000,
+            max_age_ms: Some(1_500),
+            min_height: 5,
+            tip_hash: Some(hash_at(5)),
+            node: Some(NodeTip {
+                height: 5,
+                common_height: 5,
+                node_hash: hash_at(5),
+                audited_hash: hash_at(5),
+            }),
+        };
+        assert_eq!(req.check(wh, wt, wts), Ok(()));
+        // The prefix, against a node at height 5.
+        let behind = TipRequirements {
+            node: Some(NodeTip {
+                height: 5,
+                common_height: 3,
+                node_hash: hash_at(3),
+                audited_hash: pt,
+            }),
+            ..TipRequirements::default()
+        };
+        assert_eq!(
+            behind.check(ph, pt, pts),
+            Err(TipFault::BehindNode {
+                height: 3,
+                node_height: 5
+            })
+        );
+        let forked = TipRequirements {
+            node: Some(NodeTip {
+                audited_hash: Hash32([9; 32]),
+                ..behind.node.unwrap()
+            }),
+            ..TipRequirements::default()
+        };
+        assert_eq!(
+            forked.check(ph, pt, pts).unwrap_err().code(),
+            "not_the_nodes_chain"
+        );
+        let e = TipRequirements {
+            tip_hash: Some(wt),
+            ..TipRequirements::default()
+        };
+        assert_eq!(e.check(ph, pt, pts).unwrap_err().code(), "tip_mismatch");
+        let e = TipRequirements {
+            min_height: 4,
+            ..TipRequirements::default()
+        };
+        assert_eq!(
+            e.check(ph, pt, pts),
+            Err(TipFault::BelowMinHeight {
+                height: 3,
+                min_height: 4
+            })
+        );
+        let e = TipRequirements {
+            now_ms: pts + 10_000,
+            max_age_ms: Some(5_000),
+            ..TipRequirements::default()
+        };
+        assert_eq!(e.check(ph, pt, pts).unwrap_err().code(), "stale");
+        // No requirement: any verified tip stands.
+        assert_eq!(TipRequirements::default().check(ph, pt, pts), Ok(()));
     }
 
     fn audit(genesis: &Genesis, blocks: &[FinalizedBlock]) -> Result<AuditReport, AuditError> {
@@ -747,6 +981,34 @@ pub(crate) mod tests {
             || {},
         );
         assert_eq!(e.unwrap_err(), "io");
+    }
+
+    /// The same finalized block with its certificate's votes reordered is
+    /// another byte string for one value: the audit refuses it at that
+    /// height, and a certificate built in memory that way fails too.
+    #[test]
+    fn a_certificate_out_of_canonical_order_fails_the_audit() {
+        let (genesis, blocks) = tiny_chain(4);
+        let mut bad = blocks.clone();
+        bad[2].certificate.votes.swap(0, 1);
+        let bytes: Vec<Vec<u8>> = bad.iter().map(FinalizedBlock::to_bytes).collect();
+        let (report, failure) = audit_stream(
+            &genesis,
+            4,
+            |i| Ok::<_, ()>(bytes[i as usize].clone()),
+            || {},
+        )
+        .unwrap();
+        let f = failure.unwrap();
+        assert_eq!((f.height, f.code.as_str()), (3, "undecodable_block"));
+        assert!(f.reason.contains("not in canonical order"), "{}", f.reason);
+        assert_eq!(report.blocks, 2);
+        let e = audit(&genesis, &bad).unwrap_err();
+        assert_eq!(e.height, 3);
+        assert!(matches!(
+            e.reason,
+            AuditFailure::Certificate(CertificateError::UnsortedVotes { .. })
+        ));
     }
 
     #[test]

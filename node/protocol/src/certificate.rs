@@ -111,7 +111,14 @@ impl SignedVote {
 /// certificate when it was finalized implicitly because a descendant was
 /// finalized (Simplex finalizes ancestors with their descendant); the chain
 /// of hash links from that descendant proves it. See docs/consensus.md.
+///
+/// One encoding per certificate: the votes are sorted by signer key with no
+/// signer twice. Every decoder (binary and JSON) refuses any other order
+/// ([`check_vote_order`]), and [`Certificate::check_signers`] refuses it
+/// for certificates built in memory, so the same finalized block is never
+/// served, stored or audited as two different byte strings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "CertificateFields")]
 pub struct Certificate {
     /// Notarize or Finalize (a Nullify certificate never certifies a block).
     pub kind: VoteKind,
@@ -123,6 +130,49 @@ pub struct Certificate {
     pub block_hash: Hash32,
     /// (signer, signature), sorted by signer key, no duplicates.
     pub votes: Vec<(PublicKey, Signature)>,
+}
+
+/// What a [`Certificate`] decodes from before [`check_vote_order`]
+/// accepts it: the same fields, so the same bytes.
+#[derive(Deserialize)]
+#[serde(rename = "Certificate")]
+struct CertificateFields {
+    kind: VoteKind,
+    view: u64,
+    height: u64,
+    block_hash: Hash32,
+    votes: Vec<(PublicKey, Signature)>,
+}
+
+impl TryFrom<CertificateFields> for Certificate {
+    type Error = CertificateError;
+
+    fn try_from(f: CertificateFields) -> Result<Self, CertificateError> {
+        check_vote_order(&f.votes)?;
+        Ok(Certificate {
+            kind: f.kind,
+            view: f.view,
+            height: f.height,
+            block_hash: f.block_hash,
+            votes: f.votes,
+        })
+    }
+}
+
+/// The canonical order of a certificate's votes: signer keys strictly
+/// increasing (sorted, no duplicates). The one rule behind the decoders
+/// and [`Certificate::check_signers`].
+pub fn check_vote_order(votes: &[(PublicKey, Signature)]) -> Result<(), CertificateError> {
+    for pair in votes.windows(2) {
+        let (before, signer) = (pair[0].0, pair[1].0);
+        if signer == before {
+            return Err(CertificateError::DuplicateSigner(signer));
+        }
+        if signer < before {
+            return Err(CertificateError::UnsortedVotes { signer, before });
+        }
+    }
+    Ok(())
 }
 
 /// Why a certificate does not verify.
@@ -139,6 +189,14 @@ pub enum CertificateError {
     /// A signer appears twice.
     #[error("signer {0} appears twice")]
     DuplicateSigner(PublicKey),
+    /// The votes are not sorted by signer key: not the canonical encoding.
+    #[error("votes are not in canonical order: signer {signer} comes after {before} (votes must be sorted by signer key)")]
+    UnsortedVotes {
+        /// The signer out of place.
+        signer: PublicKey,
+        /// The signer listed before it, whose key is greater.
+        before: PublicKey,
+    },
     /// A signer is not in the validator set of this height.
     #[error("signer {0} is not a validator of this height")]
     NotAValidator(PublicKey),
@@ -237,20 +295,17 @@ impl Certificate {
 
 impl Certificate {
     /// The checks that need no signature work, for every kind: signers
-    /// distinct, all in `validators`, at least a quorum of them. A verifier
-    /// that batches or caches signature checks (the consensus batcher) runs
-    /// this first, then checks each signature over [`Certificate::vote_data`].
+    /// in canonical order (sorted, so distinct: [`check_vote_order`]), all
+    /// in `validators`, at least a quorum of them. A verifier that batches
+    /// or caches signature checks (the consensus batcher) runs this first,
+    /// then checks each signature over [`Certificate::vote_data`].
     pub fn check_signers(&self, validators: &ValidatorSet) -> Result<(), CertificateError> {
-        let mut seen: Vec<&PublicKey> = Vec::with_capacity(self.votes.len());
         for (signer, _) in &self.votes {
-            if seen.contains(&signer) {
-                return Err(CertificateError::DuplicateSigner(*signer));
-            }
             if !validators.contains(signer) {
                 return Err(CertificateError::NotAValidator(*signer));
             }
-            seen.push(signer);
         }
+        check_vote_order(&self.votes)?;
         if self.votes.len() < validators.quorum() {
             return Err(CertificateError::TooFewSigners {
                 got: self.votes.len(),
@@ -378,15 +433,17 @@ mod tests {
             block_hash: hash,
         };
         let msg = data.signing_hash(domain);
+        let mut votes: Vec<_> = signers
+            .iter()
+            .map(|k| (k.public(), k.sign(&msg.0)))
+            .collect();
+        votes.sort_by_key(|v| v.0);
         Certificate {
             kind: VoteKind::Finalize,
             view: 9,
             height,
             block_hash: hash,
-            votes: signers
-                .iter()
-                .map(|k| (k.public(), k.sign(&msg.0)))
-                .collect(),
+            votes,
         }
     }
 
@@ -414,11 +471,53 @@ mod tests {
     fn duplicate_signer() {
         let ks = keys("v", 4);
         let mut c = cert(&ks[..3], CHAIN, 7, H);
-        c.votes[2] = c.votes[0];
+        c.votes[1] = c.votes[0];
         assert_eq!(
             c.verify(CHAIN, &set_of(&ks), 7, &H),
-            Err(CertificateError::DuplicateSigner(ks[0].public()))
+            Err(CertificateError::DuplicateSigner(c.votes[0].0))
         );
+    }
+
+    /// One encoding per certificate: votes out of signer order, or a signer
+    /// twice, are refused by the binary and JSON decoders and by
+    /// verification of a certificate built in memory.
+    #[test]
+    fn votes_out_of_canonical_order_are_refused_everywhere() {
+        use crate::encoding::{decode, encode, DecodeError};
+        let ks = keys("v", 4);
+        let set = set_of(&ks);
+        let good = cert(&ks[..3], CHAIN, 7, H);
+        assert_eq!(
+            decode::<Certificate>(&encode(&good), 1 << 20).as_ref(),
+            Ok(&good)
+        );
+        let mut swapped = good.clone();
+        swapped.votes.swap(0, 1);
+        let err = decode::<Certificate>(&encode(&swapped), 1 << 20).unwrap_err();
+        assert!(
+            matches!(&err, DecodeError::Malformed(m) if m.contains("not in canonical order")),
+            "{err}"
+        );
+        let json = serde_json::to_string(&swapped).unwrap();
+        let err = serde_json::from_str::<Certificate>(&json).unwrap_err();
+        assert!(err.to_string().contains("not in canonical order"), "{err}");
+        assert!(matches!(
+            swapped.verify(CHAIN, &set, 7, &H),
+            Err(CertificateError::UnsortedVotes { .. })
+        ));
+        // A signer twice, adjacent (so sorted but not strictly).
+        let mut twice = good.clone();
+        twice.votes.insert(1, twice.votes[0]);
+        assert!(decode::<Certificate>(&encode(&twice), 1 << 20).is_err());
+        assert_eq!(
+            twice.verify(CHAIN, &set, 7, &H),
+            Err(CertificateError::DuplicateSigner(twice.votes[0].0))
+        );
+        // The same rule for nullifications.
+        assert!(matches!(
+            swapped.check_signers(&set),
+            Err(CertificateError::UnsortedVotes { .. })
+        ));
     }
 
     #[test]

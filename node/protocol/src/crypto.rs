@@ -50,12 +50,16 @@ pub enum KeyError {
     /// Wrong number of bytes.
     #[error("wrong length")]
     BadLength,
-    /// Not a valid ed25519 point, or a weak (small-order) key.
-    #[error("not a valid ed25519 public key")]
+    /// Not the canonical encoding of an ed25519 point, or a weak
+    /// (small-order) key.
+    #[error("not a valid ed25519 public key (a point's canonical encoding, not of small order)")]
     BadKey,
     /// Bech32 checksum or character set wrong: most likely a typo.
     #[error("address checksum is wrong (a typo?): {0}")]
     BadChecksum(String),
+    /// Not the one text form of an address (lowercase, nothing around it).
+    #[error("an address is written in lowercase with nothing around it")]
+    NotCanonical,
     /// Bech32 prefix is not the alliance's.
     #[error("address must start with `{expected}1`, found `{found}`")]
     WrongPrefix {
@@ -72,14 +76,14 @@ pub enum KeyError {
 pub struct PublicKey(pub [u8; 32]);
 
 impl PublicKey {
-    /// The key as a dalek verifying key; fails for bytes that are not a
-    /// point or that are a weak (small-order) point.
+    /// The key as a dalek verifying key; fails for bytes that are not the
+    /// canonical encoding of a point, or that are a weak (small-order)
+    /// point: the signature rule's key test ([`crate::sigverify::is_valid_key`]).
     pub fn verifying_key(&self) -> Result<VerifyingKey, KeyError> {
-        let vk = VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::BadKey)?;
-        if vk.is_weak() {
+        if !crate::sigverify::is_valid_key(self) {
             return Err(KeyError::BadKey);
         }
-        Ok(vk)
+        VerifyingKey::from_bytes(&self.0).map_err(|_| KeyError::BadKey)
     }
 
     /// Is `sig` a valid signature of `msg` by this key? The protocol's
@@ -204,10 +208,20 @@ impl Serialize for Hash32 {
     }
 }
 
+/// Whether `s` is lowercase hex: the one text form of hashes and
+/// signatures (what [`Hash32::to_hex`] writes).
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 impl<'de> Deserialize<'de> for Hash32 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
             let s = String::deserialize(d)?;
+            if !is_lower_hex(&s) {
+                return Err(de::Error::custom("a hash is 64 lowercase hex characters"));
+            }
             Hash32::from_hex(&s).map_err(de::Error::custom)
         } else {
             de_fixed(d).map(Hash32)
@@ -250,6 +264,11 @@ impl<'de> Deserialize<'de> for Signature {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         if d.is_human_readable() {
             let s = String::deserialize(d)?;
+            if !is_lower_hex(&s) {
+                return Err(de::Error::custom(
+                    "a signature is 128 lowercase hex characters",
+                ));
+            }
             let bytes = hex::decode(&s).map_err(de::Error::custom)?;
             let arr: [u8; 64] = bytes
                 .try_into()

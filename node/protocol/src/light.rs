@@ -38,6 +38,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{TipFault, TipRequirements};
 use crate::block::{BlockHeader, FinalizedBlock};
 use crate::certificate::{Certificate, CertificateError, VoteKind};
 use crate::crypto::{Hash32, PublicKey};
@@ -414,20 +415,30 @@ pub fn verify_account_proof(
     }
     check_header(chain_id, &set, &proof.header, after)?;
     let h = &proof.header.header;
-    let age_ms = freshness.now_ms.saturating_sub(h.timestamp_ms);
-    if age_ms > freshness.max_age_ms {
-        return Err(LightError::Stale {
-            height: h.height,
+    // The freshness rule is the audit's ([`TipRequirements`]): one rule for
+    // every reader of a certified tip.
+    TipRequirements {
+        now_ms: freshness.now_ms,
+        max_age_ms: Some(freshness.max_age_ms),
+        min_height: freshness.min_height,
+        ..TipRequirements::default()
+    }
+    .check(h.height, h.hash(), h.timestamp_ms)
+    .map_err(|fault| match fault {
+        TipFault::Stale {
+            height,
             age_ms,
-            max_age_ms: freshness.max_age_ms,
-        });
-    }
-    if h.height < freshness.min_height {
-        return Err(LightError::BelowMinHeight {
-            height: h.height,
-            min_height: freshness.min_height,
-        });
-    }
+            max_age_ms,
+        } => LightError::Stale {
+            height,
+            age_ms,
+            max_age_ms,
+        },
+        TipFault::BelowMinHeight { height, min_height } => {
+            LightError::BelowMinHeight { height, min_height }
+        }
+        other => unreachable!("no tip hash or node given, so not {other}"),
+    })?;
     let account = match (&proof.account.key, &proof.account.value) {
         (StateKey::Account(k), None) if k == address => Account::default(),
         (StateKey::Account(k), Some(StateValue::Account(a))) if k == address => a.clone(),
@@ -627,6 +638,39 @@ mod tests {
         let early = f.proof_at(2, &f.alice.public());
         assert!(early.epochs.is_empty());
         verify_account_proof(&f.genesis, &f.alice.public(), &early, &f.fresh_at(2)).unwrap();
+    }
+
+    /// A proof whose certificates list their votes out of signer order
+    /// (the same signatures, another encoding) is refused by the JSON
+    /// decoder, in the proven header and in an epoch change alike, and by
+    /// the verifier if built in memory.
+    #[test]
+    fn certificates_out_of_canonical_order_are_refused() {
+        let f = fixture(7);
+        let proof = f.proof_at(7, &f.alice.public());
+        let json: serde_json::Value = serde_json::to_value(&proof).unwrap();
+        for path in [
+            "/header/certificate/votes",
+            "/epochs/0/at/certificate/votes",
+        ] {
+            let mut bad = json.clone();
+            let votes = bad.pointer_mut(path).unwrap().as_array_mut().unwrap();
+            votes.swap(0, 1);
+            let err = serde_json::from_value::<AccountProof>(bad).unwrap_err();
+            assert!(
+                err.to_string().contains("not in canonical order"),
+                "{path}: {err}"
+            );
+        }
+        let mut swapped = proof.clone();
+        swapped.header.certificate.votes.swap(0, 1);
+        assert!(matches!(
+            verify_account_proof(&f.genesis, &f.alice.public(), &swapped, &f.fresh_at(7)),
+            Err(LightError::Certificate {
+                height: 7,
+                error: CertificateError::UnsortedVotes { .. }
+            })
+        ));
     }
 
     #[test]

@@ -5,15 +5,27 @@
 //! an ed25519 signature `(R, s)` on `M` under key `A` is valid iff
 //!
 //! 1. `s` is a canonical scalar (`s < L`: no `s + L` malleability);
-//! 2. `A` decodes to a point that is not of small order (no weak keys);
-//! 3. `R` decodes to a point that is not of small order;
+//! 2. `A` is the canonical encoding of a point (RFC 8032 §5.1.3: `y < p`)
+//!    that is not of small order (no weak keys);
+//! 3. `R` is the canonical encoding of a point that is not of small order;
 //! 4. `[8]([s]B - [k]A - R)` is the identity, `k = SHA-512(R || A || M) mod L`.
 //!
+//! Items 2 and 3 ([`decode_point`]) give every point one encoding: the 19
+//! encodings with `y ≥ p` (`y = p + t`, an alias of the point with
+//! coordinate `t`) are refused, whatever the order of that point. The
+//! other non-canonical form RFC 8032 refuses, `x = 0` with the sign bit
+//! set, only exists for `y = ±1`, points of order 1 and 2, which the
+//! small-order test refuses.
+//!
 //! Item 4 is the *cofactored* equation of RFC 8032 §5.1.7 (as in ZIP 215
-//! and the `ed25519-consensus` crate). It accepts every signature
-//! ed25519-dalek's `verify_strict` accepts; it also accepts a signature
-//! whose `R` carries a small torsion component, which only the key's holder
-//! can make (it still needs `[s]B - [k]A` to be `R` up to torsion). Why it
+//! and the `ed25519-consensus` crate). What the rule accepts and
+//! ed25519-dalek's `verify_strict` (cofactorless: `[s]B = R + [k]A`)
+//! refuses is exactly the signatures for which `[s]B - [k]A - R` is a
+//! non-zero point of small order: a torsion component in `R`, in `A`
+//! (a mixed-order key), or in both, that does not cancel out. Only the
+//! holder of the key's secret scalar can make one (the prime-order parts
+//! must still match), so it gives an outsider no forgery, and moving `R`
+//! by a torsion point changes `k`, so it gives no malleation either. Why it
 //! and not the cofactorless `verify_strict`: only the cofactored equation
 //! lets a random linear combination of many signatures (batch
 //! verification) give the same verdict as checking them one by one. With
@@ -50,12 +62,35 @@ pub const BATCH: usize = 64;
 /// Below this many transactions one thread verifies (spawning costs more).
 const PARALLEL_MIN: usize = 64;
 
-/// A key as the rule sees it: the decoded point, or `None` if the bytes do
-/// not decode or decode to a point of small order (item 2).
-fn decode_key(key: &PublicKey) -> Option<EdwardsPoint> {
-    CompressedEdwardsY(key.0)
+/// A point as the rule sees it (items 2 and 3): `None` unless `bytes` is
+/// the canonical encoding of a point that is not of small order.
+/// Canonical: the 255-bit `y` is below `p = 2^255 - 19`; "negative zero"
+/// (`x = 0`, sign bit set) needs `y = ±1`, both of small order.
+pub fn decode_point(bytes: &[u8; 32]) -> Option<EdwardsPoint> {
+    if !is_canonical_y(bytes) {
+        return None;
+    }
+    CompressedEdwardsY(*bytes)
         .decompress()
-        .filter(|a| !a.is_small_order())
+        .filter(|p| !p.is_small_order())
+}
+
+/// Whether the low 255 bits of `bytes` (little endian) are below
+/// `p = 2^255 - 19`: false exactly for `y` in `p ..= 2^255 - 1`, whose
+/// bytes are `ed..ff`, then thirty `ff`, then `7f` (sign bit aside).
+fn is_canonical_y(bytes: &[u8; 32]) -> bool {
+    !(bytes[0] >= 0xed && bytes[1..31].iter().all(|b| *b == 0xff) && bytes[31] & 0x7f == 0x7f)
+}
+
+/// A key as the rule sees it (item 2).
+fn decode_key(key: &PublicKey) -> Option<EdwardsPoint> {
+    decode_point(&key.0)
+}
+
+/// Whether `key` can sign at all under the rule: a canonical encoding of a
+/// point not of small order. Address parsing refuses every other key.
+pub fn is_valid_key(key: &PublicKey) -> bool {
+    decode_key(key).is_some()
 }
 
 /// A signature with its scalars and `R` decoded, ready for the equation;
@@ -77,9 +112,7 @@ impl Prepared {
         let s = Option::<Scalar>::from(Scalar::from_canonical_bytes(s_bytes))?;
         let mut r_bytes = [0u8; 32];
         r_bytes.copy_from_slice(&sig.0[..32]);
-        let r = CompressedEdwardsY(r_bytes)
-            .decompress()
-            .filter(|r| !r.is_small_order())?;
+        let r = decode_point(&r_bytes)?;
         let mut h = Sha512::new();
         h.update(r_bytes);
         h.update(key.0);
@@ -184,32 +217,59 @@ impl KeyCache {
 
     /// Verdicts of `txs` on this thread, batch by batch.
     fn verify_chunk(&self, txs: &[Transaction]) -> Vec<bool> {
-        let mut verdicts = vec![false; txs.len()];
-        for (b, batch) in txs.chunks(BATCH).enumerate() {
-            let mut group = Vec::with_capacity(batch.len());
-            let mut at = Vec::with_capacity(batch.len());
-            for (i, tx) in batch.iter().enumerate() {
-                let prepared = self.key(&tx.signer).and_then(|a| {
-                    Prepared::new(&tx.signer, a, &tx.signing_hash().0, &tx.signature)
-                });
-                // Items 1-3 failed: invalid, whatever the equation says.
-                if let Some(p) = prepared {
-                    group.push(p);
-                    at.push(b * BATCH + i);
-                }
+        let mut verdicts = Vec::with_capacity(txs.len());
+        for batch in txs.chunks(BATCH) {
+            let hashes: Vec<_> = batch.iter().map(Transaction::signing_hash).collect();
+            let items: Vec<(&PublicKey, &[u8], &Signature)> = batch
+                .iter()
+                .zip(&hashes)
+                .map(|(tx, h)| (&tx.signer, &h.0[..], &tx.signature))
+                .collect();
+            verdicts.extend(self.verify_group(&items));
+        }
+        verdicts
+    }
+
+    /// Verdicts of at most [`BATCH`] signatures: one batch equation, and
+    /// one by one only if it fails.
+    fn verify_group(&self, items: &[(&PublicKey, &[u8], &Signature)]) -> Vec<bool> {
+        debug_assert!(items.len() <= BATCH);
+        let mut verdicts = vec![false; items.len()];
+        let mut group = Vec::with_capacity(items.len());
+        let mut at = Vec::with_capacity(items.len());
+        for (i, (key, msg, sig)) in items.iter().enumerate() {
+            // Items 1-3 failed: invalid, whatever the equation says.
+            if let Some(p) = self.key(key).and_then(|a| Prepared::new(key, a, msg, sig)) {
+                group.push(p);
+                at.push(i);
             }
-            if check_batch(&group) {
-                for i in at {
-                    verdicts[i] = true;
-                }
-            } else {
-                for (p, i) in group.iter().zip(at) {
-                    verdicts[i] = p.check();
-                }
+        }
+        if check_batch(&group) {
+            for i in at {
+                verdicts[i] = true;
+            }
+        } else {
+            for (p, i) in group.iter().zip(at) {
+                verdicts[i] = p.check();
             }
         }
         verdicts
     }
+}
+
+/// The verdicts of [`verify`] for `(key, message, signature)` items, by
+/// batch verification in groups of [`BATCH`] on this thread: the path
+/// transactions take, for any message (the conformance tests run the
+/// public Ed25519 test suites through it).
+pub fn verify_batch(items: &[(PublicKey, &[u8], Signature)]) -> Vec<bool> {
+    let cache = KeyCache::new(0);
+    let mut verdicts = Vec::with_capacity(items.len());
+    for batch in items.chunks(BATCH) {
+        let refs: Vec<(&PublicKey, &[u8], &Signature)> =
+            batch.iter().map(|(k, m, s)| (k, *m, s)).collect();
+        verdicts.extend(cache.verify_group(&refs));
+    }
+    verdicts
 }
 
 /// [`verify_txs`] on the calling thread only (for measurements of one core,
@@ -355,6 +415,50 @@ mod tests {
         let mut sig = k.sign(b"x");
         sig.0[..32].copy_from_slice(&nc);
         assert!(!verify(&k.public(), b"x", &sig));
+    }
+
+    /// Items 2 and 3 refuse the encodings with `y ≥ p` of points that are
+    /// not of small order (the aliases `y = p + t`), as keys and as `R`;
+    /// the canonical encoding of the same point decodes.
+    #[test]
+    fn non_canonical_encodings_of_ordinary_points_are_refused() {
+        let mut aliases = 0;
+        for t in 0u8..19 {
+            let mut canonical = [0u8; 32];
+            canonical[0] = t;
+            let mut alias = [0xffu8; 32];
+            alias[0] = 0xed + t;
+            alias[31] = 0x7f;
+            for sign in [0u8, 0x80] {
+                canonical[31] = sign;
+                alias[31] = 0x7f | sign;
+                let Some(p) = CompressedEdwardsY(canonical).decompress() else {
+                    continue;
+                };
+                // The alias decompresses to the same point (curve25519-dalek
+                // reduces y mod p): only the rule's canonical test refuses it.
+                assert_eq!(CompressedEdwardsY(alias).decompress(), Some(p));
+                if p.is_small_order() {
+                    continue;
+                }
+                aliases += 1;
+                assert!(decode_point(&canonical).is_some(), "t = {t}");
+                assert!(decode_point(&alias).is_none(), "alias of t = {t}");
+                assert!(!is_valid_key(&PublicKey(alias)));
+                // As a key and as R, with a well-formed signature otherwise.
+                let k = Keypair::from_label("nc");
+                let mut sig = k.sign(b"m");
+                assert!(!verify(&PublicKey(alias), b"m", &sig));
+                sig.0[..32].copy_from_slice(&alias);
+                assert!(!verify(&k.public(), b"m", &sig));
+                let v = verify_batch(&[
+                    (PublicKey(alias), &b"m"[..], k.sign(b"m")),
+                    (k.public(), &b"m"[..], sig),
+                ]);
+                assert_eq!(v, vec![false, false]);
+            }
+        }
+        assert!(aliases > 0, "some t gives an ordinary point");
     }
 
     /// The one difference from `verify_strict`: a key holder's signature

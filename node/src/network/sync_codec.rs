@@ -343,6 +343,34 @@ mod tests {
         assert_eq!(read::<SyncRequest>(frame, 64).unwrap(), req);
     }
 
+    /// The consensus resolver's answers (`GetCertificates`) decode through
+    /// the protocol's certificate decoder: votes out of signer order (the
+    /// same certificate in another encoding) are refused with the stream.
+    #[test]
+    fn certificates_out_of_canonical_order_are_refused() {
+        use alliance_protocol::{Certificate, Keypair, VoteKind};
+        let cert = Certificate::from_votes(
+            VoteKind::Notarize,
+            4,
+            2,
+            Hash32([5; 32]),
+            (0..3).map(|i| {
+                let k = Keypair::from_label(&format!("v{i}"));
+                (k.public(), k.sign(b"vote"))
+            }),
+        );
+        let good = SyncResponse::Certificates(vec![cert.clone()]);
+        let frame = SyncCodec::encode_frame(&good, MAX).unwrap();
+        assert_eq!(read::<SyncResponse>(frame, MAX).unwrap(), good);
+        let mut swapped = cert;
+        swapped.votes.swap(0, 2);
+        let frame =
+            SyncCodec::encode_frame(&SyncResponse::Certificates(vec![swapped]), MAX).unwrap();
+        let err = read::<SyncResponse>(frame, MAX).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("canonical order"), "{err}");
+    }
+
     #[test]
     fn blocks_size_formula_matches_encoding() {
         let blocks = vec![vec![1u8; 10], vec![2u8; 300], vec![]];
