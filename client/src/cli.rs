@@ -8,12 +8,18 @@ use clap::{Args, Parser, Subcommand};
 /// Parses an alliance address, checking prefix and checksum, so a typo is
 /// caught before anything is signed or sent.
 pub fn parse_address(s: &str) -> Result<PublicKey, String> {
-    s.parse::<PublicKey>()
+    s.trim()
+        .parse::<PublicKey>()
         .map_err(|e| format!("`{s}` is not a valid alliance address: {e}"))
 }
 
 /// Parses a positive whole number of points.
 pub fn parse_amount(s: &str) -> Result<u64, String> {
+    if s.trim().starts_with('-') {
+        return Err(format!(
+            "`{s}` is negative: an amount is a whole number of points, at least 1"
+        ));
+    }
     match s.trim().parse::<u64>() {
         Ok(0) => Err("amount must be at least 1 point".into()),
         Ok(n) => Ok(n),
@@ -54,21 +60,27 @@ pub fn parse_hash(s: &str) -> Result<String, String> {
     after_help = "Environment:\n  ALLIANCE_NODE        node API base URL (like --node)\n  ALLIANCE_PASSPHRASE  wallet passphrase (otherwise prompted without echo)\n  ALLIANCE_KDF=fast    weak, fast key derivation for new wallets: INSECURE, tests only\n\nExamples:\n  alliance keygen --out alice.json\n  alliance balance --key alice.json\n  alliance send --key alice.json --to pa1... --amount 20 --memo lunch\n  alliance redeem --key alice.json --at books --amount 100 --order B-1001\n  alliance merchant issue --key node_key.json --to pa1... --amount 120 --reason purchase --receipt R-1\n\nFailures exit non-zero with a message saying what to fix. See docs/cli.md."
 )]
 pub struct Cli {
-    /// Node API base URL.
-    #[arg(
-        long,
-        global = true,
-        env = "ALLIANCE_NODE",
-        default_value = "http://127.0.0.1:8080",
-        value_name = "URL"
-    )]
-    pub node: String,
+    /// Node API base URL [default: http://127.0.0.1:8080]. `audit
+    /// --export` compares the export's tip with this node's when it is
+    /// given (here or in ALLIANCE_NODE).
+    #[arg(long, global = true, env = "ALLIANCE_NODE", value_name = "URL")]
+    pub node: Option<String>,
     /// Machine-readable output: the same data as JSON on stdout.
     #[arg(long, global = true)]
     pub json: bool,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The node used when neither `--node` nor ALLIANCE_NODE is given.
+pub const DEFAULT_NODE: &str = "http://127.0.0.1:8080";
+
+impl Cli {
+    /// The node's API base URL: `--node`, ALLIANCE_NODE, or [`DEFAULT_NODE`].
+    pub fn node_url(&self) -> &str {
+        self.node.as_deref().unwrap_or(DEFAULT_NODE)
+    }
 }
 
 /// How a submitting command waits.
@@ -156,7 +168,7 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", value_parser = parse_address)]
         to: PublicKey,
         /// Points to send.
-        #[arg(long, value_name = "N", value_parser = parse_amount)]
+        #[arg(long, value_name = "N", value_parser = parse_amount, allow_hyphen_values = true)]
         amount: u64,
         /// Note for the recipient (at most 128 bytes).
         #[arg(long, value_name = "TEXT", default_value = "")]
@@ -174,7 +186,7 @@ pub enum Command {
         #[arg(long, value_name = "MERCHANT", value_parser = parse_merchant)]
         at: MerchantId,
         /// Points to redeem.
-        #[arg(long, value_name = "N", value_parser = parse_amount)]
+        #[arg(long, value_name = "N", value_parser = parse_amount, allow_hyphen_values = true)]
         amount: u64,
         /// The merchant's order reference (1-64 bytes).
         #[arg(long, value_name = "REF")]
@@ -188,8 +200,8 @@ pub enum Command {
         /// Whose account.
         #[command(flatten)]
         who: WhoArgs,
-        /// Most entries to show.
-        #[arg(long, value_name = "N", default_value_t = 20)]
+        /// Most entries to show (1 to 200).
+        #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=200))]
         limit: u32,
     },
     /// Show a transaction's status and outcome.
@@ -215,16 +227,35 @@ pub enum Command {
     /// `alliance audit --export FILE [--genesis FILE]` audits an export from
     /// `alliance-node export`; `alliance audit --node URL --genesis FILE`
     /// fetches the node's raw blocks.
+    ///
+    /// A clean prefix of the chain verifies like the whole chain: the tip's
+    /// height, hash and age are printed, and `--min-height`, `--max-age`,
+    /// `--tip` (and, for an export, `--node`) refuse a chain that ends too
+    /// early.
     #[command(group(clap::ArgGroup::new("source").required(true).multiple(true).args(["export", "genesis"])))]
     Audit {
         /// An export file made by `alliance-node export`. Without it, the
-        /// blocks are fetched from --node.
+        /// blocks are fetched from --node. With --node too, the export's
+        /// tip must be that node's finalized tip (refused if the node has
+        /// finalized later blocks, or other ones).
         #[arg(long, value_name = "FILE")]
         export: Option<PathBuf>,
         /// Your own trusted copy of the genesis file (required with --node):
         /// the audit is refused if the export's or node's genesis differs.
         #[arg(long, value_name = "FILE")]
         genesis: Option<PathBuf>,
+        /// Refuse a chain whose last block is older than this many seconds
+        /// by your clock (blocks may be missing at the end).
+        #[arg(long, value_name = "SECS")]
+        max_age: Option<u64>,
+        /// Refuse a chain that ends below this height (e.g. a height you
+        /// already saw on a receipt or another node).
+        #[arg(long, value_name = "H", default_value_t = 0)]
+        min_height: u64,
+        /// Refuse a chain that does not end at this block hash (64 hex
+        /// characters, e.g. a node's `tip` you trust).
+        #[arg(long, value_name = "HASH", value_parser = parse_hash)]
+        tip: Option<String>,
     },
     /// Show the claims between merchants (who owes whom).
     ///
@@ -258,7 +289,7 @@ pub enum MerchantCommand {
         #[arg(long, value_name = "ADDR", value_parser = parse_address)]
         to: PublicKey,
         /// Points to issue.
-        #[arg(long, value_name = "N", value_parser = parse_amount)]
+        #[arg(long, value_name = "N", value_parser = parse_amount, allow_hyphen_values = true)]
         amount: u64,
         /// Why (e.g. purchase): short, no personal data.
         #[arg(long, value_name = "TEXT")]
@@ -279,7 +310,7 @@ pub enum MerchantCommand {
         #[arg(long, value_name = "ID", value_parser = parse_merchant)]
         debtor: MerchantId,
         /// Points of your claim on the debtor now settled.
-        #[arg(long, value_name = "N", value_parser = parse_amount)]
+        #[arg(long, value_name = "N", value_parser = parse_amount, allow_hyphen_values = true)]
         amount: u64,
         /// Waiting for the commit.
         #[command(flatten)]
@@ -508,5 +539,28 @@ mod tests {
             "alliance", "send", "--key", "w", "--to", &k, "--amount", "0"
         ])
         .is_err());
+    }
+
+    /// Issue 18: `--amount -5` was reported as an unexpected argument, and
+    /// `history --limit 0` printed one row.
+    #[test]
+    fn negative_amounts_and_zero_limits_are_refused_with_what_to_fix() {
+        let k = alliance_protocol::Keypair::from_label("a")
+            .public()
+            .to_string();
+        let err = Cli::try_parse_from([
+            "alliance", "send", "--key", "w", "--to", &k, "--amount", "-5",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("`-5` is negative"), "{err}");
+        assert!(!err.contains("unexpected argument"), "{err}");
+        let err = Cli::try_parse_from(["alliance", "history", &k, "--limit", "0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--limit"), "{err}");
+        assert!(err.contains("1..=200"), "{err}");
+        assert!(Cli::try_parse_from(["alliance", "history", &k, "--limit", "200"]).is_ok());
+        assert!(Cli::try_parse_from(["alliance", "history", &k, "--limit", "201"]).is_err());
     }
 }

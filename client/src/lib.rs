@@ -18,7 +18,7 @@ use commands::{audit, gov, merchant, proof, settlement, wallet, CmdResult, Ctx};
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> CmdResult {
     let ctx = Ctx {
-        client: http::Client::new(&cli.node),
+        client: http::Client::new(cli.node_url()),
         json: cli.json,
     };
     match &cli.command {
@@ -58,11 +58,18 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Tx { hash } => wallet::tx(&ctx, hash),
         Command::Status => wallet::status(&ctx),
         Command::Settlement { from, to, csv } => settlement::settlement(&ctx, *from, *to, *csv),
-        Command::Audit { export, genesis } => {
+        Command::Audit {
+            export,
+            genesis,
+            max_age,
+            min_height,
+            tip,
+        } => {
             let source = match (export, genesis) {
                 (Some(file), genesis) => audit::Source::Export {
                     file,
                     genesis: genesis.as_deref(),
+                    compare_with_node: cli.node.is_some(),
                 },
                 (None, Some(genesis)) => audit::Source::Node { genesis },
                 (None, None) => {
@@ -72,7 +79,12 @@ pub fn run(cli: Cli) -> CmdResult {
                     ))
                 }
             };
-            audit::audit(&ctx, source)
+            let tip = audit::TipArgs {
+                max_age_s: *max_age,
+                min_height: *min_height,
+                tip: tip.as_deref(),
+            };
+            audit::audit(&ctx, source, &tip)
         }
         Command::Merchant(m) => match m {
             MerchantCommand::Issue {

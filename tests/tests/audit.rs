@@ -263,6 +263,8 @@ fn clean_export_verifies_and_tampering_is_located() {
         validator_set_hash: fb.block.header.validator_set_hash,
     });
     fb.certificate.votes[0] = (outsider.public(), outsider.sign(&msg.0));
+    // Kept in canonical order, so that it decodes and the signer is judged.
+    fb.certificate.votes.sort_by_key(|v| v.0);
     e.blocks[19] = fb.to_bytes();
     let (v, human) = c.audit_modified("forged.paexport", &e);
     assert_eq!(
@@ -306,12 +308,102 @@ fn clean_export_verifies_and_tampering_is_located() {
         text(&human)
     );
 
-    // A truncated export is a clear framing error, not a crash.
+    // The same certificate with two votes swapped: the same block in
+    // another encoding, refused where it is (issue 18; it audited as
+    // verified before).
+    let mut e = c.export();
+    let mut fb = FinalizedBlock::from_bytes(&e.blocks[4]).expect("decode");
+    fb.certificate.votes.swap(0, 1);
+    e.blocks[4] = fb.to_bytes();
+    let (v, human) = c.audit_modified("reordered.paexport", &e);
+    assert_eq!(failure(&v), (5, None, "undecodable_block".into()), "{v}");
+    assert!(
+        stdout(&human).contains("not in canonical order"),
+        "{}",
+        text(&human)
+    );
+
+    // A truncated export is a clear framing error, not a crash; with
+    // --json it is the documented {"verified": false, ...} object.
     let bytes = std::fs::read(&export).expect("read");
     std::fs::write(c.path("cut.paexport"), &bytes[..bytes.len() - 100]).expect("write");
     let o = alliance(&["audit", "--export", &c.path("cut.paexport")]);
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("truncated"), "{}", text(&o));
+    let o = alliance(&["--json", "audit", "--export", &c.path("cut.paexport")]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|err| panic!("not one JSON object ({err}): {}", text(&o)));
+    assert_eq!(v["verified"], false, "{v}");
+    assert!(v["report"].is_null(), "{v}");
+    assert_eq!(v["failure"]["code"], "bad_export", "{v}");
+    assert!(
+        v["failure"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("truncated"),
+        "{v}"
+    );
+    assert!(v.get("error").is_none(), "{v}");
+}
+
+/// A clean prefix of the chain (the last blocks cut off, the count fixed
+/// up) verifies: only the reader's requirements of the tip tell it from
+/// the whole chain (issue 18). The tip's height, time and age are printed.
+#[test]
+fn a_truncated_export_is_refused_by_the_tip_requirements() {
+    let c = Chain::new();
+    let whole = c.export();
+    let tip = FinalizedBlock::from_bytes(&whole.blocks[BLOCKS as usize - 1])
+        .expect("tip")
+        .block
+        .hash()
+        .to_hex();
+    let mut e = c.export();
+    e.blocks.truncate(25);
+    let cut = c.path("prefix.paexport");
+    std::fs::write(&cut, e.encode()).expect("write");
+
+    // Without requirements: verified, and the tip is shown with its age.
+    let o = alliance(&["audit", "--export", &cut]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = stdout(&o);
+    assert!(out.contains("(height 25, "), "{out}");
+    assert!(out.contains(" old)"), "{out}");
+    let o = alliance(&["--json", "audit", "--export", &cut]);
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["verified"], true, "{v}");
+    assert!(v["tip_age_ms"].is_u64(), "{v}");
+    assert!(v["report"]["tip_timestamp_ms"].is_u64(), "{v}");
+
+    // The whole chain meets the requirements the prefix fails.
+    let o = alliance(&[
+        "audit",
+        "--export",
+        &c.path("chain.paexport"),
+        "--min-height",
+        "30",
+        "--tip",
+        &tip,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    for (args, code) in [
+        (vec!["--min-height", "30"], "below_min_height"),
+        (vec!["--tip", tip.as_str()], "tip_mismatch"),
+    ] {
+        let mut full = vec!["--json", "audit", "--export", cut.as_str()];
+        full.extend(args.iter().copied());
+        let o = alliance(&full);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(v["verified"], false, "{v}");
+        assert_eq!(failure(&v), (25, None, code.into()), "{v}");
+        let mut human = vec!["audit", "--export", cut.as_str()];
+        human.extend(args.iter().copied());
+        let o = alliance(&human);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        assert!(stdout(&o).contains(&format!("({code})")), "{}", text(&o));
+    }
 }
 
 /// A balance altered directly in a node's store. An export carries no
@@ -392,6 +484,36 @@ fn audits_a_live_node() {
     let fb = FinalizedBlock::from_bytes(&bytes).expect("decode");
     let json = a.nodes[0].get("/v1/blocks/2").expect("json block");
     assert_eq!(json["hash"], fb.block.hash().to_hex());
+
+    // An export of the node's chain so far, compared with the node
+    // (`--node` with `--export`): the node has finalized blocks since, so
+    // the export is refused as behind it; a tampered one as another chain.
+    let genesis_json = std::fs::read(a.genesis_path()).expect("genesis");
+    let genesis_doc =
+        alliance_protocol::genesis::Genesis::from_json(&genesis_json).expect("genesis");
+    let upto = a.nodes[0].height().expect("height");
+    let blocks: Vec<FinalizedBlock> = (1..=upto)
+        .map(|h| {
+            let raw = ureq::get(&format!("{api}/v1/blocks/{h}/raw"))
+                .call()
+                .expect("raw block");
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut raw.into_reader(), &mut bytes).expect("read");
+            FinalizedBlock::from_bytes(&bytes).expect("decode")
+        })
+        .collect();
+    let export = a.dir.path().join("live.paexport");
+    std::fs::write(&export, ChainExport::new(&genesis_doc, &blocks).encode()).expect("write");
+    a.wait_height(upto + 1, Duration::from_secs(60));
+    let export = export.display().to_string();
+    let o = alliance(&["--json", "--node", &api, "audit", "--export", &export]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["failure"]["code"], "behind_node", "{v}");
+    assert_eq!(v["failure"]["height"], upto, "{v}");
+    // Without --node the same export verifies (a clean prefix).
+    let o = alliance(&["audit", "--export", &export]);
+    assert!(o.status.success(), "{}", text(&o));
 
     let other = a.dir.path().join("other.json");
     let o = node(&[

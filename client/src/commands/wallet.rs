@@ -117,6 +117,16 @@ pub fn send(
 ) -> CmdResult {
     check_len("--memo", memo, 0, 128)?;
     let k = load_key(key)?;
+    if to == k.public() {
+        // The ledger would apply it and change nothing but the nonce.
+        return Err(Failure::new(
+            "self_transfer",
+            format!(
+                "--to {to} is the address of {} itself: sending points to yourself changes nothing (and would use up a nonce); give the recipient's address",
+                key.display()
+            ),
+        ));
+    }
     let (acc, _) = ctx.account(&k.public())?;
     check_balance(&acc, amount)?;
     let body = TxBody::Transfer {
