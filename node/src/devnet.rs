@@ -346,7 +346,7 @@ fn print_guide(devnet: &Devnet, keys: &[Keypair], opts: &DevnetOptions) {
     println!("  curl -s {api}/v1/settlement                # who owes whom");
     println!("  curl -s {api}/v1/blocks/1");
     if !opts.no_demo && keys.len() >= 2 {
-        println!("\nDemo customers are derived keys (labels alice, bob on this chain); wallet keystores arrive with the `alliance` CLI.");
+        println!("\nDemo customers are derived keys (labels alice, bob on this chain). Your own wallet: `alliance keygen --out me.json`, then `alliance --node {api} balance --key me.json` (docs/cli.md).");
     }
     println!("\nPress Ctrl-C to stop every node.");
 }

@@ -3,6 +3,18 @@
 //! (signer, nonce). Admission checks what can be checked without executing:
 //! size, chain id, signature and nonce. Pure data structure: the node
 //! calls it from its event loop.
+//!
+//! **No nonce gaps.** Each signer's pending transactions are one run of
+//! consecutive nonces starting at its next nonce on chain, so every pending
+//! transaction can be included as soon as a block has room. A transaction
+//! that skips ahead (its nonce above the end of that run) is refused with
+//! `nonce_gap` instead of waiting, possibly forever, for transactions that
+//! may never come; and when a committed block breaks a run (a pending
+//! transaction was included but rejected, so the chain's nonce did not
+//! move), the transactions after the break leave the pool
+//! ([`Mempool::remove_committed`]). Nothing pending can linger: it is
+//! included, or evicted when it can no longer apply
+//! ([`Mempool::evict_invalid`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -63,6 +75,15 @@ pub enum AdmitError {
         /// Per-signer pending limit.
         window: usize,
     },
+    /// The nonce skips ahead of the signer's next free nonce (its next
+    /// nonce on chain plus its pending transactions).
+    #[error("nonce {got} skips ahead: this signer's next nonce is {next} (its next nonce on chain, after its pending transactions); sign with nonce {next}")]
+    NonceGap {
+        /// The nonce the signer's next transaction must have.
+        next: u64,
+        /// Offered.
+        got: u64,
+    },
     /// Another transaction with this signer and nonce is pending.
     #[error("another transaction with nonce {0} from this signer is already pending")]
     NonceConflict(u64),
@@ -81,6 +102,7 @@ impl AdmitError {
             AdmitError::Invalid(TxCheckError::BadSignature) => "bad_signature",
             AdmitError::NonceReplayed { .. } => "nonce_replayed",
             AdmitError::NonceTooFarAhead { .. } => "nonce_too_far_ahead",
+            AdmitError::NonceGap { .. } => "nonce_gap",
             AdmitError::NonceConflict(_) => "nonce_conflict",
             AdmitError::Full => "mempool_full",
         }
@@ -166,6 +188,17 @@ impl Mempool {
                 got: tx.nonce,
             });
         }
+        let pending = self.by_signer.get(&tx.signer);
+        if pending.is_some_and(|m| m.contains_key(&tx.nonce)) {
+            return Err(AdmitError::NonceConflict(tx.nonce));
+        }
+        let next = next_free_nonce(expected, pending);
+        if tx.nonce > next {
+            return Err(AdmitError::NonceGap {
+                next,
+                got: tx.nonce,
+            });
+        }
         let window = self.limits.per_signer_max;
         if tx.nonce - expected >= window as u64 {
             return Err(AdmitError::NonceTooFarAhead {
@@ -173,13 +206,6 @@ impl Mempool {
                 got: tx.nonce,
                 window,
             });
-        }
-        if self
-            .by_signer
-            .get(&tx.signer)
-            .is_some_and(|m| m.contains_key(&tx.nonce))
-        {
-            return Err(AdmitError::NonceConflict(tx.nonce));
         }
         if self.by_hash.len() >= self.limits.txs_max || self.bytes + bytes > self.limits.bytes_max {
             return Err(AdmitError::Full);
@@ -233,26 +259,37 @@ impl Mempool {
         out
     }
 
-    /// Drops what a committed block made obsolete: its transactions, and any
-    /// pending transaction whose nonce the chain has passed. Call after
-    /// committing, with the new state.
-    pub fn remove_committed(&mut self, txs: &[Transaction], state: &LedgerState) {
+    /// Drops what a committed block made obsolete: its transactions, any
+    /// pending transaction whose nonce the chain has passed, and the
+    /// transactions that no longer continue the signer's run from its next
+    /// nonce (their predecessor was included but rejected, so they could
+    /// never apply). Call after committing, with the new state. Returns how
+    /// many pending transactions were dropped besides the block's own.
+    pub fn remove_committed(&mut self, txs: &[Transaction], state: &LedgerState) -> usize {
         let mut signers: Vec<PublicKey> = txs.iter().map(|t| t.signer).collect();
         signers.sort();
         signers.dedup();
         for tx in txs {
             self.remove(&tx.hash());
         }
+        let mut dropped = 0;
         for signer in signers {
-            let next = state.account(&signer).nonce;
-            let stale: Vec<Hash32> = match self.by_signer.get(&signer) {
-                Some(m) => m.range(..next).map(|(_, h)| *h).collect(),
-                None => continue,
+            let expected = state.account(&signer).nonce;
+            let Some(m) = self.by_signer.get(&signer) else {
+                continue;
             };
-            for h in stale {
+            let next = next_free_nonce(expected, Some(m));
+            let out_of_run: Vec<Hash32> = m
+                .iter()
+                .filter(|(n, _)| **n < expected || **n >= next)
+                .map(|(_, h)| *h)
+                .collect();
+            dropped += out_of_run.len();
+            for h in out_of_run {
                 self.remove(&h);
             }
         }
+        dropped
     }
 
     /// Evicts each signer's next transaction if it can no longer apply on
@@ -304,6 +341,19 @@ impl Mempool {
     }
 }
 
+/// The nonce a signer's next transaction must have: `expected` (its next
+/// nonce on chain), after its run of consecutive pending nonces.
+fn next_free_nonce(expected: u64, pending: Option<&BTreeMap<u64, Hash32>>) -> u64 {
+    let mut next = expected;
+    if let Some(m) = pending {
+        // Bounded by the per-signer limit.
+        while m.contains_key(&next) {
+            next += 1;
+        }
+    }
+    next
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -352,11 +402,7 @@ mod tests {
         );
         assert_eq!(
             pool.admit(transfer(&alice, 2, 1), &state),
-            Err(AdmitError::NonceTooFarAhead {
-                expected: 0,
-                got: 2,
-                window: 2
-            })
+            Err(AdmitError::NonceGap { next: 1, got: 2 })
         );
         let mut bad = transfer(&alice, 1, 1);
         bad.signature.0[0] ^= 1;
@@ -376,6 +422,15 @@ mod tests {
             "wrong_chain"
         );
         pool.admit(transfer(&alice, 1, 1), &state).unwrap();
+        // Two pending from alice: the per-signer limit.
+        assert_eq!(
+            pool.admit(transfer(&alice, 2, 1), &state),
+            Err(AdmitError::NonceTooFarAhead {
+                expected: 0,
+                got: 2,
+                window: 2
+            })
+        );
         pool.admit(transfer(&demo_customer_key(CHAIN, "carol"), 0, 1), &state)
             .unwrap();
         assert_eq!(
@@ -405,14 +460,9 @@ mod tests {
         let (b, e) = state.build_block(vec![fund], 1_700_000_001_000, merchants[0].public());
         state.commit(e);
         let mut pool = Mempool::new(CHAIN, MempoolLimits::default());
-        pool.admit(transfer(&alice, 1, 1), &state).unwrap(); // gap: nonce 0 missing
-        pool.admit(transfer(&carol, 0, 1), &state).unwrap();
-        assert_eq!(
-            pool.candidates(&state, 10).len(),
-            1,
-            "alice's nonce 1 waits for nonce 0"
-        );
         pool.admit(transfer(&alice, 0, 1), &state).unwrap();
+        pool.admit(transfer(&carol, 0, 1), &state).unwrap();
+        pool.admit(transfer(&alice, 1, 1), &state).unwrap();
         let c = pool.candidates(&state, 10);
         assert_eq!(
             c.iter().map(|t| t.nonce).collect::<Vec<_>>(),
@@ -435,5 +485,60 @@ mod tests {
             1
         );
         assert!(pool.is_empty());
+    }
+
+    /// Issue 18: a transaction whose nonce skips ahead (next + 7) was
+    /// admitted and stayed pending forever. It is refused with `nonce_gap`
+    /// and the nonce to use; so is one after a gap in the pending run.
+    #[test]
+    fn a_nonce_gap_is_refused_with_the_next_nonce() {
+        let (state, _) = setup();
+        let alice = demo_customer_key(CHAIN, "alice");
+        let mut pool = Mempool::new(CHAIN, MempoolLimits::default());
+        let err = pool.admit(transfer(&alice, 7, 1), &state).unwrap_err();
+        assert_eq!(err, AdmitError::NonceGap { next: 0, got: 7 });
+        assert_eq!(err.code(), "nonce_gap");
+        assert!(err.to_string().contains("sign with nonce 0"), "{err}");
+        assert!(pool.is_empty());
+        pool.admit(transfer(&alice, 0, 1), &state).unwrap();
+        pool.admit(transfer(&alice, 1, 1), &state).unwrap();
+        assert_eq!(
+            pool.admit(transfer(&alice, 3, 1), &state),
+            Err(AdmitError::NonceGap { next: 2, got: 3 })
+        );
+        pool.admit(transfer(&alice, 2, 1), &state).unwrap();
+        assert_eq!(pool.len(), 3);
+    }
+
+    /// A pending transaction included in a block but rejected there leaves
+    /// the signer's nonce where it was: the pending transactions after it
+    /// can never apply, and leave the pool with it.
+    #[test]
+    fn a_broken_run_leaves_the_pool() {
+        let (mut state, merchants) = setup();
+        let alice = demo_customer_key(CHAIN, "alice");
+        let mut pool = Mempool::new(CHAIN, MempoolLimits::default());
+        // Alice has no points: her transfers are rejected when included.
+        for n in 0..3 {
+            pool.admit(transfer(&alice, n, 5), &state).unwrap();
+        }
+        let head = pool.candidates(&state, 1);
+        assert_eq!(head.len(), 1);
+        // Another leader (or a stale view of the balance) put it in a block.
+        let (b, e) = state.seal_block(head, 1_700_000_001_000, merchants[0].public());
+        assert!(matches!(
+            e.outcomes[..],
+            [alliance_protocol::state::TxOutcome::Rejected(_)]
+        ));
+        state.commit(e);
+        assert_eq!(
+            state.account(&alice.public()).nonce,
+            0,
+            "a rejection changes nothing"
+        );
+        assert_eq!(pool.remove_committed(&b.txs, &state), 2);
+        assert!(pool.is_empty(), "nonces 1 and 2 cannot apply without 0");
+        // Alice can start again from nonce 0.
+        pool.admit(transfer(&alice, 0, 1), &state).unwrap();
     }
 }

@@ -1,14 +1,25 @@
-//! Prometheus metrics (text exposition format 0.0.4), kept in atomics so
-//! the driver and API update them without locks. Fixed-bucket histograms:
-//! every series is bounded, whatever the traffic.
+//! Prometheus metrics, kept and encoded by `prometheus-client` (the crate
+//! libp2p's metrics use): the node's own `alliance_*` series, plus the
+//! network's `libp2p_*` series (swarm, gossipsub, identify, ping: see
+//! [`crate::network::NetworkHandle::metrics_registry`]) once attached.
+//! The exposition is OpenMetrics text, which Prometheus scrapes.
+//!
+//! The driver and the API update gauges and counters as plain atomics
+//! ([`Gauge`] and [`Counter`] dereference to the `AtomicU64` the registry
+//! reads), so no lock is taken on the hot path. Histograms have fixed
+//! buckets and the rejection counter a closed set of reasons: every series
+//! is bounded, whatever the traffic.
 
-use std::collections::HashMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use alliance_protocol::Hash32;
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 
 /// Upper bounds (seconds) of the latency and interval histograms.
 const BUCKETS_S: [f64; 12] = [
@@ -17,82 +28,166 @@ const BUCKETS_S: [f64; 12] = [
 /// Submissions remembered for finality latency. Older ones are forgotten
 /// (their latency is not observed) rather than growing memory.
 const PENDING_SUBMITS_MAX: usize = 100_000;
+/// The content type of [`Metrics::render`].
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// A histogram with fixed buckets.
-#[derive(Default)]
-pub struct Histogram {
-    buckets: [AtomicU64; BUCKETS_S.len()],
-    count: AtomicU64,
-    sum_micros: AtomicU64,
+/// A gauge: set with `store`, read by the registry.
+#[derive(Default, Clone, Debug)]
+pub struct Gauge(prometheus_client::metrics::gauge::Gauge<u64, AtomicU64>);
+
+impl std::ops::Deref for Gauge {
+    type Target = AtomicU64;
+    fn deref(&self) -> &AtomicU64 {
+        self.0.inner()
+    }
+}
+
+/// A counter: increased with `fetch_add`, read by the registry.
+#[derive(Default, Clone, Debug)]
+pub struct Counter(prometheus_client::metrics::counter::Counter<u64, AtomicU64>);
+
+impl std::ops::Deref for Counter {
+    type Target = AtomicU64;
+    fn deref(&self) -> &AtomicU64 {
+        self.0.inner()
+    }
+}
+
+/// A histogram with the fixed buckets [`BUCKETS_S`].
+#[derive(Clone, Debug)]
+pub struct Histogram(prometheus_client::metrics::histogram::Histogram);
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram(prometheus_client::metrics::histogram::Histogram::new(
+            BUCKETS_S,
+        ))
+    }
 }
 
 impl Histogram {
     /// Records one observation in seconds.
     pub fn observe(&self, seconds: f64) {
-        for (i, le) in BUCKETS_S.iter().enumerate() {
-            if seconds <= *le {
-                self.buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (i, le) in BUCKETS_S.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{le}\"}} {}",
-                self.buckets[i].load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {count}");
+        self.0.observe(seconds);
     }
 }
 
+/// The label of the rejection counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
 /// Every metric the node exports.
-#[derive(Default)]
 pub struct Metrics {
     /// Last finalized height.
-    pub height: AtomicU64,
+    pub height: Gauge,
     /// Transactions in finalized blocks (applied or rejected).
-    pub finalized_txs: AtomicU64,
+    pub finalized_txs: Counter,
     /// Finalized blocks committed by this node.
-    pub finalized_blocks: AtomicU64,
+    pub finalized_blocks: Counter,
     /// Time between consecutive block timestamps.
     pub block_interval: Histogram,
     /// From submission to this node until finalization.
     pub finality_latency: Histogram,
     /// Mempool size.
-    pub mempool: AtomicU64,
+    pub mempool: Gauge,
     /// Connected peers.
-    pub peers: AtomicU64,
+    pub peers: Gauge,
     /// Consensus view.
-    pub view: AtomicU64,
+    pub view: Gauge,
     /// Blocks this node is behind the best peer.
-    pub sync_lag: AtomicU64,
+    pub sync_lag: Gauge,
     /// Equivocations (conflicting votes of one validator in one view)
     /// recorded as evidence since start.
-    pub equivocations: AtomicU64,
-    rejected: Mutex<HashMap<String, u64>>,
-    submitted: Mutex<(HashMap<Hash32, Instant>, std::collections::VecDeque<Hash32>)>,
+    pub equivocations: Counter,
+    rejected: Family<Reason, prometheus_client::metrics::counter::Counter>,
+    submitted: Mutex<(HashMap<Hash32, Instant>, VecDeque<Hash32>)>,
+    registry: Registry,
+    network: OnceLock<Arc<Registry>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("alliance");
+        let m = Metrics {
+            height: Gauge::default(),
+            finalized_txs: Counter::default(),
+            finalized_blocks: Counter::default(),
+            block_interval: Histogram::default(),
+            finality_latency: Histogram::default(),
+            mempool: Gauge::default(),
+            peers: Gauge::default(),
+            view: Gauge::default(),
+            sync_lag: Gauge::default(),
+            equivocations: Counter::default(),
+            rejected: Family::default(),
+            submitted: Mutex::new((HashMap::new(), VecDeque::new())),
+            registry: Registry::default(),
+            network: OnceLock::new(),
+        };
+        registry.register("height", "Last finalized block height", m.height.0.clone());
+        registry.register(
+            "finalized_blocks",
+            "Finalized blocks committed by this node",
+            m.finalized_blocks.0.clone(),
+        );
+        registry.register(
+            "finalized_transactions",
+            "Transactions in finalized blocks",
+            m.finalized_txs.0.clone(),
+        );
+        registry.register(
+            "mempool_transactions",
+            "Pending transactions",
+            m.mempool.0.clone(),
+        );
+        registry.register("peers", "Connected peers", m.peers.0.clone());
+        registry.register("consensus_view", "Current consensus view", m.view.0.clone());
+        registry.register(
+            "sync_lag_blocks",
+            "Blocks behind the best known peer",
+            m.sync_lag.0.clone(),
+        );
+        registry.register(
+            "equivocations",
+            "Equivocations recorded as evidence since start (GET /v1/evidence)",
+            m.equivocations.0.clone(),
+        );
+        registry.register(
+            "block_interval_seconds",
+            "Time between consecutive finalized blocks (block timestamps)",
+            m.block_interval.0.clone(),
+        );
+        registry.register(
+            "finality_latency_seconds",
+            "From submission to this node to finalization",
+            m.finality_latency.0.clone(),
+        );
+        registry.register(
+            "rejected_transactions",
+            "Rejected transactions by reason",
+            m.rejected.clone(),
+        );
+        Metrics { registry, ..m }
+    }
 }
 
 impl Metrics {
     /// Counts a rejected transaction (by API, mempool or block outcome).
     pub fn rejected(&self, code: &str) {
-        let mut m = self.rejected.lock().unwrap_or_else(|e| e.into_inner());
         // Codes are a closed set of snake_case names: bounded cardinality.
-        *m.entry(code.to_string()).or_default() += 1;
+        self.rejected
+            .get_or_create(&Reason {
+                reason: code.to_string(),
+            })
+            .inc();
+    }
+
+    /// Adds the network's `libp2p_*` series to the exposition (once; a
+    /// second call is ignored).
+    pub fn attach_network(&self, registry: Arc<Registry>) {
+        let _ = self.network.set(registry);
     }
 
     /// Remembers when a transaction was submitted here.
@@ -124,91 +219,15 @@ impl Metrics {
         }
     }
 
-    /// The text exposition.
+    /// The exposition (OpenMetrics text, [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let gauge = |out: &mut String, name: &str, help: &str, kind: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-            );
-        };
-        gauge(
-            &mut out,
-            "alliance_height",
-            "Last finalized block height.",
-            "gauge",
-            self.height.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
-            "alliance_finalized_blocks_total",
-            "Finalized blocks committed by this node.",
-            "counter",
-            self.finalized_blocks.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
-            "alliance_finalized_transactions_total",
-            "Transactions in finalized blocks.",
-            "counter",
-            self.finalized_txs.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
-            "alliance_mempool_transactions",
-            "Pending transactions.",
-            "gauge",
-            self.mempool.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
-            "alliance_peers",
-            "Connected peers.",
-            "gauge",
-            self.peers.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
-            "alliance_consensus_view",
-            "Current consensus view.",
-            "gauge",
-            self.view.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
-            "alliance_sync_lag_blocks",
-            "Blocks behind the best known peer.",
-            "gauge",
-            self.sync_lag.load(Ordering::Relaxed),
-        );
-        gauge(
-            &mut out,
-            "alliance_equivocations_total",
-            "Equivocations recorded as evidence since start (GET /v1/evidence).",
-            "counter",
-            self.equivocations.load(Ordering::Relaxed),
-        );
-        self.block_interval.render(
-            &mut out,
-            "alliance_block_interval_seconds",
-            "Time between consecutive finalized blocks (block timestamps).",
-        );
-        self.finality_latency.render(
-            &mut out,
-            "alliance_finality_latency_seconds",
-            "From submission to this node to finalization.",
-        );
-        let _ = writeln!(out, "# HELP alliance_rejected_transactions_total Rejected transactions by reason.\n# TYPE alliance_rejected_transactions_total counter");
-        let rejected = self.rejected.lock().unwrap_or_else(|e| e.into_inner());
-        let mut codes: Vec<_> = rejected.iter().collect();
-        codes.sort();
-        for (code, n) in codes {
-            let _ = writeln!(
-                out,
-                "alliance_rejected_transactions_total{{reason=\"{code}\"}} {n}"
-            );
+        // Writing to a String cannot fail.
+        let _ = encode_registry(&mut out, &self.registry);
+        if let Some(network) = self.network.get() {
+            let _ = encode_registry(&mut out, network);
         }
+        let _ = encode_eof(&mut out);
         out
     }
 }
@@ -216,11 +235,13 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[test]
-    fn renders_prometheus_text() {
+    fn renders_openmetrics_text() {
         let m = Metrics::default();
         m.height.store(7, Ordering::Relaxed);
+        m.finalized_blocks.fetch_add(3, Ordering::Relaxed);
         m.block_interval.observe(0.4);
         m.block_interval.observe(2.5);
         m.rejected("insufficient_balance");
@@ -229,12 +250,29 @@ mod tests {
         m.submitted(h);
         m.finalized([h]);
         let text = m.render();
-        assert!(text.contains("alliance_height 7\n"));
+        assert!(text.contains("alliance_height 7\n"), "{text}");
+        assert!(
+            text.contains("alliance_finalized_blocks_total 3\n"),
+            "{text}"
+        );
         assert!(text.contains("alliance_block_interval_seconds_bucket{le=\"0.5\"} 1\n"));
-        assert!(text.contains("alliance_block_interval_seconds_bucket{le=\"3\"} 2\n"));
+        assert!(
+            text.contains("alliance_block_interval_seconds_bucket{le=\"3.0\"} 2\n"),
+            "{text}"
+        );
         assert!(text.contains("alliance_block_interval_seconds_count 2\n"));
         assert!(text.contains("alliance_finality_latency_seconds_count 1\n"));
         assert!(text
             .contains("alliance_rejected_transactions_total{reason=\"insufficient_balance\"} 2\n"));
+        assert!(text.ends_with("# EOF\n"));
+        // An attached network registry is in the same exposition, with one EOF.
+        let mut net = Registry::default();
+        let c: prometheus_client::metrics::counter::Counter = Default::default();
+        net.register("libp2p_test", "test", c.clone());
+        c.inc();
+        m.attach_network(Arc::new(net));
+        let text = m.render();
+        assert!(text.contains("libp2p_test_total 1\n"), "{text}");
+        assert_eq!(text.matches("# EOF").count(), 1);
     }
 }

@@ -48,6 +48,18 @@ fn devnet_runs_the_demo_and_stops_cleanly() {
         out.contains("alice redeemed 100 coffee points at books"),
         "{out}"
     );
+    // The banner points to the wallet CLI that exists (issue 18).
+    assert!(out.contains("alliance keygen --out"), "{out}");
+    assert!(!out.contains("arrive with"), "{out}");
+    // `run > node.log`: no terminal colours in a file (issue 18).
+    for i in 0..4 {
+        let log = std::fs::read(work.join(format!("node{i}.log"))).unwrap();
+        assert!(
+            !log.contains(&0x1b),
+            "node{i}.log has ANSI escapes: {}",
+            String::from_utf8_lossy(&log[..log.len().min(400)])
+        );
+    }
     // The demo's claim is visible through the API of every node.
     for i in 0..4 {
         let url = format!("http://127.0.0.1:{}/v1/settlement", api + i);

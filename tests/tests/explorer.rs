@@ -1,8 +1,10 @@
 //! The block explorer in a real browser: Debian's headless chromium loads a
 //! running devnet's explorer at `/`, searches bob's address (through the
 //! `#/search/QUERY` route, the same code path as the search box) and finds
-//! his balance on the page. A screenshot is kept under
-//! `target/test-artifacts/explorer.png`.
+//! his balance on the page; the home page's charts (transactions per block,
+//! finality latency) and the merchants' chart are drawn, and the latest
+//! transactions listed. Screenshots are kept under `target/test-artifacts/`
+//! (`explorer.png`: the home page with its charts).
 //!
 //! Chromium is installed with apt-get when missing (root only, bounded by a
 //! deadline); where it cannot be, the test prints `SKIPPED: ...` and passes.
@@ -231,6 +233,17 @@ fn browser(chromium: &Path, profile: &Path) -> Command {
     cmd
 }
 
+/// How many bars the chart `id` (a `<figure data-chart="id">`) has in a
+/// dumped DOM.
+fn chart_bars(dom: &str, id: &str) -> usize {
+    let Some(at) = dom.find(&format!("data-chart=\"{id}\"")) else {
+        return 0;
+    };
+    let rest = &dom[at..];
+    let end = rest.find("</figure>").unwrap_or(rest.len());
+    rest[..end].matches("<rect").count()
+}
+
 /// The text of the element with id `balance` in a dumped DOM.
 fn balance_in(dom: &str) -> Option<&str> {
     let at = dom.find("id=\"balance\"")?;
@@ -296,22 +309,66 @@ fn explorer_search_finds_a_balance_in_a_real_browser() {
         dom_path.display()
     );
 
+    // The charts: the home page's last hour (transactions per block,
+    // finality latency) and the merchants' points, drawn as inline SVG
+    // with bars for the demo's blocks; and the latest transactions listed.
+    for (page, charts) in [
+        ("#/", &["txs-per-block", "finality"][..]),
+        ("#/merchants", &["merchant-points"][..]),
+    ] {
+        // A still page (`?live=0`): no event stream, which a headless
+        // browser would wait for until its timeout.
+        let page_url = format!("{}/?live=0{page}", devnet.url());
+        let mut last = String::new();
+        let drawn = (0..3).any(|attempt| {
+            let profile = tmp
+                .path()
+                .join(format!("profile-charts-{}-{attempt}", page.len()));
+            let status = run(
+                browser(&chromium, &profile)
+                    .arg("--dump-dom")
+                    .arg(&page_url),
+                BROWSER_TIMEOUT,
+                &dom_path,
+            );
+            let dom = std::fs::read_to_string(&dom_path).unwrap_or_default();
+            let bars: Vec<usize> = charts.iter().map(|c| chart_bars(&dom, c)).collect();
+            last = format!("{status:?}; bars per chart {charts:?}: {bars:?}");
+            let txs_listed = page != "#/" || dom.contains("href=\"#/tx/");
+            status.is_ok() && bars.iter().all(|n| *n > 0) && txs_listed
+        });
+        assert!(
+            drawn,
+            "charts of {page_url}: {last}\nDOM: {}",
+            dom_path.display()
+        );
+    }
+
+    // Screenshots: the home page with its charts (explorer.png), the
+    // merchants' chart, and bob's account.
+    for (name, page) in [
+        ("explorer.png", "?live=0#/".to_string()),
+        ("explorer-merchants.png", "?live=0#/merchants".to_string()),
+        ("explorer-account.png", format!("#/search/{bob}")),
+    ] {
+        let shot = artifacts.join(name);
+        let _ = std::fs::remove_file(&shot);
+        let status = run(
+            browser(&chromium, &tmp.path().join(format!("profile-{name}")))
+                .arg(format!("--screenshot={}", shot.display()))
+                .arg("--window-size=1280,1100")
+                .arg(format!("{}/{page}", devnet.url())),
+            BROWSER_TIMEOUT,
+            &log,
+        );
+        let png = std::fs::read(&shot).unwrap_or_default();
+        assert!(
+            png.starts_with(b"\x89PNG"),
+            "no screenshot {name} ({status:?}): {}",
+            tail(&log)
+        );
+    }
     let shot = artifacts.join("explorer.png");
-    let _ = std::fs::remove_file(&shot);
-    let status = run(
-        browser(&chromium, &tmp.path().join("profile-shot"))
-            .arg(format!("--screenshot={}", shot.display()))
-            .arg("--window-size=1280,900")
-            .arg(&url),
-        BROWSER_TIMEOUT,
-        &log,
-    );
-    let png = std::fs::read(&shot).unwrap_or_default();
-    assert!(
-        png.starts_with(b"\x89PNG"),
-        "no screenshot ({status:?}): {}",
-        tail(&log)
-    );
     println!(
         "explorer showed bob's balance 20 in {:.1?}; screenshot: {}",
         started.elapsed(),
@@ -324,6 +381,14 @@ fn explorer_search_finds_a_balance_in_a_real_browser() {
         status.is_some_and(|s| s.success()),
         "devnet exit status {status:?}"
     );
+}
+
+#[test]
+fn chart_bars_are_counted_in_the_dumped_dom() {
+    let dom = r#"<figure class="chart" data-chart="a"><svg><rect/><rect/></svg></figure><figure data-chart="b"><svg></svg></figure>"#;
+    assert_eq!(chart_bars(dom, "a"), 2);
+    assert_eq!(chart_bars(dom, "b"), 0);
+    assert_eq!(chart_bars(dom, "c"), 0);
 }
 
 #[test]

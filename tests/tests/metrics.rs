@@ -1,4 +1,6 @@
-//! `/metrics` in Prometheus text format: scraped twice, the height grows.
+//! `/metrics`: scraped twice, the height grows. The exposition (OpenMetrics
+//! text from `prometheus-client`) is read with a real parser
+//! (`prometheus-parse`), and carries the network's `libp2p_*` series.
 
 use std::time::Duration;
 
@@ -63,5 +65,76 @@ fn metrics_show_the_chain_growing() {
     ] {
         assert!(value(&second, series).is_some(), "{series} missing");
     }
-    assert!(second.contains("# TYPE alliance_rejected_transactions_total counter"));
+    assert!(second.ends_with("# EOF\n"));
+}
+
+/// Parses an exposition with `prometheus-parse`.
+fn parse(text: &str) -> prometheus_parse::Scrape {
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string())))
+        .expect("a valid exposition")
+}
+
+#[test]
+fn metrics_parse_and_include_libp2p_series() {
+    use prometheus_parse::Value;
+    let a = Alliance::start(2);
+    a.wait_height(2, Duration::from_secs(60));
+    let text = wait_for(
+        "libp2p swarm series and height 2 in /metrics",
+        Duration::from_secs(30),
+        || {
+            let text = scrape(&a.nodes[0].api);
+            (text.contains("libp2p_swarm_connections_established_total")
+                && value(&text, "alliance_height")? >= 2.0)
+                .then_some(text)
+        },
+    );
+    let scrape = parse(&text);
+    let sample = |name: &str| scrape.samples.iter().find(|s| s.metric == name);
+    // Gauges and histograms are typed as such by the parser.
+    match sample("alliance_height").map(|s| &s.value) {
+        Some(Value::Gauge(h)) => assert!(*h >= 2.0, "height {h}"),
+        other => panic!("alliance_height: {other:?}"),
+    }
+    match sample("alliance_block_interval_seconds").map(|s| &s.value) {
+        Some(Value::Histogram(buckets)) => {
+            assert_eq!(buckets.len(), 13, "12 bounds and +Inf: {buckets:?}");
+            assert!(buckets.windows(2).all(|w| w[0].count <= w[1].count));
+        }
+        other => panic!("alliance_block_interval_seconds: {other:?}"),
+    }
+    for counter in [
+        "alliance_finalized_blocks_total",
+        "alliance_finalized_transactions_total",
+        "alliance_equivocations_total",
+    ] {
+        assert!(sample(counter).is_some(), "{counter} missing");
+    }
+    // The network's series: swarm, gossipsub, identify.
+    for prefix in ["libp2p_swarm_", "libp2p_gossipsub_", "libp2p_identify_"] {
+        assert!(
+            scrape.samples.iter().any(|s| s.metric.starts_with(prefix)),
+            "no {prefix}* series in:\n{text}"
+        );
+    }
+    let established: f64 = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == "libp2p_swarm_connections_established_total")
+        .map(|s| match s.value {
+            Value::Counter(v) | Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert!(established >= 1.0, "connections established: {established}");
+    // One family per name: no metric is registered twice.
+    let mut types: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let n = types.len();
+    types.sort();
+    types.dedup();
+    assert_eq!(types.len(), n, "a metric family appears twice");
 }

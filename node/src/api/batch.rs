@@ -64,12 +64,12 @@ fn refused(e: ApiError) -> BatchItemResult {
 /// `Transaction`) in one request. Each is checked and admitted as by
 /// `POST /v1/transactions`, in order; the response has one result per item.
 #[utoipa::path(post, path = "/v1/transactions/batch", tag = "transactions",
-    request_body(content = Vec<Object>, description = "A JSON array of signed Transactions (at most 2,000 items, 2 MiB)"),
+    request_body(content = Vec<super::schema::Transaction>, description = "A JSON array of signed transactions (at most 2,000 items, 2 MiB). An item that is not a transaction is refused alone (its result has status 400), not the batch."),
     responses(
-        (status = 200, description = "per-item results (an item may be refused with its own status and code)", body = BatchSubmitResponse),
-        (status = 400, description = "not a JSON array, or more than 2,000 items", body = super::ErrorBody),
-        (status = 413, description = "body over 2 MiB", body = super::ErrorBody),
-        (status = 503, description = "node not synced", body = super::ErrorBody),
+        (status = 200, description = "The batch was read: one result per item, in request order. Each result has `status`, the status the item would have had alone (200 admitted; otherwise 400, 409, 413, 422 or 503 with the codes of `POST /v1/transactions`), and either `hash` (admitted) or `error` {code, message} (refused). `accepted` + `rejected` = the number of items. A 200 answer can therefore refuse every item.", body = BatchSubmitResponse),
+        (status = 400, description = "`malformed`: not a JSON array, or more than 2,000 items", body = super::ErrorBody),
+        (status = 413, description = "`too_large`: body over 2 MiB", body = super::ErrorBody),
+        (status = 503, description = "`not_synced`: the node is catching up; retry shortly or use another node", body = super::ErrorBody),
     ))]
 pub async fn submit_batch(
     State(s): State<Arc<Shared>>,

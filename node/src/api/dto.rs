@@ -155,7 +155,7 @@ pub struct HistoryItem {
     /// Signer address.
     pub signer: String,
     /// The transaction body as JSON.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schema::TxBody)]
     pub body: serde_json::Value,
     /// Applied or rejected.
     pub applied: bool,
@@ -180,13 +180,13 @@ pub struct BlockResponse {
     /// Height.
     pub height: u64,
     /// Header (see docs/protocol.md).
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schema::BlockHeader)]
     pub header: serde_json::Value,
-    /// Transactions.
-    #[schema(value_type = Vec<Object>)]
+    /// Transactions, each with its id.
+    #[schema(value_type = Vec<super::schema::BlockTransaction>)]
     pub txs: Vec<serde_json::Value>,
     /// Quorum certificate.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schema::Certificate)]
     pub certificate: serde_json::Value,
 }
 
@@ -202,7 +202,7 @@ pub struct MerchantDto {
     /// `active` or `suspended`.
     pub status: String,
     /// Published policy.
-    #[schema(value_type = Object)]
+    #[schema(value_type = super::schema::MerchantPolicy)]
     pub policy: serde_json::Value,
     /// Points issued.
     pub issued: u64,

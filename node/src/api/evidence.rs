@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use alliance_protocol::certificate::Equivocation;
 use alliance_protocol::SignedVote;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -58,11 +58,14 @@ pub struct EvidenceResponse {
     pub evidence: Vec<EquivocationDto>,
 }
 
-/// Query of the evidence endpoint.
+/// Query of the evidence endpoint (no other parameter is accepted).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes the query for the OpenAPI document; parsed strictly by hand
 pub struct EvidenceQuery {
-    /// Records at most (default 100, at most 500).
-    limit: Option<usize>,
+    /// Records at most (default 100).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u64>,
 }
 
 fn vote_dto(v: &SignedVote) -> EvidenceVoteDto {
@@ -77,12 +80,15 @@ fn vote_dto(v: &SignedVote) -> EvidenceVoteDto {
 
 /// Equivocation evidence recorded by this node, newest first.
 #[utoipa::path(get, path = "/v1/evidence", tag = "consensus", params(EvidenceQuery),
-    responses((status = 200, body = EvidenceResponse)))]
+    responses((status = 200, body = EvidenceResponse),
+        (status = 400, description = "`malformed`: `limit` not 1 to 500, or an unknown or repeated query parameter", body = super::ErrorBody)))]
 pub async fn evidence(
     State(s): State<Arc<Shared>>,
-    Query(q): Query<EvidenceQuery>,
+    q: super::handlers::RawQuery,
 ) -> Result<Json<EvidenceResponse>, ApiError> {
-    let limit = q.limit.unwrap_or(100).clamp(1, EVIDENCE_LIMIT_MAX);
+    let q = super::handlers::raw_query(q)?;
+    let args = super::handlers::query_args(&q, &["limit"])?;
+    let limit = super::handlers::parse_limit(args.get("limit").copied(), 100, EVIDENCE_LIMIT_MAX)?;
     let chain = s.chain.read().unwrap_or_else(|e| e.into_inner());
     let validators = chain.state().validator_set();
     let records: Vec<Equivocation> = chain.store().evidence(limit).map_err(ApiError::storage)?;

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use alliance_protocol::limits::DAY_MS;
 use alliance_protocol::state::{Lot, TxError, TxOutcome};
 use alliance_protocol::{FinalizedBlock, Hash32, MerchantId, PublicKey, Transaction};
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -25,14 +25,23 @@ type ApiResult<T> = Result<Json<T>, ApiError>;
 /// The OpenAPI document, filled in once the router is built.
 pub(super) static OPENAPI_JSON: OnceLock<String> = OnceLock::new();
 
+/// A hash in its one text form: 64 lowercase hex characters
+/// ([`super::schema::HASH_PATTERN`]).
 fn parse_hash(text: &str) -> Result<Hash32, ApiError> {
-    Hash32::from_hex(text).map_err(|_| {
-        ApiError::bad_request(format!(
-            "`{text}` is not a hash: expected 64 hex characters"
-        ))
-    })
+    let lower_hex = text.len() == 64
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    match lower_hex.then(|| Hash32::from_hex(text)) {
+        Some(Ok(h)) => Ok(h),
+        _ => Err(ApiError::bad_request(format!(
+            "`{text}` is not a hash: expected 64 lowercase hex characters"
+        ))),
+    }
 }
 
+/// An address in its one text form (lowercase `pa1…`, checksum, a valid
+/// key): `400 bad_address` otherwise.
 pub(super) fn parse_address(text: &str) -> Result<PublicKey, ApiError> {
     text.parse().map_err(|e| {
         ApiError::new(
@@ -41,6 +50,74 @@ pub(super) fn parse_address(text: &str) -> Result<PublicKey, ApiError> {
             format!("`{text}` is not an alliance address: {e}"),
         )
     })
+}
+
+/// A whole number in its one decimal form: digits only, no sign, no
+/// leading zero, at most `u64::MAX`.
+pub(super) fn parse_u64(name: &str, text: &str) -> Result<u64, ApiError> {
+    let canonical = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    match canonical.then(|| text.parse::<u64>()) {
+        Some(Ok(v)) => Ok(v),
+        _ => Err(ApiError::bad_request(format!(
+            "{name} `{text}` is not a whole number from 0 to {} (decimal digits, no sign or leading zero)",
+            u64::MAX
+        ))),
+    }
+}
+
+/// The query string's parameters, refusing names this endpoint does not
+/// take and names given twice (`400 malformed`).
+pub(super) fn query_args<'a>(
+    q: &'a [(String, String)],
+    allowed: &[&str],
+) -> Result<BTreeMap<&'a str, &'a str>, ApiError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in q {
+        if !allowed.contains(&k.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter `{k}`; this endpoint takes: {}",
+                if allowed.is_empty() {
+                    "none".to_string()
+                } else {
+                    allowed.join(", ")
+                }
+            )));
+        }
+        if out.insert(k.as_str(), v.as_str()).is_some() {
+            return Err(ApiError::bad_request(format!(
+                "query parameter `{k}` is given twice"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// The query string as pairs; a string that is not valid form encoding is
+/// `400 malformed`.
+pub(super) type RawQuery = Result<Query<Vec<(String, String)>>, QueryRejection>;
+
+pub(super) fn raw_query(q: RawQuery) -> Result<Vec<(String, String)>, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request(format!("query string: {}", e.body_text())))
+}
+
+/// A page size between 1 and `max` (`default` when absent).
+pub(super) fn parse_limit(
+    text: Option<&str>,
+    default: usize,
+    max: usize,
+) -> Result<usize, ApiError> {
+    let Some(text) = text else {
+        return Ok(default);
+    };
+    match parse_u64("limit", text) {
+        Ok(n) if (1..=max as u64).contains(&n) => Ok(n as usize),
+        _ => Err(ApiError::bad_request(format!(
+            "limit `{text}` must be a whole number from 1 to {max}"
+        ))),
+    }
 }
 
 fn lot_dto(l: &Lot) -> LotDto {
@@ -122,6 +199,7 @@ pub(super) fn submit_error(e: SubmitError) -> ApiError {
             AdmitError::Duplicate(_)
             | AdmitError::NonceConflict(_)
             | AdmitError::NonceReplayed { .. }
+            | AdmitError::NonceGap { .. }
             | AdmitError::NonceTooFarAhead { .. } => StatusCode::CONFLICT,
             AdmitError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AdmitError::Full => StatusCode::SERVICE_UNAVAILABLE,
@@ -144,16 +222,19 @@ pub(super) fn submit_error(e: SubmitError) -> ApiError {
 
 /// Submit a signed transaction (JSON form of the protocol's `Transaction`).
 /// Checked at once against the current state: a transaction that would be
-/// rejected is refused with the rule's code.
+/// rejected is refused with the rule's code. A transaction whose nonce
+/// skips ahead of the signer's next nonce (after its pending ones) is
+/// refused (`nonce_gap`), never kept waiting: every pending transaction can
+/// be included as soon as a block has room.
 #[utoipa::path(post, path = "/v1/transactions", tag = "transactions",
-    request_body(content = Object, description = "A signed Transaction: {chain_id, signer, nonce, body, signature}; see docs/protocol.md"),
+    request_body(content = super::schema::Transaction, description = "A signed transaction (at most 64 KiB of JSON, 2 KiB encoded); see docs/protocol.md §4"),
     responses(
-        (status = 200, body = SubmitResponse),
-        (status = 400, description = "malformed JSON or fields", body = ErrorBody),
-        (status = 409, description = "nonce or duplicate conflict", body = ErrorBody),
-        (status = 413, description = "body too large", body = ErrorBody),
-        (status = 422, description = "a rule refuses it (signature, balance, caps...)", body = ErrorBody),
-        (status = 503, description = "node not synced, or mempool full", body = ErrorBody),
+        (status = 200, description = "admitted: pending until a block includes it", body = SubmitResponse),
+        (status = 400, description = "`malformed`: not JSON, or not a transaction (a field missing, of the wrong type, or not in its one text form: lowercase `pa1…` addresses, lowercase hex)", body = ErrorBody),
+        (status = 409, description = "`duplicate` (already pending), `nonce_conflict` (another pending transaction has this nonce), `nonce_replayed` (nonce already used), `nonce_gap` (nonce skips ahead of the signer's next one), `nonce_too_far_ahead` (too many pending from this signer), `duplicate_receipt`, `already_voted`", body = ErrorBody),
+        (status = 413, description = "`too_large`: body over 64 KiB, or transaction over 2 KiB encoded", body = ErrorBody),
+        (status = 422, description = "`wrong_chain`, `bad_signature`, or the code of the ledger rule that refuses it (docs/protocol.md §5, e.g. `insufficient_balance`, `daily_cap_exceeded`)", body = ErrorBody),
+        (status = 503, description = "`not_synced` (the node is catching up) or `mempool_full`: retry later or use another node", body = ErrorBody),
     ))]
 pub async fn submit(
     State(s): State<Arc<Shared>>,
@@ -177,10 +258,15 @@ pub async fn submit(
     }))
 }
 
-/// A transaction's status: pending, or committed with its result.
+/// A transaction's status: pending, or committed with its result. A node
+/// knows pending transactions only while they are in its mempool (not
+/// across a restart); committed ones for good.
 #[utoipa::path(get, path = "/v1/transactions/{hash}", tag = "transactions",
-    params(("hash" = String, Path, description = "transaction id, hex")),
-    responses((status = 200, body = TxStatusResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("hash" = String, Path, description = "transaction id: 64 lowercase hex characters", pattern = "^[0-9a-f]{64}$",
+        example = "a9d701608a03de79f724581d99457750e5fb4f2e7dd64dbfc8dbd48787195c4e")),
+    responses((status = 200, body = TxStatusResponse),
+        (status = 400, description = "`malformed`: not 64 lowercase hex characters", body = ErrorBody),
+        (status = 404, description = "`unknown_transaction`: neither pending here nor committed", body = ErrorBody)))]
 pub async fn tx_status(
     State(s): State<Arc<Shared>>,
     Path(hash): Path<String>,
@@ -224,8 +310,10 @@ pub async fn tx_status(
 /// An account: balance by issuer, lots with expiry, nonce, points expiring
 /// within 30 days.
 #[utoipa::path(get, path = "/v1/accounts/{address}", tag = "accounts",
-    params(("address" = String, Path, description = "pa1… address")),
-    responses((status = 200, body = AccountResponse), (status = 400, body = ErrorBody)))]
+    params(("address" = String, Path, description = "address: lowercase `pa1…` (bech32m, checksum checked)", pattern = "^pa1[02-9ac-hj-np-z]{58}$",
+        example = "pa1vmjtypyryzk4rsvck6294jkseffg9ew2h8r5q9vqwuj2vktcr0hs0v9pmn")),
+    responses((status = 200, description = "the account (an address that never held points has balance 0, nonce 0)", body = AccountResponse),
+        (status = 400, description = "`bad_address`: not an address (pattern, checksum, or not a valid ed25519 key)", body = ErrorBody)))]
 pub async fn account(
     State(s): State<Arc<Shared>>,
     Path(address): Path<String>,
@@ -255,40 +343,51 @@ pub async fn account(
     }))
 }
 
-/// Query of the history endpoint.
+/// Query of the history endpoint (no other parameter is accepted).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes the query for the OpenAPI document; parsed strictly by hand
 pub struct HistoryQuery {
-    /// Page size (default 20, at most 200).
-    limit: Option<usize>,
-    /// Cursor from a previous page's `next`.
+    /// Page size (default 20).
+    #[param(minimum = 1, maximum = 200)]
+    limit: Option<u64>,
+    /// Cursor from a previous page's `next` (`HEIGHT:INDEX`).
+    #[param(
+        pattern = "^(0|[1-9][0-9]{0,19}):(0|[1-9][0-9]{0,9})$",
+        example = "47:0"
+    )]
     before: Option<String>,
+}
+
+/// A history cursor `HEIGHT:INDEX`.
+fn parse_cursor(c: &str) -> Result<(u64, u32), ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "cursor `{c}` is not HEIGHT:INDEX from a previous page's `next`"
+        ))
+    };
+    let (h, i) = c.split_once(':').ok_or_else(bad)?;
+    let h = parse_u64("cursor height", h).map_err(|_| bad())?;
+    let i = parse_u64("cursor index", i).map_err(|_| bad())?;
+    Ok((h, u32::try_from(i).map_err(|_| bad())?))
 }
 
 /// An account's transactions (sent and received), newest first.
 #[utoipa::path(get, path = "/v1/accounts/{address}/history", tag = "accounts",
-    params(("address" = String, Path, description = "pa1… address"), HistoryQuery),
-    responses((status = 200, body = HistoryResponse), (status = 400, body = ErrorBody)))]
+    params(("address" = String, Path, description = "address: lowercase `pa1…`", pattern = "^pa1[02-9ac-hj-np-z]{58}$",
+        example = "pa1vmjtypyryzk4rsvck6294jkseffg9ew2h8r5q9vqwuj2vktcr0hs0v9pmn"), HistoryQuery),
+    responses((status = 200, body = HistoryResponse),
+        (status = 400, description = "`bad_address`: not an address; `malformed`: `limit` not 1 to 200, a bad cursor, or an unknown or repeated query parameter", body = ErrorBody)))]
 pub async fn history(
     State(s): State<Arc<Shared>>,
     Path(address): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    q: RawQuery,
 ) -> ApiResult<HistoryResponse> {
     let key = parse_address(&address)?;
-    let limit = q.limit.unwrap_or(20).clamp(1, HISTORY_LIMIT_MAX);
-    let before = match q.before.as_deref() {
-        None => None,
-        Some(c) => {
-            let (h, i) = c
-                .split_once(':')
-                .ok_or_else(|| ApiError::bad_request("cursor must be HEIGHT:INDEX"))?;
-            Some((
-                h.parse()
-                    .map_err(|_| ApiError::bad_request("bad cursor height"))?,
-                i.parse()
-                    .map_err(|_| ApiError::bad_request("bad cursor index"))?,
-            ))
-        }
-    };
+    let q = raw_query(q)?;
+    let args = query_args(&q, &["limit", "before"])?;
+    let limit = parse_limit(args.get("limit").copied(), 20, HISTORY_LIMIT_MAX)?;
+    let before = args.get("before").map(|c| parse_cursor(c)).transpose()?;
     let chain = s.chain.read().unwrap_or_else(|e| e.into_inner());
     let entries = chain
         .store()
@@ -370,7 +469,8 @@ fn load_block(s: &Shared, height: u64) -> ApiResult<BlockResponse> {
 }
 
 /// The latest finalized block with its certificate.
-#[utoipa::path(get, path = "/v1/blocks/latest", tag = "blocks", responses((status = 200, body = BlockResponse), (status = 404, body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/blocks/latest", tag = "blocks", responses((status = 200, body = BlockResponse),
+    (status = 404, description = "`unknown_block`: no block finalized yet", body = ErrorBody)))]
 pub async fn latest_block(State(s): State<Arc<Shared>>) -> ApiResult<BlockResponse> {
     let height = s
         .chain
@@ -384,22 +484,25 @@ pub async fn latest_block(State(s): State<Arc<Shared>>) -> ApiResult<BlockRespon
 
 /// A finalized block by height.
 #[utoipa::path(get, path = "/v1/blocks/{height}", tag = "blocks",
-    params(("height" = u64, Path, description = "block height (1 = first block)")),
-    responses((status = 200, body = BlockResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("height" = u64, Path, description = "block height (1 = first block): decimal digits, no sign or leading zero", example = 1)),
+    responses((status = 200, body = BlockResponse),
+        (status = 400, description = "`malformed`: not a whole number from 0 to 18446744073709551615", body = ErrorBody),
+        (status = 404, description = "`unknown_block`: no finalized block at that height (yet)", body = ErrorBody)))]
 pub async fn block_by_height(
     State(s): State<Arc<Shared>>,
     Path(height): Path<String>,
 ) -> ApiResult<BlockResponse> {
-    let height: u64 = height
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("`{height}` is not a height")))?;
+    let height = parse_u64("height", &height)?;
     load_block(&s, height)
 }
 
 /// A finalized block by hash.
 #[utoipa::path(get, path = "/v1/blocks/hash/{hash}", tag = "blocks",
-    params(("hash" = String, Path, description = "block hash, hex")),
-    responses((status = 200, body = BlockResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("hash" = String, Path, description = "block hash: 64 lowercase hex characters", pattern = "^[0-9a-f]{64}$",
+        example = "0f4c33353b8dcddf1e2c3a0a9553faea53f67f6eb51551a00e9bac6c0bd1a4ae")),
+    responses((status = 200, body = BlockResponse),
+        (status = 400, description = "`malformed`: not 64 lowercase hex characters", body = ErrorBody),
+        (status = 404, description = "`unknown_block`: no finalized block has that hash", body = ErrorBody)))]
 pub async fn block_by_hash(
     State(s): State<Arc<Shared>>,
     Path(hash): Path<String>,
@@ -454,8 +557,10 @@ pub async fn merchants(State(s): State<Arc<Shared>>) -> ApiResult<MerchantsRespo
 
 /// One merchant.
 #[utoipa::path(get, path = "/v1/merchants/{id}", tag = "merchants",
-    params(("id" = String, Path, description = "merchant id, e.g. coffee")),
-    responses((status = 200, body = MerchantDto), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    params(("id" = String, Path, description = "merchant id: 1-16 of `a-z 0-9 -`, starting with a letter", pattern = "^[a-z][a-z0-9-]{0,15}$", example = "coffee")),
+    responses((status = 200, body = MerchantDto),
+        (status = 400, description = "`malformed`: not a merchant id", body = ErrorBody),
+        (status = 404, description = "`unknown_merchant`: no merchant with that id", body = ErrorBody)))]
 pub async fn merchant(
     State(s): State<Arc<Shared>>,
     Path(id): Path<String>,
@@ -475,23 +580,31 @@ pub async fn merchant(
     }
 }
 
-/// Query of the settlement endpoint.
+/// Query of the settlement endpoint (no other parameter is accepted).
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PeriodQuery {
-    /// First height of the period (inclusive).
+    /// First height of the period (inclusive; default 1).
     from: Option<u64>,
-    /// Last height of the period (inclusive).
+    /// Last height of the period (inclusive; default the tip).
     to: Option<u64>,
 }
 
 /// Who owes whom: claims between merchants, cumulative or for a period of
 /// heights.
 #[utoipa::path(get, path = "/v1/settlement", tag = "settlement", params(PeriodQuery),
-    responses((status = 200, body = SettlementResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = SettlementResponse),
+        (status = 400, description = "`malformed`: `from` or `to` not a whole number from 0 to 18446744073709551615, `from` after `to`, or an unknown or repeated query parameter", body = ErrorBody)))]
 pub async fn settlement(
     State(s): State<Arc<Shared>>,
-    Query(q): Query<PeriodQuery>,
+    q: RawQuery,
 ) -> ApiResult<SettlementResponse> {
+    let q = raw_query(q)?;
+    let args = query_args(&q, &["from", "to"])?;
+    let q = PeriodQuery {
+        from: args.get("from").map(|v| parse_u64("from", v)).transpose()?,
+        to: args.get("to").map(|v| parse_u64("to", v)).transpose()?,
+    };
     let chain = s.chain.read().unwrap_or_else(|e| e.into_inner());
     let height = chain.state().tip().height;
     let claims = if q.from.is_none() && q.to.is_none() {
@@ -560,7 +673,7 @@ pub async fn proposals(State(s): State<Arc<Shared>>) -> ApiResult<ProposalsRespo
 /// event per block with its height, hash, time and transaction count.
 #[utoipa::path(get, path = "/v1/events", tag = "blocks",
     responses((status = 200, description = "text/event-stream of `block` events: {height, hash, timestamp_ms, txs}", content_type = "text/event-stream"),
-              (status = 503, description = "too many subscribers", body = ErrorBody)))]
+              (status = 503, description = "`too_many_streams`: too many subscribers, retry later", body = ErrorBody)))]
 pub async fn events(
     State(s): State<Arc<Shared>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
@@ -595,7 +708,8 @@ pub async fn events(
 }
 
 /// This API's OpenAPI 3 document (generated from the handlers).
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "node", responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "node", responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json"),
+    (status = 503, description = "`starting`: the document is not built yet", body = ErrorBody)))]
 pub async fn openapi() -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
     let doc = OPENAPI_JSON.get().cloned().ok_or_else(|| {
         ApiError::new(
@@ -610,15 +724,17 @@ pub async fn openapi() -> Result<([(axum::http::HeaderName, &'static str); 1], S
     ))
 }
 
-/// Prometheus metrics (text exposition format).
-#[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain")))]
+/// Prometheus metrics: the node's `alliance_*` series and the network's
+/// `libp2p_*` series (swarm, gossipsub, identify, ping), in OpenMetrics
+/// text (docs/operations.md).
+#[utoipa::path(get, path = "/metrics", tag = "node", responses((status = 200, description = "OpenMetrics text 1.0.0 (Prometheus scrapes it)", content_type = "application/openmetrics-text")))]
 pub async fn metrics(
     State(s): State<Arc<Shared>>,
 ) -> ([(axum::http::HeaderName, &'static str); 1], String) {
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            crate::metrics::CONTENT_TYPE,
         )],
         s.metrics.render(),
     )
@@ -628,16 +744,15 @@ pub async fn metrics(
 /// (`alliance_protocol::FinalizedBlock`, docs/protocol.md): what an auditor
 /// verifies without trusting this node's JSON rendering.
 #[utoipa::path(get, path = "/v1/blocks/{height}/raw", tag = "blocks",
-    params(("height" = u64, Path, description = "block height (1 = first block)")),
+    params(("height" = u64, Path, description = "block height (1 = first block): decimal digits, no sign or leading zero", example = 1)),
     responses((status = 200, description = "canonical FinalizedBlock bytes", content_type = "application/octet-stream"),
-        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+        (status = 400, description = "`malformed`: not a whole number from 0 to 18446744073709551615", body = ErrorBody),
+        (status = 404, description = "`unknown_block`: no finalized block at that height (yet)", body = ErrorBody)))]
 pub async fn block_raw(
     State(s): State<Arc<Shared>>,
     Path(height): Path<String>,
 ) -> Result<([(axum::http::HeaderName, &'static str); 1], Vec<u8>), ApiError> {
-    let height: u64 = height
-        .parse()
-        .map_err(|_| ApiError::bad_request(format!("`{height}` is not a height")))?;
+    let height = parse_u64("height", &height)?;
     let chain = s.chain.read().unwrap_or_else(|e| e.into_inner());
     match chain.store().block(height).map_err(ApiError::storage)? {
         Some(fb) => Ok((

@@ -12,6 +12,8 @@ mod dto;
 mod evidence;
 mod handlers;
 mod proof;
+pub mod recent;
+pub mod schema;
 pub mod server;
 
 use std::sync::Arc;
@@ -104,7 +106,7 @@ impl From<JsonRejection> for ApiError {
 #[openapi(
     info(
         title = "Points Alliance node API",
-        description = "Wallets, merchants and auditors reach the alliance through this API. Errors are {\"error\": {\"code\", \"message\"}}."
+        description = "Wallets, merchants and auditors reach the alliance through this API.\n\nEvery error answer is JSON, `{\"error\": {\"code\", \"message\"}}` (schema `ErrorBody`), with a stable snake_case `code`; each operation lists the statuses it answers and, in each error's description, the codes it may carry. On any path: an unknown endpoint is `404 not_found`, a wrong method `405 method_not_allowed`, a request not read in time `408 request_timeout`.\n\nInputs have one accepted form each: addresses lowercase `pa1…`, hashes 64 lowercase hex characters, whole numbers decimal digits with no sign or leading zero (`uint64`: 0 to 18446744073709551615). An endpoint that takes query parameters (it documents a 400 answer) refuses one it does not take, or one given twice, with `400 malformed`."
     ),
     components(schemas(ErrorBody, ErrorDetail))
 )]
@@ -115,6 +117,7 @@ pub fn router_and_doc(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi)
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(handlers::status))
         .routes(routes!(handlers::submit))
+        .routes(routes!(recent::latest_transactions))
         .routes(routes!(handlers::tx_status))
         .routes(routes!(handlers::account))
         .routes(routes!(handlers::history))
@@ -123,6 +126,7 @@ pub fn router_and_doc(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi)
         .routes(routes!(handlers::block_by_height))
         .routes(routes!(handlers::block_by_hash))
         .routes(routes!(handlers::block_raw))
+        .routes(routes!(recent::block_stats))
         .routes(routes!(handlers::merchants))
         .routes(routes!(handlers::merchant))
         .routes(routes!(handlers::settlement))
@@ -140,7 +144,9 @@ pub fn router_and_doc(shared: Arc<Shared>) -> (Router, utoipa::openapi::OpenApi)
         )
         .split_for_parts();
     let _ = handlers::OPENAPI_JSON.set(doc.to_json().unwrap_or_default());
+    let recent = recent::follow(&shared);
     let router = router
+        .layer(axum::Extension(recent))
         .merge(crate::explorer::router())
         .fallback(|| async {
             ApiError::not_found("not_found", "no such endpoint; see /v1/openapi.json")

@@ -165,9 +165,11 @@ fn build(s: &Shared, address: PublicKey) -> Result<AccountProofResponse, ApiErro
 /// header and the proven merchant records): what `alliance balance ADDRESS
 /// --verify` checks from the genesis file alone.
 #[utoipa::path(get, path = "/v1/accounts/{address}/proof", tag = "accounts",
-    params(("address" = String, Path, description = "pa1… address")),
-    responses((status = 200, body = AccountProofResponse), (status = 400, body = ErrorBody),
-        (status = 503, body = ErrorBody)))]
+    params(("address" = String, Path, description = "address: lowercase `pa1…`", pattern = "^pa1[02-9ac-hj-np-z]{58}$",
+        example = "pa1vmjtypyryzk4rsvck6294jkseffg9ew2h8r5q9vqwuj2vktcr0hs0v9pmn")),
+    responses((status = 200, body = AccountProofResponse),
+        (status = 400, description = "`bad_address`: not an address (pattern, checksum, or not a valid ed25519 key)", body = ErrorBody),
+        (status = 503, description = "`proof_unavailable`: the tip has no finalize certificate yet; retry", body = ErrorBody)))]
 pub async fn account_proof(
     State(s): State<Arc<Shared>>,
     Path(address): Path<String>,

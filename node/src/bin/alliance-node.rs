@@ -350,7 +350,11 @@ fn run_node(args: RunArgs) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,libp2p=warn,libp2p_gossipsub=error".into());
     match args.log_format {
-        LogFormat::Human => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        // Colour only on a terminal: `run > node.log` gets plain text.
+        LogFormat::Human => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
         LogFormat::Json => tracing_subscriber::fmt()
             .json()
             .with_env_filter(filter)
@@ -453,6 +457,8 @@ fn run_node(args: RunArgs) -> Result<()> {
             net.local_peer_id(),
             api_addr
         );
+        // The network's libp2p_* series beside the node's alliance_* ones.
+        shared.metrics.attach_network(net.metrics_registry());
         let router = alliance_node::api::router(shared);
         // Header read, request and write-stall timeouts and a connection
         // cap: see alliance_node::api::server.

@@ -103,15 +103,21 @@ pub(crate) struct AllianceBehaviour {
 
 impl AllianceBehaviour {
     /// Builds the behaviour for `names` with `limits`.
+    /// With `metrics`, gossipsub records its mesh, scores and message
+    /// figures there.
     pub fn new(
         key: &identity::Keypair,
         names: &ProtocolNames,
         limits: &NetworkLimits,
+        metrics: Option<&mut prometheus_client::registry::Registry>,
     ) -> Result<Self, String> {
         let mut gossipsub = gossipsub::Behaviour::new(
             MessageAuthenticity::Signed(key.clone()),
             gossipsub_config(names, limits)?,
         )?;
+        if let Some(registry) = metrics {
+            gossipsub = gossipsub.with_metrics(registry, gossipsub::MetricsConfig::default());
+        }
         let (params, thresholds) = score_params(names);
         gossipsub.with_peer_score(params, thresholds)?;
         gossipsub

@@ -346,7 +346,8 @@ impl Network {
         let (event_tx, event_rx) = mpsc::channel(config.limits.event_queue_len);
         let counters = Arc::new(Counters::default());
         let limits = config.limits.clone();
-        let task = task::Task::new(config, event_tx, counters.clone())?;
+        let mut registry = prometheus_client::registry::Registry::default();
+        let task = task::Task::new(config, event_tx, counters.clone(), &mut registry)?;
         let local_peer_id = task.local_peer_id();
         runtime.spawn(task.run(command_rx));
         Ok((
@@ -355,6 +356,7 @@ impl Network {
                 counters,
                 local_peer_id,
                 limits: Arc::new(limits),
+                metrics: Arc::new(registry),
             },
             event_rx,
         ))
@@ -368,6 +370,7 @@ pub struct NetworkHandle {
     counters: Arc<Counters>,
     local_peer_id: PeerId,
     limits: Arc<NetworkLimits>,
+    metrics: Arc<prometheus_client::registry::Registry>,
 }
 
 impl fmt::Debug for NetworkHandle {
@@ -382,6 +385,14 @@ impl NetworkHandle {
     /// This node's peer id (= `peer_id_of` its key).
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer_id
+    }
+
+    /// The network's Prometheus series (`libp2p_*`: swarm connections and
+    /// dials, gossipsub messages, mesh and peer scores, identify, ping),
+    /// recorded by the network task; [`crate::metrics::Metrics::attach_network`]
+    /// adds them to the node's `/metrics`.
+    pub fn metrics_registry(&self) -> Arc<prometheus_client::registry::Registry> {
+        self.metrics.clone()
     }
 
     /// A snapshot of the counters.

@@ -10,6 +10,7 @@ use alliance_protocol::PublicKey;
 use futures::StreamExt;
 use libp2p::core::ConnectedPoint;
 use libp2p::gossipsub::{self, MessageAcceptance, MessageId, TopicHash};
+use libp2p::metrics::Recorder;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
@@ -79,6 +80,8 @@ struct Pending {
 
 pub(super) struct Task {
     swarm: Swarm<AllianceBehaviour>,
+    /// libp2p's own metrics of swarm, gossipsub, identify and ping events.
+    metrics: libp2p::metrics::Metrics,
     names: ProtocolNames,
     limits: NetworkLimits,
     members: HashSet<PublicKey>,
@@ -96,6 +99,7 @@ impl Task {
         config: NetworkConfig,
         events: mpsc::Sender<NetworkEvent>,
         counters: Arc<Counters>,
+        registry: &mut prometheus_client::registry::Registry,
     ) -> Result<Self, NetworkError> {
         let invalid = |e: String| NetworkError::InvalidConfig(e);
         let key = libp2p_keypair(&config.secret_seed).map_err(|e| invalid(e.to_string()))?;
@@ -110,8 +114,13 @@ impl Task {
             )
             .map_err(|e| invalid(e.to_string()))?
             .with_behaviour(|key| {
-                AllianceBehaviour::new(key, &names, &limits)
-                    .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+                AllianceBehaviour::new(
+                    key,
+                    &names,
+                    &limits,
+                    Some(registry.sub_registry_with_prefix("libp2p_gossipsub")),
+                )
+                .map_err(Box::<dyn std::error::Error + Send + Sync>::from)
             })
             .map_err(|e| invalid(e.to_string()))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
@@ -132,6 +141,7 @@ impl Task {
             .collect();
         Ok(Task {
             swarm,
+            metrics: libp2p::metrics::Metrics::new(registry),
             names,
             members: config.members.into_iter().collect(),
             events,
@@ -322,6 +332,7 @@ impl Task {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<AllianceBehaviourEvent>) {
         let now = Instant::now();
+        self.metrics.record(&event);
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
@@ -415,6 +426,12 @@ impl Task {
     }
 
     fn on_behaviour_event(&mut self, event: AllianceBehaviourEvent, now: Instant) {
+        match &event {
+            AllianceBehaviourEvent::Gossipsub(e) => self.metrics.record(e),
+            AllianceBehaviourEvent::Identify(e) => self.metrics.record(e),
+            AllianceBehaviourEvent::Ping(e) => self.metrics.record(e),
+            _ => {}
+        }
         match event {
             AllianceBehaviourEvent::Gossipsub(event) => self.on_gossip(event, now),
             AllianceBehaviourEvent::Sync(event) => self.on_sync(event),

@@ -7,6 +7,10 @@
   const DAY_MS = 86400000;
   let cleanups = []; // stop timers / streams of the current page
   let token = 0; // render generation: late answers of an old page are dropped
+  let lastSearch = null; // the route a search landed on (its query stays in the box there)
+  // `?live=0`: a still page, no event stream or polling (screenshots, and
+  // headless browsers, which wait for every open request to end).
+  const LIVE = !/[?&]live=0(&|$)/.test(location.search);
 
   // ---- DOM helpers ---------------------------------------------------------
   function h(tag, attrs, ...kids) {
@@ -80,6 +84,51 @@
     return h('div', { class: 'error', role: 'alert' }, h('strong', {}, msg), hint ? h('p', {}, hint) : null);
   }
 
+  // ---- charts (inline SVG, no library) ------------------------------------
+  // Bars of one or more series over shared categories; colours and text
+  // come from the page's CSS (classes chart-s0, chart-s1, ...), so light
+  // and dark themes apply. Values reach the DOM as attributes and text only.
+  const SVG = 'http://www.w3.org/2000/svg';
+  function svgEl(tag, attrs, ...kids) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v != null) el.setAttribute(k, String(v));
+    for (const k of kids.flat(Infinity)) {
+      if (k == null) continue;
+      el.appendChild(k instanceof Node ? k : document.createTextNode(String(k)));
+    }
+    return el;
+  }
+  const compact = (n) => (n >= 1e6 ? (n / 1e6).toFixed(n >= 1e7 ? 0 : 1) + 'M' : n >= 1e3 ? (n / 1e3).toFixed(n >= 1e4 ? 0 : 1) + 'k' : String(Math.round(n * 10) / 10));
+  // A nice axis maximum: 1, 2 or 5 times a power of ten.
+  function niceMax(v) {
+    if (!(v > 0)) return 1;
+    const p = Math.pow(10, Math.floor(Math.log10(v)));
+    return [1, 2, 5, 10].map((m) => m * p).find((m) => m >= v);
+  }
+  // opts: {label, categories: [text], series: [{name, values: [number|null]}], tickEvery, unit}
+  function barChart(opts) {
+    const W = 640, H = 200, L = 46, R = 8, T = 10, B = 28;
+    const n = opts.categories.length, k = opts.series.length;
+    const max = niceMax(Math.max(0, ...opts.series.flatMap((x) => x.values.filter((v) => v != null))));
+    const y = (v) => T + (H - T - B) * (1 - v / max);
+    const slot = (W - L - R) / Math.max(1, n);
+    const bw = Math.max(1, (slot * 0.8) / k);
+    const grid = [0, 0.5, 1].map((f) => [svgEl('line', { class: 'chart-grid', x1: L, x2: W - R, y1: y(max * f), y2: y(max * f) }),
+      svgEl('text', { class: 'chart-axis', x: L - 6, y: y(max * f) + 4, 'text-anchor': 'end' }, compact(max * f))]);
+    const bars = opts.series.map((ser, j) => ser.values.map((v, i) => (v == null || v === 0 ? null
+      : svgEl('rect', { class: 'chart-s' + j, x: L + i * slot + slot * 0.1 + j * bw, y: y(v), width: bw, height: Math.max(0.5, y(0) - y(v)) },
+        svgEl('title', {}, opts.categories[i] + ' · ' + ser.name + ': ' + compact(v) + (opts.unit || ''))))));
+    const every = opts.tickEvery || 1;
+    const ticks = opts.categories.map((c, i) => (i % every ? null
+      : svgEl('text', { class: 'chart-axis', x: L + i * slot + slot / 2, y: H - 8, 'text-anchor': 'middle' }, c)));
+    const legend = k > 1 ? h('p', { class: 'legend' }, opts.series.map((ser, j) => h('span', {}, h('i', { class: 'key chart-s' + j }), ser.name))) : null;
+    return h('figure', { class: 'chart', 'data-chart': opts.id },
+      svgEl('svg', { viewBox: '0 0 ' + W + ' ' + H, role: 'img', 'aria-label': opts.label },
+        svgEl('title', {}, opts.label), grid, bars, ticks,
+        svgEl('line', { class: 'chart-baseline', x1: L, x2: W - R, y1: y(0), y2: y(0) })),
+      h('figcaption', {}, opts.label), legend);
+  }
+
   // ---- API -----------------------------------------------------------------
   async function api(path) {
     const r = await fetch(path, { headers: { Accept: 'application/json' } });
@@ -132,6 +181,7 @@
     const my = ++token;
     const go = (to) => {
       if (my !== token) return;
+      lastSearch = '#/' + to;
       if (location.hash === '#/' + to) route();
       else if (fromRoute) location.replace('#/' + to);
       else location.hash = '#/' + to;
@@ -162,7 +212,8 @@
     const LIST = 10;
     const blocksBody = h('tbody');
     const txsBody = h('tbody');
-    const txNote = h('p', { class: 'muted' }, 'Scanning recent blocks…');
+    const txNote = h('p', { class: 'muted' }, 'Loading the latest transactions…');
+    const chartsEl = h('div', { class: 'charts' }, h('p', { class: 'muted' }, 'Loading the last hour…'));
     let head = null;
     let seen = new Set();
     show(
@@ -171,6 +222,7 @@
         h('div', { class: 'stat' }, h('label', {}, 'Head block age'), lagEl),
         h('div', { class: 'stat' }, h('label', {}, 'Head certificate'), certEl),
         h('div', { class: 'stat' }, h('label', {}, 'Updates'), liveEl)),
+      section('Last hour', chartsEl),
       section('Latest blocks', h('div', { class: 'scroll' }, h('table', {},
         h('thead', {}, h('tr', {}, ['Height', 'Hash', 'Time (UTC)', 'Txs'].map((x) => h('th', {}, x)))), blocksBody))),
       section('Latest transactions', txNote, h('div', { class: 'scroll' }, h('table', {},
@@ -202,12 +254,17 @@
       while (blocksBody.children.length > LIST) blocksBody.lastChild.remove();
       if (b.txs.length) addTxs(b);
     }
-    function addTxs(block) {
-      const rows = block.txs.map((t) => h('tr', { 'data-h': block.height }, h('td', {}, txLink(t.hash)), h('td', {}, badge(snake(kindOf(t.body)))),
-        h('td', {}, addr(t.signer)), h('td', {}, summary(t.body)), h('td', {}, blockLink(block.height))));
-      rows.forEach((r) => insertSorted(txsBody, r, block.height));
+    const txSeen = new Set();
+    function addTx(t, height) {
+      if (txSeen.has(t.hash)) return;
+      txSeen.add(t.hash);
+      insertSorted(txsBody, h('tr', { 'data-h': height }, h('td', {}, txLink(t.hash)), h('td', {}, badge(snake(kindOf(t.body)))),
+        h('td', {}, addr(t.signer)), h('td', {}, summary(t.body)), h('td', {}, blockLink(height))), height);
       while (txsBody.children.length > 20) txsBody.lastChild.remove();
       if (txsBody.children.length) txNote.remove();
+    }
+    function addTxs(block) {
+      block.txs.forEach((t) => addTx(t, block.height));
     }
     async function newBlock(height) {
       // Also fills gaps (missed events, blocks finalized while loading).
@@ -218,29 +275,41 @@
       }
     }
     async function scan(latest) {
-      // The latest blocks, then older ones until 20 transactions (at most 211 blocks back).
+      // The latest blocks, and the latest transactions whatever their age
+      // (the node keeps them: an hour of empty blocks does not hide them).
       const tip = latest.height;
       addBlock(latest);
-      let lo = tip;
-      for (let batch = 0; lo > 1 && batch < 14 && txsBody.children.length < 20; batch++) {
-        const hs = [];
-        for (let n = lo - 1; n >= Math.max(1, lo - 15); n--) hs.push(n);
-        const blocks = await Promise.all(hs.map((n) => api('/v1/blocks/' + n).catch(() => null)));
-        if (my !== token) return;
-        for (const b of blocks.filter(Boolean)) {
-          if (b.height > tip - LIST) addBlock(b);
-          else if (b.txs.length) addTxs(b);
-        }
-        lo = Math.max(1, lo - 15);
-      }
-      if (!txsBody.children.length) txNote.textContent = 'No transactions in the last ' + (tip - lo + 1) + ' blocks.';
+      const hs = [];
+      for (let n = tip - 1; n >= Math.max(1, tip - LIST + 1); n--) hs.push(n);
+      const [blocks, recent] = await Promise.all([Promise.all(hs.map((n) => api('/v1/blocks/' + n).catch(() => null))),
+        api('/v1/transactions/latest?limit=20').catch(() => null)]);
+      if (my !== token) return;
+      for (const b of blocks.filter(Boolean)) addBlock(b);
+      for (const t of (recent ? recent.items : []).reverse()) addTx(t, t.height);
+      if (!txsBody.children.length) txNote.textContent = 'No transactions yet.';
     }
+    async function charts() {
+      const st = await api('/v1/stats/blocks');
+      if (my !== token) return;
+      const b = st.buckets;
+      const minute = (ms) => new Date(ms).toISOString().slice(11, 16);
+      chartsEl.textContent = '';
+      append(chartsEl, [
+        barChart({ id: 'txs-per-block', label: 'Transactions per block (mean per minute, UTC)', categories: b.map((x) => minute(x.start_ms)), tickEvery: 10,
+          series: [{ name: 'mean', values: b.map((x) => (x.blocks ? x.txs / x.blocks : null)) }, { name: 'max', values: b.map((x) => (x.blocks ? x.txs_per_block_max : null)) }] }),
+        barChart({ id: 'finality', label: 'Finality latency, ms (block time to finalized here; mean and max per minute)', categories: b.map((x) => minute(x.start_ms)), tickEvery: 10, unit: ' ms',
+          series: [{ name: 'mean', values: b.map((x) => x.finality_ms_mean) }, { name: 'max', values: b.map((x) => x.finality_ms_max) }] })]);
+    }
+    charts().catch((e) => { if (my === token) chartsEl.textContent = 'Charts unavailable: ' + e.message; });
+    const chartTimer = setInterval(() => charts().catch(() => {}), 10000);
+    cleanups.push(() => clearInterval(chartTimer));
     let latest;
     try { latest = await api('/v1/blocks/latest'); } catch (e) { if (e.status !== 404) throw e; }
     if (my !== token) return;
     if (!latest) txNote.textContent = 'No blocks finalized yet.';
     else await scan(latest);
     if (my !== token) return;
+    if (!LIVE) { liveEl.textContent = 'still (?live=0)'; liveEl.className = 'badge'; return; }
     // Live: Server-Sent Events, or polling when the stream is unavailable.
     let poll = null;
     const startPolling = () => {
@@ -355,6 +424,9 @@
     const m = await api('/v1/merchants');
     if (my !== token) return;
     show(h('h1', {}, 'Merchants'), h('p', { class: 'muted' }, 'As of block ', blockLink(m.height), '.'),
+      section('Points by merchant', barChart({ id: 'merchant-points', label: 'Issued, redeemed and outstanding points per merchant', categories: m.merchants.map((x) => x.id),
+        series: [{ name: 'issued', values: m.merchants.map((x) => x.issued) }, { name: 'redeemed', values: m.merchants.map((x) => x.redeemed) },
+          { name: 'outstanding', values: m.merchants.map((x) => x.outstanding) }] })),
       section('Points', table(['Merchant', 'Status', 'Issued', 'Redeemed', 'Expired', 'Outstanding', 'Redeemed here', 'Circulation'],
         m.merchants.map((x) => [h('span', {}, h('strong', {}, x.id), ' ', x.name), badge(x.status, x.status === 'active' ? 'ok' : 'bad'),
           num(x.issued), num(x.redeemed), num(x.expired), num(x.outstanding), num(x.redeemed_here), (x.circulation_rate * 100).toFixed(1) + ' %']))),
@@ -430,6 +502,10 @@
     const arg = decodeURIComponent(parts.slice(1).join('/'));
     for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.page === name);
     if (name === 'search') return search(arg, true);
+    // Another page: the box no longer holds what is shown (a search that
+    // lands on its result keeps its query until the reader moves on).
+    if (lastSearch !== location.hash) document.getElementById('q').value = '';
+    lastSearch = null;
     const page = pages[name];
     if (!page) return show(errorBox('No such page: ' + location.hash), link('#/', 'Back to the latest blocks'));
     if (!main.firstChild || main.dataset.page !== name) show(h('p', { class: 'muted' }, 'Loading…'));
