@@ -3,7 +3,8 @@
 //! path by which blocks reach a node refuses it. Bulk sync
 //! (`sync::commit`, against a real store) and the consensus fetch path
 //! (which decodes a peer's `GetBlock` answer with `FinalizedBlock::from_bytes`,
-//! as sync does) both go through the protocol's decoder.
+//! as sync does) both go through the protocol's decoder, and so do
+//! certificates gossiped on the consensus topic (`Message::from_bytes`).
 
 use alliance_node::chain::Chain;
 use alliance_node::store::Store;
@@ -77,4 +78,18 @@ fn the_fetch_decoder_refuses_a_reordered_certificate() {
         FinalizedBlock::from_bytes(&blocks[0].to_bytes()).unwrap(),
         blocks[0]
     );
+}
+
+/// Certificates gossiped on the consensus topic decode through the same
+/// rule: the driver's gossip filter drops a reordered one as undecodable.
+#[test]
+fn a_gossiped_certificate_out_of_order_does_not_decode() {
+    use alliance_consensus::message::Message;
+    let (_, blocks) = blocks();
+    let good = Message::Certificate(blocks[0].certificate.clone());
+    assert_eq!(Message::from_bytes(&good.to_bytes()).unwrap(), good);
+    let mut swapped = blocks[0].certificate.clone();
+    swapped.votes.swap(0, 1);
+    let err = Message::from_bytes(&Message::Certificate(swapped).to_bytes()).unwrap_err();
+    assert!(err.to_string().contains("canonical order"), "{err}");
 }
