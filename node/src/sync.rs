@@ -83,6 +83,13 @@ pub enum SyncFault {
         /// Height of the block.
         height: u64,
     },
+    /// A block whose transactions are not the ones its header commits to
+    /// (its certificate may verify: the block hash covers the header only).
+    #[error("block at height {height} carries transactions its header does not commit to")]
+    BodyMismatch {
+        /// Height of the block.
+        height: u64,
+    },
     /// A block after a set change whose own certificate is only a
     /// notarization: the set change was never final on an honest chain.
     #[error("block at height {height} changes epoch after a block that is not finalized")]
@@ -132,6 +139,9 @@ pub fn plan(
                 Some(_) => Ok(path),
             };
         }
+        if !fb.block.body_matches_header() {
+            return Err(SyncFault::BodyMismatch { height: expected });
+        }
         prev = fb.block.hash();
         fb.certificate
             .verify(chain_id, validators, expected, &prev)
@@ -169,14 +179,25 @@ pub struct Committed {
     pub outcomes: Vec<alliance_protocol::state::TxOutcome>,
 }
 
-/// Plans ([`plan`]) and durably commits a peer's sync answer on `chain`:
-/// all of the verified path, or nothing when the answer is at fault.
+/// The part of an answer to a request from `from_height` that lies above
+/// `tip_height`: the tip may have moved on (through consensus) while the
+/// answer was on its way, and what it covers is no fault of the peer.
+pub fn unseen(answer: &[Vec<u8>], from_height: u64, tip_height: u64) -> &[Vec<u8>] {
+    let seen = (tip_height + 1).saturating_sub(from_height);
+    answer.get(seen as usize..).unwrap_or(&[])
+}
+
+/// Plans ([`plan`]) and durably commits a peer's answer to a request for
+/// blocks from `from_height` on `chain`: all of the verified path, or
+/// nothing when the answer is at fault.
 pub fn commit(
     chain: &mut Chain,
     chain_id: &str,
+    from_height: u64,
     answer: &[Vec<u8>],
 ) -> Result<Vec<Committed>, SyncCommitError> {
     let tip = chain.state().tip();
+    let answer = unseen(answer, from_height, tip.height);
     let path = plan(
         chain_id,
         Tip {
@@ -307,7 +328,7 @@ mod tests {
         );
         // What the driver calls: nothing reaches the store.
         assert!(matches!(
-            commit(&mut w.chain, CHAIN, &attack),
+            commit(&mut w.chain, CHAIN, 1, &attack),
             Err(SyncCommitError::Fault(SyncFault::BrokenLink { height: 2 }))
         ));
         assert_eq!(w.chain.store().tip().height, 0);
@@ -320,12 +341,25 @@ mod tests {
             bytes(&w.real[1], certify(CHAIN, &w.real[1], 3, &w.keys[..3])),
             bytes(&w.real[2], notarize(&w.real[2], 4, &w.keys[..3])),
         ];
-        let committed = commit(&mut w.chain, CHAIN, &honest).unwrap();
+        let committed = commit(&mut w.chain, CHAIN, 1, &honest).unwrap();
         assert_eq!(committed.len(), 2, "the notarized-only last block waits");
         assert_eq!(w.chain.store().tip().height, 2);
         assert_eq!(w.chain.store().tip().hash, w.real[1].hash());
         let stored = w.chain.store().block(1).unwrap().unwrap();
         assert_eq!(stored.block.hash(), w.real[0].hash());
+
+        // An answer that arrives after consensus committed part of it
+        // (found by the whole-node simulation: the honest peer was
+        // penalised): the seen part is skipped, the rest commits.
+        let stale = [honest[1].clone(), honest[2].clone()];
+        let committed = commit(&mut w.chain, CHAIN, 2, &stale).unwrap();
+        assert_eq!(committed.len(), 0, "h2 is seen, a notarization alone waits");
+        let fin3 = bytes(&w.real[2], certify(CHAIN, &w.real[2], 5, &w.keys[..3]));
+        let late = [honest[1].clone(), fin3];
+        let committed = commit(&mut w.chain, CHAIN, 2, &late).unwrap();
+        assert_eq!(committed.len(), 1);
+        assert_eq!(w.chain.store().tip().height, 3);
+        assert!(unseen(&late, 1, 3).is_empty());
     }
 
     #[test]
@@ -389,6 +423,24 @@ mod tests {
         assert_eq!(
             plan(CHAIN, t, &set, &[fin(&foreign)]),
             Err(SyncFault::WrongValidatorSet { height: 1 })
+        );
+        // The certified header with another body (found by the
+        // whole-node simulation: it used to stop the node at commit).
+        let mut swapped_body = w.real[0].clone();
+        swapped_body.txs.push(alliance_protocol::Transaction::sign(
+            CHAIN,
+            &w.keys[0],
+            0,
+            alliance_protocol::TxBody::Transfer {
+                to: w.keys[1].public(),
+                amount: 1,
+                memo: String::new(),
+            },
+        ));
+        assert_eq!(swapped_body.hash(), w.real[0].hash(), "same header");
+        assert_eq!(
+            plan(CHAIN, t, &set, &[fin(&swapped_body)]),
+            Err(SyncFault::BodyMismatch { height: 1 })
         );
         // A truncated answer is fine: its verified prefix commits.
         let path = plan(CHAIN, t, &set, &[fin(&w.real[0])]).unwrap();

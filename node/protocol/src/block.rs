@@ -61,6 +61,15 @@ impl Block {
         merkle::root(&ids)
     }
 
+    /// Whether the transactions are the ones the header commits to (count
+    /// and `tx_root`). The block hash covers only the header, so a block
+    /// whose certificate verifies can still carry another body: every block
+    /// from a peer is checked with this before it is kept.
+    pub fn body_matches_header(&self) -> bool {
+        self.txs.len() == self.header.tx_count as usize
+            && Block::compute_tx_root(&self.txs) == self.header.tx_root
+    }
+
     /// Canonical bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         encoding::encode(self)

@@ -480,22 +480,22 @@ fn run_node(args: RunArgs) -> Result<()> {
 /// restarts cleanly once the directory is writable again.
 fn storage_error(db: &Path, e: anyhow::Error) -> anyhow::Error {
     use alliance_node::chain::FinalizeError;
-    use alliance_node::store::StoreError;
-    fn sled_io(e: &sled::Error) -> Option<&std::io::Error> {
+    use alliance_node::store::{KvError, StoreError};
+    fn engine_io(e: &KvError) -> Option<&std::io::Error> {
         match e {
-            sled::Error::Io(io) => Some(io),
-            _ => None,
+            KvError::Io(io) => Some(io),
+            KvError::Engine(_) => None,
         }
     }
     let io = e.chain().find_map(|c| {
         c.downcast_ref::<std::io::Error>()
-            .or_else(|| c.downcast_ref::<sled::Error>().and_then(sled_io))
+            .or_else(|| c.downcast_ref::<KvError>().and_then(engine_io))
             .or_else(|| match c.downcast_ref::<StoreError>() {
-                Some(StoreError::Db(s)) => sled_io(s),
+                Some(StoreError::Db(s)) => engine_io(s),
                 _ => None,
             })
             .or_else(|| match c.downcast_ref::<FinalizeError>() {
-                Some(FinalizeError::Store(StoreError::Db(s))) => sled_io(s),
+                Some(FinalizeError::Store(StoreError::Db(s))) => engine_io(s),
                 _ => None,
             })
     });

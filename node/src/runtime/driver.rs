@@ -85,10 +85,27 @@ fn restore_core(
     chain: &Chain,
     verifier: &CachingVerifier,
 ) -> Result<Core<CachingVerifier>, crate::store::StoreError> {
-    let votes = chain.store().votes()?;
     let journal = chain.store().journaled_certificates()?;
     let blocks = chain.store().voted_blocks(chain.state().tip().height)?;
     let validators = chain.state().validator_set();
+    // Only this epoch's own votes bind the new core. Views go on across an
+    // epoch change, so a vote the node cast in the previous epoch for a view
+    // after the anchor (a nullify of the view that was running when the
+    // epoch ended) would otherwise stop it from voting in that view again,
+    // while nobody of the new epoch can count the old vote: the view could
+    // never complete (found by the whole-node simulation). Votes sign their
+    // epoch's validator set, so the test is their signature.
+    let domain = alliance_protocol::VoteDomain {
+        chain_id: shared.chain_id.clone(),
+        validator_set_hash: validators.hash(),
+    };
+    let mut check = verifier.clone();
+    let votes: Vec<_> = chain
+        .store()
+        .votes()?
+        .into_iter()
+        .filter(|v| check.verify(&domain, &v.data, &[(v.signer, v.signature)]))
+        .collect();
     Ok(Core::restore(
         core_config(shared, key, config, validators),
         anchor_of(chain),
@@ -689,9 +706,9 @@ impl<N: Net, C: Clock> Driver<N, C> {
                 self.on_status(peer, status.tip_height);
                 Ok(())
             }
-            (SyncRequest::GetBlocks { .. }, Ok(SyncResponse::Blocks(blocks))) => {
+            (SyncRequest::GetBlocks { from_height, .. }, Ok(SyncResponse::Blocks(blocks))) => {
                 self.sync_in_flight = false;
-                self.on_blocks(peer, &blocks)
+                self.on_blocks(peer, from_height, &blocks)
             }
             (SyncRequest::Status | SyncRequest::GetBlocks { .. }, _) => {
                 self.sync_in_flight = false;
@@ -734,8 +751,13 @@ impl<N: Net, C: Clock> Driver<N, C> {
 
     /// A bulk sync answer: its verified finalized path is committed, and
     /// consensus restarts from the new tip.
-    fn on_blocks(&mut self, peer: PeerId, blocks: &[Vec<u8>]) -> anyhow::Result<()> {
-        let applied = self.apply_synced(peer, blocks)?;
+    fn on_blocks(
+        &mut self,
+        peer: PeerId,
+        from_height: u64,
+        blocks: &[Vec<u8>],
+    ) -> anyhow::Result<()> {
+        let applied = self.apply_synced(peer, from_height, blocks)?;
         if applied > 0 {
             // Restart consensus from the new tip; persisted votes keep it
             // from signing anything conflicting, and the resolver fetches
@@ -764,6 +786,11 @@ impl<N: Net, C: Clock> Driver<N, C> {
             return Ok(());
         };
         match FinalizedBlock::from_bytes(bytes) {
+            // The hash covers the header only: a peer could swap the body.
+            Ok(fb) if fb.block.hash() == hash && !fb.block.body_matches_header() => {
+                self.net.penalise(peer, Misbehaviour::InvalidBlock);
+                Ok(())
+            }
             Ok(fb) if fb.block.hash() == hash => {
                 let out = self.core.handle(Input::Fetched {
                     block: fb.block,
@@ -784,8 +811,13 @@ impl<N: Net, C: Clock> Driver<N, C> {
     /// Commits the verified finalized path of a peer's sync answer
     /// ([`crate::sync::commit`]); an answer that is inconsistent in any way is
     /// dropped whole and costs the peer. Returns the count committed.
-    fn apply_synced(&mut self, peer: PeerId, blocks: &[Vec<u8>]) -> anyhow::Result<usize> {
-        match commit_synced(&self.shared, blocks) {
+    fn apply_synced(
+        &mut self,
+        peer: PeerId,
+        from_height: u64,
+        blocks: &[Vec<u8>],
+    ) -> anyhow::Result<usize> {
+        match commit_synced(&self.shared, from_height, blocks) {
             Ok(applied) => Ok(applied),
             Err(crate::sync::SyncCommitError::Fault(fault)) => {
                 tracing::warn!(%peer, error = %fault, "sync: refusing a peer's answer");
@@ -802,10 +834,11 @@ impl<N: Net, C: Clock> Driver<N, C> {
 /// (metrics, mempool, event stream). Returns the count committed.
 fn commit_synced(
     shared: &Shared,
+    from_height: u64,
     answer: &[Vec<u8>],
 ) -> Result<usize, crate::sync::SyncCommitError> {
     let mut chain = shared.chain.write().unwrap_or_else(|e| e.into_inner());
-    let committed = crate::sync::commit(&mut chain, &shared.chain_id, answer)?;
+    let committed = crate::sync::commit(&mut chain, &shared.chain_id, from_height, answer)?;
     let count = committed.len();
     for c in committed {
         record_finalized(shared, c.parent_timestamp_ms, &c.block.block, &c.outcomes);

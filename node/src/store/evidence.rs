@@ -14,6 +14,7 @@
 use alliance_protocol::certificate::Equivocation;
 use alliance_protocol::encoding;
 
+use super::kv::scan_prefix;
 use super::{decode, Store, StoreError};
 
 /// Key prefix of evidence records.
@@ -34,19 +35,16 @@ impl Store {
     /// for this view is already stored.
     pub fn record_evidence(&self, ev: &Equivocation) -> Result<bool, StoreError> {
         let k = evidence_key(ev);
-        if self.db.contains_key(&k)? {
+        if self.db.get(&k)?.is_some() {
             return Ok(false);
         }
         self.db.insert(k, encoding::encode(ev))?;
-        if self
-            .db
-            .scan_prefix([EVIDENCE])
-            .keys()
+        if scan_prefix(self.db.as_ref(), &[EVIDENCE])
             .nth(EVIDENCE_STORED_MAX)
             .is_some()
         {
-            if let Some(oldest) = self.db.scan_prefix([EVIDENCE]).keys().next() {
-                self.db.remove(oldest?)?;
+            if let Some(oldest) = scan_prefix(self.db.as_ref(), &[EVIDENCE]).next() {
+                self.db.remove(oldest?.0)?;
             }
         }
         Ok(true)
@@ -55,8 +53,9 @@ impl Store {
     /// Stored evidence, newest view first, at most `limit` records.
     pub fn evidence(&self, limit: usize) -> Result<Vec<Equivocation>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix([EVIDENCE]).values().rev().take(limit) {
-            out.push(decode(&item?, "evidence")?);
+        let end = [EVIDENCE + 1];
+        for item in self.db.range(&[EVIDENCE], &end, true).take(limit) {
+            out.push(decode(&item?.1, "evidence")?);
         }
         Ok(out)
     }

@@ -37,6 +37,10 @@ use alliance_protocol::{MerchantId, PublicKey, TxBody};
 use serde::{Deserialize, Serialize};
 
 pub mod evidence;
+pub mod kv;
+
+pub use kv::{Kv, KvError, MemKv, SledKv};
+use kv::{scan_prefix, Batch};
 
 /// Where a transaction landed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,9 +56,9 @@ pub struct TxLocation {
 /// Storage failures. Corruption is reported, never repaired silently.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled failed (disk full, permissions, I/O).
+    /// The storage engine failed (disk full, permissions, I/O).
     #[error("database error: {0}")]
-    Db(#[from] sled::Error),
+    Db(#[from] KvError),
     /// The store belongs to another chain.
     #[error("this data directory holds chain {stored}, but the genesis file is {given}: use the genesis the node was created with, or a new --home")]
     GenesisMismatch {
@@ -112,18 +116,18 @@ fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
 
 /// Opens sled, waiting briefly for a lock that a process (or, in tests, a
 /// just-dropped handle) is releasing.
-fn open_db(path: &Path) -> Result<sled::Db, StoreError> {
+fn open_db(path: &Path) -> Result<SledKv, StoreError> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
     loop {
         match sled::Config::new().path(path).flush_every_ms(None).open() {
-            Ok(db) => return Ok(db),
+            Ok(db) => return Ok(SledKv::from_db(db)),
             Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
                 if std::time::Instant::now() > deadline {
                     return Err(StoreError::InUse(path.display().to_string()));
                 }
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(KvError::from(e).into()),
         }
     }
 }
@@ -172,7 +176,7 @@ fn decode<T: serde::de::DeserializeOwned>(
 
 /// The chain store of one node.
 pub struct Store {
-    db: sled::Db,
+    db: Box<dyn Kv>,
     genesis_hash: Hash32,
     tip: ChainTip,
 }
@@ -182,18 +186,26 @@ impl Store {
     /// with the ledger state at the stored tip, checked against the tip
     /// header's state root.
     pub fn open(path: &Path, genesis: &Genesis) -> Result<(Store, LedgerState), StoreError> {
-        let db = open_db(path)?;
+        Store::open_on(Box::new(open_db(path)?), genesis)
+    }
+
+    /// [`Store::open`] on any storage engine (the simulation uses
+    /// [`MemKv`]).
+    pub fn open_on(
+        db: Box<dyn Kv>,
+        genesis: &Genesis,
+    ) -> Result<(Store, LedgerState), StoreError> {
         let given = genesis.hash();
         match db.get(META_GENESIS)? {
             None => {
                 let state = LedgerState::from_genesis(genesis);
-                let mut batch = sled::Batch::default();
+                let mut batch = Batch::default();
                 for (k, v) in state.entries() {
-                    batch.insert(key(STATE, &encoding::encode(k)), encoding::encode(v));
+                    batch.put(key(STATE, &encoding::encode(k)), encoding::encode(v));
                 }
-                batch.insert(META_TIP, encoding::encode(&state.tip()));
-                batch.insert(META_GENESIS, &given.0[..]);
-                db.apply_batch(batch)?;
+                batch.put(META_TIP, encoding::encode(&state.tip()));
+                batch.put(META_GENESIS, &given.0[..]);
+                db.apply(batch)?;
                 db.flush()?;
                 let store = Store {
                     db,
@@ -205,7 +217,7 @@ impl Store {
             Some(stored) => {
                 let stored = Hash32(
                     stored
-                        .as_ref()
+                        .as_slice()
                         .try_into()
                         .map_err(|_| StoreError::Corrupt("genesis hash is not 32 bytes".into()))?,
                 );
@@ -217,7 +229,7 @@ impl Store {
                     None => return Err(StoreError::Corrupt("tip record missing".into())),
                 };
                 let mut entries = BTreeMap::new();
-                for item in db.scan_prefix([STATE]) {
+                for item in scan_prefix(db.as_ref(), &[STATE]) {
                     let (k, v) = item?;
                     let sk: StateKey = decode(&k[1..], "state key")?;
                     let sv: StateValue = decode(&v, format!("state value of {sk:?}"))?;
@@ -308,25 +320,25 @@ impl Store {
         }
         debug_assert_eq!(exec.header, *h, "execution belongs to this block");
         let hash = block.block.hash();
-        let mut batch = sled::Batch::default();
-        batch.insert(key(BLOCK, &h.height.to_be_bytes()), block.to_bytes());
-        batch.insert(key(HASH, &hash.0), &h.height.to_be_bytes()[..]);
+        let mut batch = Batch::default();
+        batch.put(key(BLOCK, &h.height.to_be_bytes()), block.to_bytes());
+        batch.put(key(HASH, &hash.0), &h.height.to_be_bytes()[..]);
         for (i, (tx, outcome)) in block.block.txs.iter().zip(&exec.outcomes).enumerate() {
             let loc = TxLocation {
                 height: h.height,
                 index: i as u32,
                 outcome: outcome.clone(),
             };
-            batch.insert(key(TX, &tx.hash().0), encoding::encode(&loc));
+            batch.put(key(TX, &tx.hash().0), encoding::encode(&loc));
         }
         for (i, tx) in block.block.txs.iter().enumerate() {
             for addr in involved(tx) {
-                batch.insert(history_key(&addr, h.height, i as u32), &tx.hash().0[..]);
+                batch.put(history_key(&addr, h.height, i as u32), &tx.hash().0[..]);
             }
         }
         let deltas = self.claim_deltas(exec)?;
         if !deltas.is_empty() {
-            batch.insert(
+            batch.put(
                 key(CLAIM_DELTA, &h.height.to_be_bytes()),
                 encoding::encode(&deltas),
             );
@@ -334,8 +346,8 @@ impl Store {
         for (k, v) in &exec.changes {
             let sk = key(STATE, &encoding::encode(k));
             match v {
-                Some(v) => batch.insert(sk, encoding::encode(v)),
-                None => batch.remove(sk),
+                Some(v) => batch.put(sk, encoding::encode(v)),
+                None => batch.delete(sk),
             }
         }
         let tip = ChainTip {
@@ -343,8 +355,8 @@ impl Store {
             hash,
             timestamp_ms: h.timestamp_ms,
         };
-        batch.insert(META_TIP, encoding::encode(&tip));
-        self.db.apply_batch(batch)?;
+        batch.put(META_TIP, encoding::encode(&tip));
+        self.db.apply(batch)?;
         self.db.flush()?;
         self.tip = tip;
         Ok(())
@@ -360,7 +372,7 @@ impl Store {
             let (StateKey::Claim(creditor, debtor), Some(StateValue::Claim(new))) = (k, v) else {
                 continue;
             };
-            let old = match self.db.get(key(STATE, &encoding::encode(k)))? {
+            let old = match self.db.get(&key(STATE, &encoding::encode(k)))? {
                 Some(b) => match decode(&b, "claim")? {
                     StateValue::Claim(c) => c,
                     _ => return Err(StoreError::Corrupt("claim key holds another value".into())),
@@ -389,7 +401,7 @@ impl Store {
         let mut sum: BTreeMap<(MerchantId, MerchantId), Claim> = BTreeMap::new();
         let lo = key(CLAIM_DELTA, &from.to_be_bytes());
         let hi = key(CLAIM_DELTA, &to.saturating_add(1).to_be_bytes());
-        for item in self.db.range(lo..hi) {
+        for item in self.db.range(&lo, &hi, false) {
             let (_, v) = item?;
             let deltas: Vec<(MerchantId, MerchantId, Claim)> = decode(&v, "claim deltas")?;
             for (c, d, delta) in deltas {
@@ -421,7 +433,7 @@ impl Store {
             None => history_key(address, u64::MAX, u32::MAX),
         };
         let mut out = Vec::new();
-        for item in self.db.range(lo..hi).rev().take(limit) {
+        for item in self.db.range(&lo, &hi, true).take(limit) {
             let (k, v) = item?;
             let n = 1 + 32;
             let height = u64::from_be_bytes(
@@ -435,7 +447,7 @@ impl Store {
                     .map_err(|_| StoreError::Corrupt("history key".into()))?,
             );
             let hash = Hash32(
-                v.as_ref()
+                v.as_slice()
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("history value".into()))?,
             );
@@ -446,7 +458,7 @@ impl Store {
 
     /// A finalized block by height.
     pub fn block(&self, height: u64) -> Result<Option<FinalizedBlock>, StoreError> {
-        match self.db.get(key(BLOCK, &height.to_be_bytes()))? {
+        match self.db.get(&key(BLOCK, &height.to_be_bytes()))? {
             Some(b) => Ok(Some(decode(&b, format!("block {height}"))?)),
             None => Ok(None),
         }
@@ -454,10 +466,10 @@ impl Store {
 
     /// The height of a block hash.
     pub fn height_of(&self, hash: &Hash32) -> Result<Option<u64>, StoreError> {
-        match self.db.get(key(HASH, &hash.0))? {
+        match self.db.get(&key(HASH, &hash.0))? {
             Some(b) => {
                 let arr: [u8; 8] = b
-                    .as_ref()
+                    .as_slice()
                     .try_into()
                     .map_err(|_| StoreError::Corrupt("bad height index".into()))?;
                 Ok(Some(u64::from_be_bytes(arr)))
@@ -468,7 +480,7 @@ impl Store {
 
     /// Where a transaction was committed.
     pub fn tx_location(&self, hash: &Hash32) -> Result<Option<TxLocation>, StoreError> {
-        match self.db.get(key(TX, &hash.0))? {
+        match self.db.get(&key(TX, &hash.0))? {
             Some(b) => Ok(Some(decode(&b, "tx location")?)),
             None => Ok(None),
         }
@@ -492,7 +504,7 @@ impl Store {
     /// This node's persisted votes, by view.
     pub fn votes(&self) -> Result<Vec<SignedVote>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix([VOTE]) {
+        for item in scan_prefix(self.db.as_ref(), &[VOTE]) {
             let (_, v) = item?;
             out.push(decode(&v, "persisted vote")?);
         }
@@ -510,17 +522,19 @@ impl Store {
     fn remove_below(&self, prefix: u8, below: u64) -> Result<(), StoreError> {
         let mut end = vec![prefix];
         end.extend_from_slice(&below.to_be_bytes());
-        let mut batch = sled::Batch::default();
-        for item in self.db.range(vec![prefix]..end) {
-            batch.remove(item?.0);
+        let mut batch = Batch::default();
+        for item in self.db.range(&[prefix], &end, false) {
+            batch.delete(item?.0);
         }
-        self.db.apply_batch(batch)?;
+        if !batch.is_empty() {
+            self.db.apply(batch)?;
+        }
         Ok(())
     }
 
     /// Journals a consensus certificate (notarization, nullification or
-    /// finalization) by view and kind. Not fsynced here: sled flushes within
-    /// its flush interval, and a certificate lost in a crash is fetched
+    /// finalization) by view and kind. Not flushed here: the next vote or
+    /// commit flushes it, and a certificate lost in a crash is fetched
     /// again from peers by the consensus resolver.
     pub fn journal_certificate(&self, cert: &Certificate) -> Result<(), StoreError> {
         let k = view_kind_key(JOURNAL, cert.view, cert.kind);
@@ -545,7 +559,7 @@ impl Store {
         let mut start = vec![VOTED_BLOCK];
         start.extend_from_slice(&(above.saturating_add(1)).to_be_bytes());
         let mut out = Vec::new();
-        for item in self.db.range(start..vec![VOTED_BLOCK + 1]) {
+        for item in self.db.range(&start, &[VOTED_BLOCK + 1], false) {
             let (_, v) = item?;
             out.push(decode(&v, "voted block")?);
         }
@@ -562,7 +576,7 @@ impl Store {
     /// them again when it re-applies them).
     pub fn journaled_certificates(&self) -> Result<Vec<Certificate>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix([JOURNAL]) {
+        for item in scan_prefix(self.db.as_ref(), &[JOURNAL]) {
             let (_, v) = item?;
             out.push(decode(&v, "journaled certificate")?);
         }
@@ -580,8 +594,8 @@ impl Store {
     /// Writes raw bytes under a block key. Only for tamper tests and tools
     /// that must simulate corruption.
     #[doc(hidden)]
-    pub fn raw_db(&self) -> &sled::Db {
-        &self.db
+    pub fn raw_db(&self) -> &dyn Kv {
+        self.db.as_ref()
     }
 }
 

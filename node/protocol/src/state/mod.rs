@@ -341,8 +341,7 @@ impl LedgerState {
         if !validators.contains(&h.proposer) {
             return Err(BlockError::ProposerNotValidator(h.proposer.to_string()));
         }
-        if block.txs.len() != h.tx_count as usize || Block::compute_tx_root(&block.txs) != h.tx_root
-        {
+        if !block.body_matches_header() {
             return Err(BlockError::TxRootMismatch);
         }
         Ok(())
