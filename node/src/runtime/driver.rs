@@ -53,6 +53,9 @@ pub struct Driver<N: Net, C: Clock> {
     sync_in_flight: bool,
     /// When the last status poll went out (None: never).
     last_sync_poll_ms: Option<u64>,
+    /// Our tip when the last status answer came (a tip that has not moved
+    /// since, behind a peer's, is stalled).
+    tip_at_last_status: Option<u64>,
     pending: Option<PendingProposal>,
     /// Connected peers: alliance key and membership. Ordered, so that the
     /// choice of a peer depends only on what happened (replayable).
@@ -155,6 +158,7 @@ impl<N: Net, C: Clock> Driver<N, C> {
             clock,
             sync_in_flight: false,
             last_sync_poll_ms: None,
+            tip_at_last_status: None,
             pending: None,
             peers: BTreeMap::new(),
             #[cfg(feature = "byzantine")]
@@ -736,7 +740,13 @@ impl<N: Net, C: Clock> Driver<N, C> {
                 .unwrap_or_else(|e| e.into_inner());
             s.best_peer_height = s.best_peer_height.max(height);
         }
-        if height >= ours + SYNC_GAP_MIN {
+        // A small gap is normally closed by consensus itself (it fetches
+        // what it lacks). It cannot be when the missing blocks end an epoch
+        // (the peers' cores have moved on and no longer answer for it), so
+        // a gap that outlasts a poll interval is synced in bulk too.
+        let stalled = self.tip_at_last_status == Some(ours);
+        self.tip_at_last_status = Some(ours);
+        if height >= ours + SYNC_GAP_MIN || (height > ours && stalled) {
             self.net.request(
                 peer,
                 SyncRequest::GetBlocks {
