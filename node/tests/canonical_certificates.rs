@@ -48,14 +48,14 @@ fn sync_refuses_an_answer_with_a_reordered_certificate_and_commits_nothing() {
     let mut chain = Chain::new(store, state);
     let mut answer: Vec<Vec<u8>> = blocks.iter().map(FinalizedBlock::to_bytes).collect();
     answer[1] = reordered(&blocks[1]);
-    match sync::commit(&mut chain, CHAIN, &answer) {
+    match sync::commit(&mut chain, CHAIN, 1, &answer) {
         Err(SyncCommitError::Fault(SyncFault::Undecodable { index: 1 })) => {}
         other => panic!("expected Undecodable at index 1, got {other:?}"),
     }
     assert_eq!(chain.state().tip().height, 0, "nothing committed");
     // The canonical answer commits.
     let answer: Vec<Vec<u8>> = blocks.iter().map(FinalizedBlock::to_bytes).collect();
-    let committed = sync::commit(&mut chain, CHAIN, &answer).unwrap();
+    let committed = sync::commit(&mut chain, CHAIN, 1, &answer).unwrap();
     assert_eq!(committed.len(), 3);
     assert_eq!(chain.state().tip().hash, blocks[2].block.hash());
     // What the store serves back is the canonical encoding.
