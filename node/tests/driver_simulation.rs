@@ -7,7 +7,8 @@
 //! - `SIM_SEEDS=N` runs N seeds, `SIM_SEED_START=S` starts at seed S,
 //!   `SIM_SEED=S` replays exactly seed S and prints its step log.
 //! - `SIM_SCENARIO=name` runs only that scenario, `SIM_N=n` forces the
-//!   validator count.
+//!   validator count, `SIM_THREADS=t` sets the threads (default: one per
+//!   core).
 
 mod driver_sim;
 
@@ -16,8 +17,9 @@ use std::time::Instant;
 use driver_sim::scenario::{Scenario, SCENARIOS};
 use driver_sim::{run_seed, Outcome};
 
-/// Seeds run by a plain `cargo test`.
-const DEFAULT_SEEDS: u64 = 70;
+/// Seeds run by a plain `cargo test` (every scenario at every size, six
+/// times over, and a few more).
+const DEFAULT_SEEDS: u64 = 300;
 /// Validator counts, cycled through.
 const SIZES: &[usize] = &[1, 2, 3, 4, 5, 7, 10];
 /// Step-log lines printed for a failing seed (`SIM_TRACE_TAIL` overrides).
@@ -78,12 +80,36 @@ fn whole_nodes_stay_safe_and_live() {
     let start = env_u64("SIM_SEED_START").unwrap_or(0);
     let count = env_u64("SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
     let tail = env_u64("SIM_TRACE_TAIL").unwrap_or(TRACE_TAIL as u64) as usize;
+    let threads = env_u64("SIM_THREADS")
+        .map(|t| t.max(1) as usize)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let began = Instant::now();
+    // Seeds are dealt round-robin to the threads; outcomes are reported in
+    // seed order, so the report does not depend on the thread count.
+    let mut outcomes: Vec<Outcome> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads as u64)
+            .map(|t| {
+                scope.spawn(move || {
+                    (start + t..start + count)
+                        .step_by(threads)
+                        .map(|seed| {
+                            let (scenario, n) = shape(seed);
+                            run_seed(seed, scenario, n)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a simulation thread panicked"))
+            .collect()
+    });
+    outcomes.sort_by_key(|o| o.seed);
     let mut failures = Vec::new();
     let (mut worst_ms, mut worst_seed, mut lies) = (0, start, 0);
-    for seed in start..start + count {
-        let (scenario, n) = shape(seed);
-        let o = run_seed(seed, scenario, n);
+    for o in outcomes {
+        let seed = o.seed;
         lies += o.lies;
         if o.recovery_ms > worst_ms {
             (worst_ms, worst_seed) = (o.recovery_ms, seed);
