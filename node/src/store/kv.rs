@@ -264,7 +264,12 @@ mod tests {
         let (_dir, engines) = engines();
         for kv in &engines {
             let mut b = Batch::default();
-            for k in [b"a1".to_vec(), b"a2".to_vec(), b"b1".to_vec(), vec![b'a', 0xff]] {
+            for k in [
+                b"a1".to_vec(),
+                b"a2".to_vec(),
+                b"b1".to_vec(),
+                vec![b'a', 0xff],
+            ] {
                 b.put(k.clone(), k);
             }
             b.delete(b"a2".to_vec());
@@ -276,10 +281,7 @@ mod tests {
                 .map(|e| e.unwrap().0)
                 .collect();
             assert_eq!(keys, vec![b"a1".to_vec(), b"a3".to_vec(), vec![b'a', 0xff]]);
-            let rev: Vec<Vec<u8>> = kv
-                .range(b"a", b"b2", true)
-                .map(|e| e.unwrap().0)
-                .collect();
+            let rev: Vec<Vec<u8>> = kv.range(b"a", b"b2", true).map(|e| e.unwrap().0).collect();
             assert_eq!(rev.first(), Some(&b"b1".to_vec()));
             assert_eq!(rev.len(), 4);
         }

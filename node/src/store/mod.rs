@@ -39,8 +39,8 @@ use serde::{Deserialize, Serialize};
 pub mod evidence;
 pub mod kv;
 
-pub use kv::{Kv, KvError, MemKv, SledKv};
 use kv::{scan_prefix, Batch};
+pub use kv::{Kv, KvError, MemKv, SledKv};
 
 /// Where a transaction landed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,10 +191,7 @@ impl Store {
 
     /// [`Store::open`] on any storage engine (the simulation uses
     /// [`MemKv`]).
-    pub fn open_on(
-        db: Box<dyn Kv>,
-        genesis: &Genesis,
-    ) -> Result<(Store, LedgerState), StoreError> {
+    pub fn open_on(db: Box<dyn Kv>, genesis: &Genesis) -> Result<(Store, LedgerState), StoreError> {
         let given = genesis.hash();
         match db.get(META_GENESIS)? {
             None => {

@@ -37,13 +37,11 @@ pub fn lie(
             }
         }
         (SyncRequest::GetBlocks { .. }, SyncResponse::Blocks(blocks)) => lie_blocks(rng, blocks),
-        (SyncRequest::GetBlock { .. }, SyncResponse::Blocks(blocks)) => {
-            match rng.gen_range(0..3) {
-                0 => (SyncResponse::Blocks(vec![vec![0xAB; 64]]), "garbage block"),
-                1 => (SyncResponse::Blocks(Vec::new()), "nothing"),
-                _ => (SyncResponse::Blocks(blocks), "truth"),
-            }
-        }
+        (SyncRequest::GetBlock { .. }, SyncResponse::Blocks(blocks)) => match rng.gen_range(0..3) {
+            0 => (SyncResponse::Blocks(vec![vec![0xAB; 64]]), "garbage block"),
+            1 => (SyncResponse::Blocks(Vec::new()), "nothing"),
+            _ => (SyncResponse::Blocks(blocks), "truth"),
+        },
         (SyncRequest::GetCertificates { .. }, SyncResponse::Certificates(mut certs)) => {
             if certs.is_empty() || rng.gen_bool(0.3) {
                 return (SyncResponse::Certificates(certs), "truth");
@@ -51,10 +49,16 @@ pub fn lie(
             let i = rng.gen_range(0..certs.len());
             if rng.gen_bool(0.5) {
                 certs[i].view += 1;
-                (SyncResponse::Certificates(certs), "certificate moved to another view")
+                (
+                    SyncResponse::Certificates(certs),
+                    "certificate moved to another view",
+                )
             } else {
                 certs[i].votes.truncate(1);
-                (SyncResponse::Certificates(certs), "certificate cut below quorum")
+                (
+                    SyncResponse::Certificates(certs),
+                    "certificate cut below quorum",
+                )
             }
         }
         (_, other) => (other, "truth"),

@@ -260,7 +260,9 @@ impl World {
         let (store, state) = match Store::open_on(disk, &self.genesis) {
             Ok(s) => s,
             Err(e) => {
-                return self.fail(Failure::Safety(format!("node {i}: store does not open: {e}")))
+                return self.fail(Failure::Safety(format!(
+                    "node {i}: store does not open: {e}"
+                )))
             }
         };
         let (gossip_tx, _) = tokio::sync::mpsc::channel(1);
@@ -283,7 +285,9 @@ impl World {
         ) {
             Ok(d) => d,
             Err(e) => {
-                return self.fail(Failure::Safety(format!("node {i}: driver does not start: {e}")))
+                return self.fail(Failure::Safety(format!(
+                    "node {i}: driver does not start: {e}"
+                )))
             }
         };
         self.nodes[i].driver = Some(driver);
@@ -292,7 +296,13 @@ impl World {
         self.log(|| format!("node {i} starts at height {height}"));
         let incarnation = self.nodes[i].incarnation;
         let tick_at = self.rng.gen_range(0..TICK.as_millis() as u64);
-        self.schedule(tick_at, Due::Tick { node: i, incarnation });
+        self.schedule(
+            tick_at,
+            Due::Tick {
+                node: i,
+                incarnation,
+            },
+        );
         // Connections both ways.
         for j in 0..self.nodes.len() {
             if j != i && self.up(j) && self.linked[i][j] {
@@ -736,7 +746,12 @@ impl World {
                     return;
                 }
                 let result = tracing::info_span!("node", i = node, t = self.now.get() - GENESIS_MS)
-                    .in_scope(|| self.nodes[node].driver.as_mut().map(|d| d.handle(Event::Tick)));
+                    .in_scope(|| {
+                        self.nodes[node]
+                            .driver
+                            .as_mut()
+                            .map(|d| d.handle(Event::Tick))
+                    });
                 self.after(node, result);
                 self.schedule(TICK.as_millis() as u64, Due::Tick { node, incarnation });
             }
@@ -810,10 +825,9 @@ fn describe(bytes: &[u8]) -> String {
             "proposal v{} h{} (parent v{})",
             p.view, p.block.header.height, p.parent_view
         ),
-        Ok(alliance_consensus::Message::Vote(v)) => format!(
-            "{:?} vote v{} h{}",
-            v.data.kind, v.data.view, v.data.height
-        ),
+        Ok(alliance_consensus::Message::Vote(v)) => {
+            format!("{:?} vote v{} h{}", v.data.kind, v.data.view, v.data.height)
+        }
         Ok(alliance_consensus::Message::Certificate(c)) => format!(
             "{:?} certificate v{} h{} ({} votes)",
             c.kind,

@@ -177,7 +177,13 @@ pub fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng, n: usize, total: usize) -
             let victim = rng.gen_range(0..n);
             s.late_start.push(victim);
             let at = rng.gen_range(5_000..20_000);
-            s.steps.push((at, Plan::Isolate { victim, except: liar }));
+            s.steps.push((
+                at,
+                Plan::Isolate {
+                    victim,
+                    except: liar,
+                },
+            ));
             s.steps.push((at + 1, Plan::Restart(victim)));
             s.gst_ms = at + rng.gen_range(5_000..15_000);
         }
@@ -193,7 +199,8 @@ pub fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng, n: usize, total: usize) -
                 if rng.gen_bool(0.5) {
                     let at = rng.gen_range(3_000..15_000);
                     s.steps.push((at, Plan::Crash(j)));
-                    s.steps.push((at + rng.gen_range(100..6_000), Plan::Restart(j)));
+                    s.steps
+                        .push((at + rng.gen_range(100..6_000), Plan::Restart(j)));
                 }
             }
         }
@@ -212,7 +219,13 @@ pub fn plan(scenario: &Scenario, rng: &mut ChaCha8Rng, n: usize, total: usize) -
             let victim = rng.gen_range(0..n);
             let at = rng.gen_range(5_000..s.gst_ms - 2_000);
             s.steps.push((at, Plan::Crash(victim)));
-            s.steps.push((at + 1, Plan::Isolate { victim, except: liar }));
+            s.steps.push((
+                at + 1,
+                Plan::Isolate {
+                    victim,
+                    except: liar,
+                },
+            ));
             s.steps.push((at + 2, Plan::Restart(victim)));
         }
         other => unreachable!("unknown scenario {other}"),
