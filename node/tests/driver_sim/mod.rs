@@ -328,6 +328,20 @@ impl World {
         }
     }
 
+    /// Schedules `event` for `node`'s current incarnation (dropped if the
+    /// node restarts before it is due).
+    fn deliver(&mut self, node: usize, after_ms: u64, event: SimEvent) {
+        let incarnation = self.nodes[node].incarnation;
+        self.schedule(
+            after_ms,
+            Due::Deliver {
+                node,
+                incarnation,
+                event,
+            },
+        );
+    }
+
     /// Tells `i` that `j` connected.
     fn connect(&mut self, i: usize, j: usize) {
         let key = self.nodes[j].key.public();
@@ -337,15 +351,7 @@ impl World {
             key: Some(key),
             is_member,
         };
-        let incarnation = self.nodes[i].incarnation;
-        self.schedule(
-            0,
-            Due::Deliver {
-                node: i,
-                incarnation,
-                event,
-            },
-        );
+        self.deliver(i, 0, event);
     }
 
     /// Tells `i` that `j` disconnected.
@@ -353,15 +359,7 @@ impl World {
         let event = Event::PeerDisconnected {
             peer: self.nodes[j].peer,
         };
-        let incarnation = self.nodes[i].incarnation;
-        self.schedule(
-            0,
-            Due::Deliver {
-                node: i,
-                incarnation,
-                event,
-            },
-        );
+        self.deliver(i, 0, event);
     }
 
     /// Cuts or heals the link between `a` and `b`.
@@ -406,16 +404,8 @@ impl World {
         };
         let sent = std::mem::take(&mut driver.net_mut().outbox);
         let timers = std::mem::take(&mut driver.clock_mut().timers);
-        let incarnation = self.nodes[i].incarnation;
         for (id, after_ms) in timers {
-            self.schedule(
-                after_ms,
-                Due::Deliver {
-                    node: i,
-                    incarnation,
-                    event: Event::Timer(id),
-                },
-            );
+            self.deliver(i, after_ms, Event::Timer(id));
         }
         for s in sent {
             self.carry_out(i, s);
@@ -433,20 +423,12 @@ impl World {
                         continue;
                     }
                     let delay = self.latency();
-                    let incarnation = self.nodes[j].incarnation;
                     let event = Event::Consensus {
                         bytes: bytes.clone(),
                         source_key,
                         message: Gossip { author: i },
                     };
-                    self.schedule(
-                        delay,
-                        Due::Deliver {
-                            node: j,
-                            incarnation,
-                            event,
-                        },
-                    );
+                    self.deliver(j, delay, event);
                 }
             }
             Sent::Report(gossip, verdict) => {
@@ -485,19 +467,11 @@ impl World {
                 self.schedule(REQUEST_TIMEOUT_MS, Due::RequestDeadline { id });
                 if self.up(j) && self.delivers(i, j) {
                     let delay = self.latency();
-                    let incarnation = self.nodes[j].incarnation;
                     let event = Event::SyncRequest {
                         request,
                         responder: id,
                     };
-                    self.schedule(
-                        delay,
-                        Due::Deliver {
-                            node: j,
-                            incarnation,
-                            event,
-                        },
-                    );
+                    self.deliver(j, delay, event);
                 }
             }
             Sent::Respond(id, response) => {
@@ -521,20 +495,12 @@ impl World {
                 }
                 self.requests.remove(&id);
                 let delay = self.latency();
-                let incarnation = self.nodes[from].incarnation;
                 let event = Event::Response {
                     peer: self.nodes[to].peer,
                     request,
                     result: Ok(response),
                 };
-                self.schedule(
-                    delay,
-                    Due::Deliver {
-                        node: from,
-                        incarnation,
-                        event,
-                    },
-                );
+                self.deliver(from, delay, event);
             }
         }
     }
@@ -758,20 +724,12 @@ impl World {
             Due::RequestDeadline { id } => {
                 if let Some(p) = self.requests.remove(&id) {
                     if self.up(p.from) {
-                        let incarnation = self.nodes[p.from].incarnation;
                         let event = Event::Response {
                             peer: self.nodes[p.to].peer,
                             request: p.request,
                             result: Err(SyncError::Timeout),
                         };
-                        self.schedule(
-                            0,
-                            Due::Deliver {
-                                node: p.from,
-                                incarnation,
-                                event,
-                            },
-                        );
+                        self.deliver(p.from, 0, event);
                     }
                 }
             }
