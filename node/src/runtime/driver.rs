@@ -25,6 +25,9 @@ use crate::network::{Misbehaviour, SyncRequest, SyncResponse, Verdict};
 
 /// Blocks asked for per sync request (the network caps responses at 256).
 const SYNC_BATCH: u32 = 128;
+/// Status polls in a row behind a peer, with a tip that did not move, after
+/// which even a gap smaller than `SYNC_GAP_MIN` is synced in bulk.
+const STALLED_POLLS: u32 = 2;
 /// Signers whose next pending transaction is re-checked after each block:
 /// bounds the work while still clearing doomed transactions quickly.
 const EVICT_SIGNERS_PER_BLOCK: usize = 256;
@@ -56,6 +59,8 @@ pub struct Driver<N: Net, C: Clock> {
     /// Our tip when the last status answer came (a tip that has not moved
     /// since, behind a peer's, is stalled).
     tip_at_last_status: Option<u64>,
+    /// Status answers in a row that found us behind with that same tip.
+    stalled_polls: u32,
     pending: Option<PendingProposal>,
     /// Connected peers: alliance key and membership. Ordered, so that the
     /// choice of a peer depends only on what happened (replayable).
@@ -159,6 +164,7 @@ impl<N: Net, C: Clock> Driver<N, C> {
             sync_in_flight: false,
             last_sync_poll_ms: None,
             tip_at_last_status: None,
+            stalled_polls: 0,
             pending: None,
             peers: BTreeMap::new(),
             #[cfg(feature = "byzantine")]
@@ -743,9 +749,16 @@ impl<N: Net, C: Clock> Driver<N, C> {
         // A small gap is normally closed by consensus itself (it fetches
         // what it lacks). It cannot be when the missing blocks end an epoch
         // (the peers' cores have moved on and no longer answer for it), so
-        // a gap that outlasts a poll interval is synced in bulk too.
-        let stalled = self.tip_at_last_status == Some(ours);
+        // a gap over which our tip has not moved for `STALLED_POLLS` polls
+        // is synced in bulk too (a healthy node's tip moves every block
+        // interval, well within one poll).
+        if height > ours && self.tip_at_last_status == Some(ours) {
+            self.stalled_polls += 1;
+        } else {
+            self.stalled_polls = 0;
+        }
         self.tip_at_last_status = Some(ours);
+        let stalled = self.stalled_polls >= STALLED_POLLS;
         if height >= ours + SYNC_GAP_MIN || (height > ours && stalled) {
             self.net.request(
                 peer,
