@@ -205,6 +205,11 @@ summarize() {
 }
 
 if [ "$summary_only" = 1 ]; then summarize; exit 0; fi
+# One run per directory at a time (two would run the same chunks and write
+# the same logs), and stopping the script stops its workers too.
+exec 9>"$dir/lock"
+flock -n 9 || { echo "sim-million: another run is using $dir (see $dir/lock)" >&2; exit 1; }
+trap 'trap - INT TERM; kill 0' INT TERM
 prepare
 export -f run_chunk
 export dir exe
