@@ -159,7 +159,7 @@ summarize() {
       printf "   chunks run: %d of %d (%d crashed)\n", chunks, total, crashed
       printf "   seed-runs: %d, failures: %d\n", seeds, fails
       printf "   worst liveness bound: %d views (seed %d), %d ms (seed %d)\n", wv, wvs, wm, wms
-      printf "   events simulated: %d; blocks finalized (highest height per seed, summed): %d\n", steps, blocks
+      printf "   events simulated: %.0f; blocks finalized (highest height per seed, summed): %.0f\n", steps, blocks
       if (seeds > 0) {
         printf "   chunk wall time, summed: %.0f s = %.2f ms per seed-run in one process\n", wall, 1000 * wall / seeds
         printf "   projected wall time for 1,000,000 seed-runs with %d processes: %.1f h\n", jobs, wall / seeds * 1000000 / jobs / 3600
