@@ -7,6 +7,7 @@ pub mod bench_ceiling;
 pub mod bench_report;
 pub mod fuzz;
 pub mod netns;
+pub mod store_bench;
 
 use std::net::TcpListener;
 use std::path::PathBuf;

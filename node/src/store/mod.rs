@@ -36,9 +36,14 @@ use alliance_protocol::{Block, Certificate, FinalizedBlock, Hash32, SignedVote, 
 use alliance_protocol::{MerchantId, PublicKey, TxBody};
 use serde::{Deserialize, Serialize};
 
+pub mod engine;
 pub mod evidence;
 pub mod kv;
+pub mod kv_fjall;
+pub mod kv_lmdb;
+pub mod kv_redb;
 
+pub use engine::Engine;
 use kv::{scan_prefix, Batch};
 pub use kv::{Kv, KvError, MemKv, SledKv};
 
@@ -114,24 +119,6 @@ fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
     k
 }
 
-/// Opens sled, waiting briefly for a lock that a process (or, in tests, a
-/// just-dropped handle) is releasing.
-fn open_db(path: &Path) -> Result<SledKv, StoreError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    loop {
-        match sled::Config::new().path(path).flush_every_ms(None).open() {
-            Ok(db) => return Ok(SledKv::from_db(db)),
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if std::time::Instant::now() > deadline {
-                    return Err(StoreError::InUse(path.display().to_string()));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => return Err(KvError::from(e).into()),
-        }
-    }
-}
-
 fn history_key(address: &PublicKey, height: u64, index: u32) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + 32 + 12);
     k.push(HISTORY);
@@ -186,7 +173,17 @@ impl Store {
     /// with the ledger state at the stored tip, checked against the tip
     /// header's state root.
     pub fn open(path: &Path, genesis: &Genesis) -> Result<(Store, LedgerState), StoreError> {
-        Store::open_on(Box::new(open_db(path)?), genesis)
+        Store::open_with(path, genesis, Engine::default())
+    }
+
+    /// [`Store::open`] on another engine or configuration (the benchmark
+    /// of issue #14 compares them).
+    pub fn open_with(
+        path: &Path,
+        genesis: &Genesis,
+        engine: Engine,
+    ) -> Result<(Store, LedgerState), StoreError> {
+        Store::open_on(engine.open(path)?, genesis)
     }
 
     /// [`Store::open`] on any storage engine (the simulation uses

@@ -6,12 +6,15 @@
 //!   accounts, runs open-loop load steps from low to saturation and a long
 //!   sustained step, and writes the results as JSON.
 //! - `report`: renders the JSON results into docs/benchmarks.md.
+//! - `store`: the chain store alone on one storage engine, under a
+//!   validator's writes and reads: RSS, disk and throughput as the chain
+//!   grows (issue #14).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use alliance_tests::bench::{self, Accounts, FinalityTracker, StepConfig};
-use alliance_tests::{bench_ceiling, bench_report, Alliance};
+use alliance_tests::{bench_ceiling, bench_report, store_bench, Alliance};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -67,6 +70,38 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
         /// Write JSON here (stdout too).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The chain store alone on one storage engine (issue #14): RSS, disk
+    /// and commit rate every `--every` blocks.
+    Store {
+        /// sled, sled-cache64m, sled-cache64m-flush500, sled-throughput,
+        /// redb, fjall, lmdb or mem.
+        #[arg(long, default_value = "sled")]
+        engine: String,
+        /// Transfers per block.
+        #[arg(long, default_value_t = 1_000)]
+        txs_per_block: usize,
+        /// Funded customer accounts.
+        #[arg(long, default_value_t = 20_000)]
+        accounts: usize,
+        /// Blocks of transfers to commit (0: until --seconds).
+        #[arg(long, default_value_t = 3_000)]
+        blocks: u64,
+        /// Seconds to run at most (0: until --blocks).
+        #[arg(long, default_value_t = 0.0)]
+        seconds: f64,
+        /// Print a checkpoint every this many blocks.
+        #[arg(long, default_value_t = 100)]
+        every: u64,
+        /// Random reads of each kind (block, tx location, history) per block.
+        #[arg(long, default_value_t = 10)]
+        reads: usize,
+        /// Data directory (default: a fresh temporary directory, removed).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Write the checkpoints as JSON here.
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -272,6 +307,44 @@ fn main() {
                 config,
             );
             write(&out, &v);
+        }
+        Command::Store {
+            engine,
+            txs_per_block,
+            accounts,
+            blocks,
+            seconds,
+            every,
+            reads,
+            dir,
+            out,
+        } => {
+            let temp = tempfile::tempdir().expect("temporary directory");
+            let config = store_bench::Config {
+                engine,
+                txs_per_block,
+                accounts,
+                blocks,
+                duration: Duration::from_secs_f64(seconds),
+                every,
+                reads,
+                dir: dir.unwrap_or_else(|| temp.path().join("store")),
+            };
+            let points = store_bench::run(&config);
+            let growth = store_bench::growth_per_1000_blocks(&points);
+            eprintln!("RSS growth after the first third: {growth:.1} MiB per 1,000 blocks");
+            let v = json!({
+                "engine": config.engine,
+                "txs_per_block": txs_per_block,
+                "accounts": accounts,
+                "reads_per_block": reads,
+                "rss_growth_mib_per_1000_blocks": growth,
+                "checkpoints": points,
+            });
+            if let Some(path) = out {
+                let text = serde_json::to_string_pretty(&v).expect("json");
+                std::fs::write(path, text + "\n").expect("write results");
+            }
         }
         Command::Report { dir, docs, command } => {
             let machine = read(&dir.join("machine.json")).unwrap_or(Value::Null);
