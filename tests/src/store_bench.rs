@@ -31,8 +31,10 @@ const CHAIN: &str = "store-bench";
 /// The consensus core keeps votes and certificates of this many views
 /// (`alliance_consensus::config::VIEW_WINDOW`).
 const VIEW_WINDOW: u64 = alliance_consensus::config::VIEW_WINDOW;
-/// Points each customer is funded with: enough for every transfer of a run.
-const FUNDING_POINTS: u64 = 1_000_000_000;
+/// Points each customer is funded with: enough for a transfer of 1 point
+/// every block for 100,000 blocks, under the demo policy's caps (1,000,000 a
+/// day per customer, 10^12 outstanding: 10^7 customers at most).
+const FUNDING_POINTS: u64 = 100_000;
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -185,9 +187,11 @@ impl Node {
         let height = self.state.tip().height + 1;
         let view = height;
         let time = self.genesis.genesis_time_ms + height * 1_000;
+        let offered = txs.len();
         let (block, exec) = self
             .state
             .build_block(txs, time, self.merchants[0].public());
+        assert_eq!(block.txs.len(), offered, "every bench transaction applies");
         let certificate = certify(CHAIN, &block, view, &self.merchants);
         let fb = FinalizedBlock { block, certificate };
         let mut notarization = fb.certificate.clone();
@@ -224,7 +228,9 @@ impl Node {
                 assert_eq!(loc.map(|l| l.height), Some(h), "tx index agrees");
             }
             let who = &self.customers[self.rng.gen_range(0..self.customers.len())];
-            self.store.history(&who.public(), None, 20).expect("history");
+            self.store
+                .history(&who.public(), None, 20)
+                .expect("history");
         }
         start.elapsed()
     }
@@ -278,10 +284,28 @@ pub fn run(config: &Config) -> Vec<Checkpoint> {
     );
     println!(
         "{:>7} {:>10} {:>8} {:>9} {:>9} {:>9} {:>10} {:>8} {:>8} {:>9} {:>9}",
-        "blocks", "txs", "secs", "RSS MiB", "anon MiB", "file MiB", "disk MiB", "disk B/tx", "blk/s", "tx/s", "store ms"
+        "blocks",
+        "txs",
+        "secs",
+        "RSS MiB",
+        "anon MiB",
+        "file MiB",
+        "disk MiB",
+        "disk B/tx",
+        "blk/s",
+        "tx/s",
+        "store ms"
     );
     let start = Instant::now();
-    let mut points = vec![checkpoint(config, 0, 0, Duration::ZERO, 0.0, Duration::ZERO, 0)];
+    let mut points = vec![checkpoint(
+        config,
+        0,
+        0,
+        Duration::ZERO,
+        0.0,
+        Duration::ZERO,
+        0,
+    )];
     let (mut blocks, mut txs) = (0u64, 0u64);
     let (mut last_at, mut store_time) = (Duration::ZERO, Duration::ZERO);
     loop {
@@ -329,7 +353,11 @@ fn checkpoint(
         rss_anon_mib: anon,
         rss_file_mib: file,
         disk_bytes: disk,
-        disk_bytes_per_tx: if txs > 0 { disk as f64 / txs as f64 } else { 0.0 },
+        disk_bytes_per_tx: if txs > 0 {
+            disk as f64 / txs as f64
+        } else {
+            0.0
+        },
         blocks_per_s: rate(window_blocks as f64),
         txs_per_s: rate(window_blocks as f64 * config.txs_per_block as f64),
         store_ms_per_block: store_time.as_secs_f64() * 1e3 / per_block,

@@ -60,13 +60,31 @@ impl Default for Engine {
 impl Engine {
     /// Every name [`Engine::from_name`] knows, with what it is.
     pub const NAMES: &'static [(&'static str, &'static str)] = &[
-        ("sled", "the node's sled: 1 GiB cache, LowSpace, flushes only on commit and vote"),
+        (
+            "sled",
+            "the node's sled: 1 GiB cache, LowSpace, flushes only on commit and vote",
+        ),
         ("sled-cache64m", "sled with cache_capacity 64 MiB"),
-        ("sled-cache64m-flush500", "sled with cache_capacity 64 MiB and flush_every_ms 500"),
-        ("sled-throughput", "sled with cache_capacity 64 MiB and Mode::HighThroughput"),
-        ("redb", "redb 4, 64 MiB cache, Durability::None per batch, Immediate at flush"),
-        ("fjall", "fjall 3, 64 MiB block cache, journal fsync at flush"),
-        ("lmdb", "LMDB through heed 0.22, batches committed together at flush"),
+        (
+            "sled-cache64m-flush500",
+            "sled with cache_capacity 64 MiB and flush_every_ms 500",
+        ),
+        (
+            "sled-throughput",
+            "sled with cache_capacity 64 MiB and Mode::HighThroughput",
+        ),
+        (
+            "redb",
+            "redb 4, 64 MiB cache, Durability::None per batch, Immediate at flush",
+        ),
+        (
+            "fjall",
+            "fjall 3, 64 MiB block cache, journal fsync at flush",
+        ),
+        (
+            "lmdb",
+            "LMDB through heed 0.22, batches committed together at flush",
+        ),
         ("mem", "in memory (MemKv): a baseline, nothing on disk"),
     ];
 

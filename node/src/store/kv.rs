@@ -9,7 +9,8 @@
 //! - writes are durable once [`Kv::flush`] returns, and a flush makes every
 //!   earlier write durable;
 //! - reads see every write made before them, flushed or not;
-//! - ranges are in lexicographic key order.
+//! - ranges are in lexicographic key order;
+//! - a clean close (dropping the engine) keeps every write.
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -338,8 +339,18 @@ mod tests {
                 .collect();
             back.reverse();
             assert_eq!(back, want, "{name}");
-            let some: Vec<Vec<u8>> = kv.range(&key(10), &key(20), false).map(|e| e.unwrap().0).collect();
-            assert_eq!(some, (10..20u32).filter(|i| i % 3 != 0).map(key).collect::<Vec<_>>(), "{name}");
+            let some: Vec<Vec<u8>> = kv
+                .range(&key(10), &key(20), false)
+                .map(|e| e.unwrap().0)
+                .collect();
+            assert_eq!(
+                some,
+                (10..20u32)
+                    .filter(|i| i % 3 != 0)
+                    .map(key)
+                    .collect::<Vec<_>>(),
+                "{name}"
+            );
         }
     }
 

@@ -33,7 +33,11 @@ impl FjallKv {
 
 impl Kv for FjallKv {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        Ok(self.keys.get(key).map_err(engine_error)?.map(|v| v.to_vec()))
+        Ok(self
+            .keys
+            .get(key)
+            .map_err(engine_error)?
+            .map(|v| v.to_vec()))
     }
     fn apply(&self, batch: Batch) -> Result<(), KvError> {
         let mut b = self.db.batch();

@@ -88,10 +88,16 @@ impl LmdbKv {
 
     /// Up to [`RANGE_PAGE`] entries within the bounds, from the low end or
     /// (with `reverse`) the high end.
-    fn page(&self, lo: Bound<&[u8]>, hi: Bound<&[u8]>, reverse: bool) -> Result<Vec<Entry>, KvError> {
+    fn page(
+        &self,
+        lo: Bound<&[u8]>,
+        hi: Bound<&[u8]>,
+        reverse: bool,
+    ) -> Result<Vec<Entry>, KvError> {
         let txn = self.env.read_txn().map_err(engine_error)?;
         let own = |r: heed::Result<(&[u8], &[u8])>| {
-            r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(engine_error)
+            r.map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(engine_error)
         };
         if reverse {
             let iter = self.db.rev_range(&txn, &(lo, hi)).map_err(engine_error)?;
@@ -116,7 +122,11 @@ impl Kv for LmdbKv {
             }
         }
         let txn = self.env.read_txn().map_err(engine_error)?;
-        Ok(self.db.get(&txn, key).map_err(engine_error)?.map(<[u8]>::to_vec))
+        Ok(self
+            .db
+            .get(&txn, key)
+            .map_err(engine_error)?
+            .map(<[u8]>::to_vec))
     }
     fn apply(&self, batch: Batch) -> Result<(), KvError> {
         let mut pending = self.pending();
@@ -156,6 +166,16 @@ impl Kv for LmdbKv {
             buf: VecDeque::new(),
             done: false,
         })
+    }
+}
+
+impl Drop for LmdbKv {
+    /// A clean close keeps every write, as the other engines do on drop.
+    fn drop(&mut self) {
+        let mut pending = self.pending();
+        if let Err(e) = self.commit(&mut pending) {
+            tracing::error!(error = %e, "LMDB: writes since the last flush lost at close");
+        }
     }
 }
 

@@ -51,14 +51,15 @@ impl Kv for RedbKv {
     }
     fn apply(&self, batch: Batch) -> Result<(), KvError> {
         let mut txn = self.db.begin_write().map_err(engine_error)?;
-        txn.set_durability(Durability::None)
-            .map_err(engine_error)?;
+        txn.set_durability(Durability::None).map_err(engine_error)?;
         {
             let mut table = txn.open_table(TABLE).map_err(engine_error)?;
             for w in &batch.0 {
                 match w {
                     Write::Put(k, v) => {
-                        table.insert(k.as_slice(), v.as_slice()).map_err(engine_error)?;
+                        table
+                            .insert(k.as_slice(), v.as_slice())
+                            .map_err(engine_error)?;
                     }
                     Write::Delete(k) => {
                         table.remove(k.as_slice()).map_err(engine_error)?;

@@ -650,6 +650,54 @@ mod tests {
     }
 
     #[test]
+    fn every_engine_reopens_at_the_same_tip_with_the_same_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, _) = demo_genesis("store-test", 4, 1_700_000_000_000);
+        let synth = Synth::new(&genesis.chain_id, 4, 20);
+        for (name, _) in Engine::NAMES.iter().filter(|(n, _)| *n != "mem") {
+            let engine = Engine::from_name(name).unwrap();
+            let path = dir.path().join(name);
+            let root = {
+                let (mut store, mut state) = Store::open_with(&path, &genesis, engine).unwrap();
+                for _ in 0..6 {
+                    let (fb, exec) = synth.next_block(&state, 40, genesis.genesis_time_ms);
+                    store.persist_voted_block(&fb.block).unwrap();
+                    store.journal_certificate(&fb.certificate).unwrap();
+                    store.commit(&exec, &fb).unwrap();
+                    store
+                        .prune_voted_blocks_through(fb.block.header.height)
+                        .unwrap();
+                    state.commit(exec);
+                }
+                state.state_root()
+            };
+            let (store, state) = Store::open_with(&path, &genesis, engine).unwrap();
+            assert_eq!(
+                (store.tip().height, state.state_root()),
+                (6, root),
+                "{name}"
+            );
+            assert_eq!(
+                replay(&store, &genesis).unwrap().state_root(),
+                root,
+                "{name}"
+            );
+            assert!(store.voted_blocks(0).unwrap().is_empty(), "{name}");
+            assert_eq!(store.journaled_certificates().unwrap().len(), 6, "{name}");
+            let tx = store.block(4).unwrap().unwrap().block.txs[0].clone();
+            let loc = store.tx_location(&tx.hash()).unwrap().unwrap();
+            assert_eq!((loc.height, loc.index), (4, 0), "{name}");
+            let history = store.history(&tx.signer, None, 100).unwrap();
+            assert!(history.iter().any(|e| e.2 == tx.hash()), "{name}");
+            assert_eq!(
+                store.claims_between(1, 6).unwrap(),
+                state.claims(),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
     fn votes_persist_and_prune() {
         use alliance_protocol::{Keypair, VoteData};
         let dir = tempfile::tempdir().unwrap();
