@@ -262,8 +262,11 @@ mod tests {
 
     use crate::store::Engine;
 
+    /// Engines by name.
+    type Named = Vec<(&'static str, Box<dyn Kv>)>;
+
     /// Every engine the store can open, each in its own directory.
-    fn engines() -> (tempfile::TempDir, Vec<(&'static str, Box<dyn Kv>)>) {
+    fn engines() -> (tempfile::TempDir, Named) {
         let dir = tempfile::tempdir().unwrap();
         let engines = Engine::NAMES
             .iter()

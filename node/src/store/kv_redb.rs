@@ -13,6 +13,9 @@ use redb::{Durability, ReadableDatabase, TableDefinition};
 
 use super::kv::{engine_error, Batch, Entries, Kv, KvError, Write};
 
+/// A key or value read from the table.
+type Guard<'a> = redb::AccessGuard<'a, &'static [u8]>;
+
 /// The one table holding every key of the store.
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 
@@ -86,7 +89,7 @@ impl Kv for RedbKv {
             Ok(iter) => iter,
             Err(e) => return Box::new(std::iter::once(Err(e))),
         };
-        let map = |r: Result<(redb::AccessGuard<&[u8]>, redb::AccessGuard<&[u8]>), _>| {
+        let map = |r: Result<(Guard<'_>, Guard<'_>), _>| {
             r.map(|(k, v)| (k.value().to_vec(), v.value().to_vec()))
                 .map_err(engine_error)
         };
