@@ -98,6 +98,7 @@ impl Engine {
         Some(match name {
             "sled" => Engine::default(),
             "sled-cache64m" => sled(CANDIDATE_CACHE_BYTES, None, false),
+            "sled-flush500" => sled(SLED_DEFAULT_CACHE_BYTES, Some(500), false),
             "sled-cache64m-flush500" => sled(CANDIDATE_CACHE_BYTES, Some(500), false),
             "sled-throughput" => sled(CANDIDATE_CACHE_BYTES, None, true),
             "redb" => Engine::Redb,

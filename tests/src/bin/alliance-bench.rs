@@ -76,7 +76,7 @@ enum Command {
     /// The chain store alone on one storage engine (issue #14): RSS, disk
     /// and commit rate every `--every` blocks.
     Store {
-        /// sled, sled-cache64m, sled-cache64m-flush500, sled-throughput,
+        /// sled, sled-cache64m, sled-flush500, sled-cache64m-flush500, sled-throughput,
         /// redb, fjall, lmdb or mem.
         #[arg(long, default_value = "sled")]
         engine: String,
