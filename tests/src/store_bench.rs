@@ -101,7 +101,7 @@ impl Node {
     fn open(config: &Config) -> Node {
         let engine = Engine::from_name(&config.engine).unwrap_or_else(|| {
             panic!(
-                "unknown engine {:?}: one of {:?}",
+                "unknown engine {:?}: one of {:?} (fjall and lmdb: build with --features extra-engines)",
                 config.engine,
                 Engine::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>()
             )

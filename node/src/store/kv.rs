@@ -1,6 +1,7 @@
 //! The narrow interface between the chain store and its storage engine: an
 //! ordered map of byte strings with atomic batches and an explicit
-//! durability point. [`SledKv`] is the node's engine; [`MemKv`] keeps
+//! durability point. The engines are in [`super::engine`] (redb is the
+//! node's; [`SledKv`] opens older data directories); [`MemKv`] keeps
 //! everything in memory and forgets what was not flushed when told to crash
 //! (the deterministic simulation and tests use it).
 //!
@@ -25,6 +26,9 @@ pub enum KvError {
     /// The engine reported corruption or another internal failure.
     #[error("storage engine: {0}")]
     Engine(String),
+    /// Another handle (another process) has the database open.
+    #[error("the database is open in another process")]
+    InUse,
 }
 
 /// An engine's own error, as text (engines other than sled report I/O

@@ -11,10 +11,20 @@ use std::path::Path;
 
 use redb::{Durability, ReadableDatabase, TableDefinition};
 
-use super::kv::{engine_error, Batch, Entries, Kv, KvError, Write};
+use super::kv::{Batch, Entries, Kv, KvError, Write};
 
 /// A key or value read from the table.
 type Guard<'a> = redb::AccessGuard<'a, &'static [u8]>;
+
+/// redb's error as the store's: I/O stays I/O (a full or read-only disk is
+/// reported as such), an open database elsewhere is [`KvError::InUse`].
+fn engine_error(e: impl Into<redb::Error>) -> KvError {
+    match e.into() {
+        redb::Error::Io(io) => KvError::Io(io),
+        redb::Error::DatabaseAlreadyOpen => KvError::InUse,
+        other => KvError::Engine(other.to_string()),
+    }
+}
 
 /// The one table holding every key of the store.
 const TABLE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");

@@ -39,11 +39,13 @@ use serde::{Deserialize, Serialize};
 pub mod engine;
 pub mod evidence;
 pub mod kv;
+#[cfg(feature = "extra-engines")]
 pub mod kv_fjall;
+#[cfg(feature = "extra-engines")]
 pub mod kv_lmdb;
 pub mod kv_redb;
 
-pub use engine::Engine;
+pub use engine::{Engine, StoreKind};
 use kv::{scan_prefix, Batch};
 pub use kv::{Kv, KvError, MemKv, SledKv};
 
@@ -71,6 +73,17 @@ pub enum StoreError {
         stored: Hash32,
         /// Genesis hash given.
         given: Hash32,
+    },
+    /// The data directory holds another engine's store than the one asked
+    /// for.
+    #[error("data directory {dir} holds a {found} store, but store_engine is {wanted}: set store_engine = \"{found}\" (or leave it unset), or move the store with `alliance-node migrate-store --to {wanted}`")]
+    EngineMismatch {
+        /// The data directory.
+        dir: String,
+        /// The engine whose files it holds.
+        found: StoreKind,
+        /// The engine asked for.
+        wanted: StoreKind,
     },
     /// Another process holds the data directory.
     #[error("data directory {0} is in use by another process: is a node already running with this --home?")]
@@ -172,12 +185,16 @@ impl Store {
     /// Opens (or creates) the store at `path` for `genesis`, and returns it
     /// with the ledger state at the stored tip, checked against the tip
     /// header's state root.
+    ///
+    /// The engine is the one whose files `path` holds, or redb for a new
+    /// directory ([`Engine::for_dir`]).
     pub fn open(path: &Path, genesis: &Genesis) -> Result<(Store, LedgerState), StoreError> {
-        Store::open_with(path, genesis, Engine::default())
+        let engine = Engine::for_dir(path, None, engine::DEFAULT_CACHE_BYTES)?;
+        Store::open_with(path, genesis, engine)
     }
 
-    /// [`Store::open`] on another engine or configuration (the benchmark
-    /// of issue #14 compares them).
+    /// [`Store::open`] on a given engine and configuration (the node's
+    /// settings; the benchmark of issue #14 compares engines).
     pub fn open_with(
         path: &Path,
         genesis: &Genesis,

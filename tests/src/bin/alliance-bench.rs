@@ -76,9 +76,10 @@ enum Command {
     /// The chain store alone on one storage engine (issue #14): RSS, disk
     /// and commit rate every `--every` blocks.
     Store {
-        /// sled, sled-cache64m, sled-flush500, sled-cache64m-flush500, sled-throughput,
-        /// redb, fjall, lmdb or mem.
-        #[arg(long, default_value = "sled")]
+        /// redb (the node's), sled, sled-cache64m, sled-flush500,
+        /// sled-cache64m-flush500, sled-throughput or mem; fjall and lmdb
+        /// with `--features extra-engines`.
+        #[arg(long, default_value = "redb")]
         engine: String,
         /// Transfers per block.
         #[arg(long, default_value_t = 1_000)]
