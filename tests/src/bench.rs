@@ -599,6 +599,8 @@ pub struct StepResult {
     pub loadgen_cpu_pct: f64,
     /// Peak resident memory of each node so far, MiB.
     pub peak_rss_mib: Vec<f64>,
+    /// Resident memory of each node at the end of the step, MiB.
+    pub rss_mib: Vec<f64>,
     /// Growth of the nodes' data directories per finalized transaction
     /// (mean over nodes), bytes.
     pub disk_bytes_per_tx: f64,
@@ -658,8 +660,18 @@ fn clock_ticks() -> f64 {
 
 /// Peak resident set (VmHWM) of a process, MiB.
 pub fn peak_rss_mib(pid: &str) -> Option<f64> {
+    status_mib(pid, "VmHWM:")
+}
+
+/// Resident set (VmRSS) of a process now, MiB.
+pub fn rss_mib(pid: &str) -> Option<f64> {
+    status_mib(pid, "VmRSS:")
+}
+
+/// A kB field of `/proc/PID/status`, in MiB.
+fn status_mib(pid: &str, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -844,6 +856,7 @@ pub fn run_step(
             .iter()
             .map(|p| peak_rss_mib(p).unwrap_or(0.0))
             .collect(),
+        rss_mib: pids.iter().map(|p| rss_mib(p).unwrap_or(0.0)).collect(),
         disk_bytes_per_tx: if finalized > 0 {
             disk_delta / finalized as f64
         } else {

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod bench_ceiling;
 pub mod bench_report;
 pub mod fuzz;
+pub mod memory_report;
 pub mod netns;
 pub mod store_bench;
 

@@ -1,7 +1,7 @@
 //! `alliance-bench`: the driver of `scripts/bench.sh`.
 //!
-//! - `ceiling`: single-core ed25519 verify and batch-verify rates, sled's
-//!   flushed batch write rate.
+//! - `ceiling`: single-core ed25519 verify and batch-verify rates, the
+//!   store's flushed batch write rate.
 //! - `alliance`: starts N real validator processes on loopback, funds many
 //!   accounts, runs open-loop load steps from low to saturation and a long
 //!   sustained step, and writes the results as JSON.
@@ -9,12 +9,14 @@
 //! - `store`: the chain store alone on one storage engine, under a
 //!   validator's writes and reads: RSS, disk and throughput as the chain
 //!   grows (issue #14).
+//! - `memory`: an alliance at one rate for many minutes; each node's RSS
+//!   per minute against its budget (issue #14, `scripts/bench-memory.sh`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use alliance_tests::bench::{self, Accounts, FinalityTracker, StepConfig};
-use alliance_tests::{bench_ceiling, bench_report, store_bench, Alliance};
+use alliance_tests::{bench_ceiling, bench_report, memory_report, store_bench, Alliance};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -27,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Measure the machine's ceiling (signatures, sled).
+    /// Measure the machine's ceiling (signatures, the store's writes).
     Ceiling {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 2.0)]
@@ -67,6 +69,39 @@ enum Command {
         #[arg(long, default_value_t = 500)]
         batch: usize,
         /// Every node's config.toml (default: the node's defaults).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write JSON here (stdout too).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// An alliance at one rate for many minutes, one step a minute: each
+    /// node's RSS per minute, judged against its budget (issue #14).
+    /// Exits non-zero when a node breaks the criterion.
+    Memory {
+        /// Validators.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Offered rate, tx/s.
+        #[arg(long, default_value_t = 2_000.0)]
+        rate: f64,
+        /// Minutes of load (one step each).
+        #[arg(long, default_value_t = 30)]
+        minutes: usize,
+        /// Minutes before the baseline RSS is taken.
+        #[arg(long, default_value_t = 5)]
+        warmup_minutes: usize,
+        /// Each node's memory budget, MiB (the node's memory_budget_mib).
+        #[arg(long, default_value_t = 1_024.0)]
+        budget_mib: f64,
+        /// Largest allowed RSS growth after the warm-up, percent.
+        #[arg(long, default_value_t = 5.0)]
+        growth_max_pct: f64,
+        /// Customer accounts.
+        #[arg(long, default_value_t = 20_000)]
+        accounts: usize,
+        /// Every node's config.toml (default: the node's defaults), e.g.
+        /// `store_engine = "sled"` for the old engine.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Write JSON here (stdout too).
@@ -308,6 +343,57 @@ fn main() {
                 config,
             );
             write(&out, &v);
+        }
+        Command::Memory {
+            validators,
+            rate,
+            minutes,
+            warmup_minutes,
+            budget_mib,
+            growth_max_pct,
+            accounts,
+            config,
+            out,
+        } => {
+            let config = config.map(|p| std::fs::read_to_string(p).expect("read --config"));
+            let rates = vec![rate; minutes];
+            let mut v = with_alliance(validators, config.as_deref(), |a| {
+                drive_alliance(a, &rates, 60.0, None, accounts, 10, 500)
+            });
+            let steps = v["steps"].as_array().cloned().unwrap_or_default();
+            let criterion = memory_report::Criterion {
+                warmup_steps: warmup_minutes,
+                budget_mib,
+                growth_max: growth_max_pct / 100.0,
+            };
+            println!("{}", memory_report::table(&steps));
+            let verdict = memory_report::judge(&steps, criterion);
+            let mut ok = verdict.is_some();
+            for (i, n) in verdict.iter().flatten().enumerate() {
+                println!(
+                    "node {i}: RSS {:.0} MiB after {warmup_minutes} min, {:.0} MiB at the end ({:+.1} %), highest {:.0} MiB, budget {budget_mib:.0} MiB: {}",
+                    n.baseline_mib,
+                    n.last_mib,
+                    n.growth * 100.0,
+                    n.max_mib,
+                    if n.ok { "ok" } else { "FAILED" }
+                );
+                ok &= n.ok;
+            }
+            v["memory_verdict"] = json!({
+                "warmup_minutes": warmup_minutes,
+                "budget_mib": budget_mib,
+                "growth_max_pct": growth_max_pct,
+                "ok": ok,
+            });
+            if let Some(path) = out {
+                let text = serde_json::to_string_pretty(&v).expect("json");
+                std::fs::write(path, text + "\n").expect("write results");
+            }
+            if !ok {
+                eprintln!("memory criterion not met (or too few steps after the warm-up)");
+                std::process::exit(1);
+            }
         }
         Command::Store {
             engine,
