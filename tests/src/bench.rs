@@ -482,6 +482,7 @@ pub fn fund(
             alliance,
             tracker,
             &sign_all(chain, jobs),
+            BATCH_MAX,
             "funding distributors",
         );
     }
@@ -503,10 +504,14 @@ pub fn fund(
             (key, n, body)
         })
         .collect();
+    // A distributor's transfers go in one request, in nonce order: a node
+    // refuses a nonce that skips ahead of the signer's next one (nonce_gap),
+    // so they must not be split between nodes.
     submit_and_wait(
         alliance,
         tracker,
         &sign_all(chain, jobs),
+        BATCH_MAX / FAN_OUT * FAN_OUT,
         "funding accounts",
     );
     start.elapsed()
@@ -518,6 +523,7 @@ fn submit_and_wait(
     alliance: &Alliance,
     tracker: &FinalityTracker,
     txs: &[(Hash32, String)],
+    batch_max: usize,
     what: &str,
 ) {
     let prepared: Vec<Prepared> = txs
@@ -529,7 +535,7 @@ fn submit_and_wait(
             due: Duration::ZERO,
         })
         .collect();
-    let (outcomes, _, _) = drive(alliance, &prepared, BATCH_MAX, 4);
+    let (outcomes, _, _) = drive(alliance, &prepared, batch_max, 4);
     for o in &outcomes {
         if let Some(Sent::Refused(code)) = o {
             panic!("{what}: a setup transaction was refused: {code}");
