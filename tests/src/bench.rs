@@ -400,16 +400,30 @@ fn drive(
         }
         while sent < due {
             let end = due.min(sent + batch_max);
-            let mut body = String::with_capacity((end - sent) * 520 + 2);
-            body.push('[');
-            for (k, t) in txs[sent..end].iter().enumerate() {
-                if k > 0 {
-                    body.push(',');
-                }
-                body.push_str(&t.json);
+            // An account's transactions always go to the same node, as a
+            // wallet's go to its merchant's node: a node refuses a nonce that
+            // skips ahead of the signer's next one (`nonce_gap`), and the
+            // previous one may not have reached it by gossip yet. Setup
+            // transactions (no account) go to the nodes in turn.
+            let mut per_node: Vec<Vec<usize>> = vec![Vec::new(); apis.len()];
+            for (i, t) in txs.iter().enumerate().take(end).skip(sent) {
+                per_node[t.account.map_or(node, |a| a % apis.len())].push(i);
             }
-            body.push(']');
-            pool.send(node, (sent..end).collect(), body);
+            for (to, indexes) in per_node.into_iter().enumerate() {
+                if indexes.is_empty() {
+                    continue;
+                }
+                let mut body = String::with_capacity(indexes.len() * 520 + 2);
+                body.push('[');
+                for (k, &i) in indexes.iter().enumerate() {
+                    if k > 0 {
+                        body.push(',');
+                    }
+                    body.push_str(&txs[i].json);
+                }
+                body.push(']');
+                pool.send(to, indexes, body);
+            }
             node = (node + 1) % apis.len();
             sent = end;
         }
