@@ -271,8 +271,8 @@ fn drive_alliance(
         }
         let r = bench::run_step(alliance, &tracker, &mut acc, step(rate, step_secs));
         eprintln!(
-            "{validators} validators, {rate} tx/s offered: {:.0} committed tx/s, p50 {:.0} ms, p99 {:.0} ms, refused {}, lost {}",
-            r.committed_tps, r.latency_ms.p50, r.latency_ms.p99, r.rejected, r.lost
+            "{validators} validators, {rate} tx/s offered: {:.0} committed tx/s, p50 {:.0} ms, p99 {:.0} ms, refused {}, lost {}, RSS MiB {:.0?}",
+            r.committed_tps, r.latency_ms.p50, r.latency_ms.p99, r.rejected, r.lost, r.rss_mib
         );
         if r.lost > 0 || r.rejected > 0 {
             eprintln!("refusals: {:?}", r.rejected_by_code);
