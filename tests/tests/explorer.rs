@@ -17,15 +17,14 @@
 //! deadline); where it cannot be, the browser checks print `SKIPPED: ...`
 //! and pass. Set `ALLIANCE_SKIP_BROWSER=1` to skip them on purpose.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 use alliance_node::devnet::DEVNET_CHAIN_ID;
 use alliance_protocol::fixtures::demo_customer_key;
 use alliance_tests::devnet::Devnet;
-use alliance_tests::{node_binary, Alliance};
+use alliance_tests::{node_binary, poll_until, Alliance};
 use serde_json::Value;
 
 mod cdp;
@@ -41,32 +40,9 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// Runs `cmd` in its own process group with stdout and stderr to `log`;
 /// kills the whole group when `timeout` passes.
 fn run(cmd: &mut Command, timeout: Duration, log: &Path) -> Result<ExitStatus, String> {
-    let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-    let err = out.try_clone().map_err(|e| e.to_string())?;
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return Ok(status);
-        }
-        if Instant::now() > deadline {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", child.id())])
-                .status();
-            let _ = child.wait();
-            return Err(format!(
-                "{:?} timed out after {timeout:?}",
-                cmd.get_program()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut group = cdp::ProcessGroup::spawn(cmd, log)?;
+    poll_until(timeout, || group.try_wait())
+        .ok_or_else(|| format!("{:?} timed out after {timeout:?}", cmd.get_program()))
 }
 
 /// The last lines of a log file, for messages.
@@ -414,22 +390,34 @@ fn latest_transactions_stay_listed_after_many_empty_blocks() {
     );
 }
 
-/// What the search box holds once the page shows the route `hash`
-/// (rendered: `#main` carries the page's name and its content, not the
-/// "Loading…" placeholder); `null` until then.
-fn box_on(hash: &str, page: &str) -> String {
-    format!(
-        "(() => {{ const main = document.getElementById('main'), q = document.getElementById('q'); \
-         return location.hash === {hash} && main.dataset.page === {page} \
-         && main.querySelector('h1, section') ? q.value : null; }})()",
-        hash = Value::from(hash),
-        page = Value::from(page),
-    )
-}
-
 /// The value of a DevTools step, or a panic saying which step failed.
 fn step<T>(what: &str, r: Result<T, String>) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e}"))
+}
+
+/// Waits until `page` shows the route `hash`, rendered (`#main` carries
+/// the page's name `name` and its content, not the "Loading…"
+/// placeholder); returns what the search box holds then.
+fn search_box_on(page: &mut cdp::Page, hash: &str, name: &str) -> String {
+    let js = format!(
+        "(() => {{ const main = document.getElementById('main'), q = document.getElementById('q'); \
+         return location.hash === {hash} && main.dataset.page === {name} \
+         && main.querySelector('h1, section') ? q.value : null; }})()",
+        hash = Value::from(hash),
+        name = Value::from(name),
+    );
+    let value = step(
+        hash,
+        page.wait(&format!("the page {hash}"), BROWSER_TIMEOUT, &js),
+    );
+    value.as_str().expect("the box's value").to_string()
+}
+
+/// Clicks into the search box, types `query` and presses Enter.
+fn search(page: &mut cdp::Page, query: &str) {
+    step("click the search box", page.click("#q"));
+    step("type", page.type_text(query));
+    step("Enter", page.press_enter());
 }
 
 /// Issue 18: "The search box keeps the previous query after navigating."
@@ -453,56 +441,43 @@ fn the_search_box_is_emptied_when_the_reader_moves_on() {
     let profile = tmp.path().join("profile");
     let mut page = cdp::Page::open(&chromium, &profile, &log, &format!("{}/#/", node.api))
         .unwrap_or_else(|e| panic!("chromium: {e}\n{}", tail(&log)));
-    let t = BROWSER_TIMEOUT;
-    step("home", page.wait("the home page", t, &box_on("#/", "home")));
-    let search = |page: &mut cdp::Page, query: &str| {
-        step("click the box", page.click("#q"));
-        step("type", page.type_text(query));
-        step("Enter", page.press_enter());
-    };
+    search_box_on(&mut page, "#/", "home");
 
     // The search lands on the account, which shows the balance; the query
     // stays in the box there.
     search(&mut page, &alice);
-    let on_account = box_on(&format!("#/account/{alice}"), "account");
-    let held = step("account", page.wait("alice's account", t, &on_account));
-    assert_eq!(held, alice.as_str(), "the box on the search's own result");
+    let account = format!("#/account/{alice}");
+    assert_eq!(
+        search_box_on(&mut page, &account, "account"),
+        alice,
+        "the box on the search's own result"
+    );
+    let balance = "(document.getElementById('balance') || {}).textContent || null";
     let balance = step(
         "balance",
-        page.wait(
-            "alice's balance",
-            t,
-            "(document.getElementById('balance') || {}).textContent || null",
-        ),
+        page.wait("alice's balance", BROWSER_TIMEOUT, balance),
     );
     assert_eq!(balance, "20");
 
     // A menu link to another page: the box is emptied.
     step("click Merchants", page.click("#nav a[data-page=merchants]"));
-    let on_merchants = box_on("#/merchants", "merchants");
-    let held = step(
-        "merchants",
-        page.wait("the merchants page", t, &on_merchants),
-    );
     assert_eq!(
-        held, "",
+        search_box_on(&mut page, "#/merchants", "merchants"),
+        "",
         "the search box kept the previous query after the menu link to #/merchants"
     );
 
     // A second search (a height), then the back button: emptied again.
     search(&mut page, "1");
-    let held = step(
-        "block",
-        page.wait("block 1", t, &box_on("#/block/1", "block")),
-    );
-    assert_eq!(held, "1", "the box on the search's own result");
-    step("back", page.back());
-    let held = step(
-        "back",
-        page.wait("the merchants page again", t, &on_merchants),
-    );
     assert_eq!(
-        held, "",
+        search_box_on(&mut page, "#/block/1", "block"),
+        "1",
+        "the box on the search's own result"
+    );
+    step("back", page.back());
+    assert_eq!(
+        search_box_on(&mut page, "#/merchants", "merchants"),
+        "",
         "the search box kept the previous query after going back to #/merchants"
     );
 }

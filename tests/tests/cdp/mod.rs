@@ -14,7 +14,7 @@
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use alliance_tests::{http_get, poll_until};
@@ -41,15 +41,49 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest one protocol command may take to be answered.
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A Chromium process group, killed on drop.
-struct Process(Child);
+/// A command in its own process group (no standard input, stdout and
+/// stderr to a log file), killed with everything it started on drop,
+/// unless it has exited.
+pub struct ProcessGroup {
+    child: Child,
+    exited: Option<ExitStatus>,
+}
 
-impl Drop for Process {
+impl ProcessGroup {
+    /// Spawns `cmd`, its output to `log`.
+    pub fn spawn(cmd: &mut Command, log: &Path) -> Result<ProcessGroup, String> {
+        let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| e.to_string())?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot run {:?}: {e}", cmd.get_program()))?;
+        Ok(ProcessGroup {
+            child,
+            exited: None,
+        })
+    }
+
+    /// Its exit status, once it has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none() {
+            self.exited = self.child.try_wait().ok().flatten();
+        }
+        self.exited
+    }
+}
+
+impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.0.id())])
-            .status();
-        let _ = self.0.wait();
+        if self.try_wait().is_none() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.child.id())])
+                .status();
+            let _ = self.child.wait();
+        }
     }
 }
 
@@ -58,28 +92,22 @@ pub struct Page {
     ws: WebSocket<TcpStream>,
     next_id: u64,
     // Dropped after the socket: the browser goes last.
-    _browser: Process,
+    _browser: ProcessGroup,
 }
 
 impl Page {
     /// Starts `chromium` headless with a fresh profile in `profile` (its
     /// output to `log`) and loads `url` in its page.
     pub fn open(chromium: &Path, profile: &Path, log: &Path, url: &str) -> Result<Page, String> {
-        let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new(chromium)
-            .args(HEADLESS)
-            .arg("--remote-debugging-port=0")
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg("--window-size=1280,1000")
-            .arg("about:blank")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", chromium.display()))?;
-        let browser = Process(child);
+        let browser = ProcessGroup::spawn(
+            Command::new(chromium)
+                .args(HEADLESS)
+                .arg("--remote-debugging-port=0")
+                .arg(format!("--user-data-dir={}", profile.display()))
+                .arg("--window-size=1280,1000")
+                .arg("about:blank"),
+            log,
+        )?;
         // The port it listens on: the first line of DevToolsActivePort.
         let active = profile.join("DevToolsActivePort");
         let port: u16 = poll_until(START_TIMEOUT, || {
