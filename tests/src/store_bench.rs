@@ -13,10 +13,12 @@
 //! hold transfers of 1 point among a fixed set of funded customers, built
 //! and executed by a real [`LedgerState`], so the state changes are real.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use alliance_node::store::{Engine, Store};
+
+use crate::bench::disk_bytes;
 use alliance_protocol::fixtures::{certify, demo_customer_key, demo_genesis};
 use alliance_protocol::genesis::Genesis;
 use alliance_protocol::state::LedgerState;
@@ -249,23 +251,6 @@ pub fn rss_mib() -> (f64, f64, f64) {
             .unwrap_or(0.0)
     };
     (field("VmRSS:"), field("RssAnon:"), field("RssFile:"))
-}
-
-/// Bytes allocated on disk under `dir` (what `du` counts: sparse and
-/// preallocated files count what they use).
-pub fn disk_bytes(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => disk_bytes(&e.path()),
-            Ok(m) => m.blocks() * 512,
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 /// Runs the benchmark, printing a line per checkpoint, and returns the

@@ -156,9 +156,14 @@ enum Command {
 }
 
 fn write(out: &Option<PathBuf>, v: &Value) {
-    let text = serde_json::to_string_pretty(v).expect("json");
-    println!("{text}");
+    println!("{}", serde_json::to_string_pretty(v).expect("json"));
+    save(out, v);
+}
+
+/// Writes `v` to `out` if given (without printing it).
+fn save(out: &Option<PathBuf>, v: &Value) {
     if let Some(path) = out {
+        let text = serde_json::to_string_pretty(v).expect("json");
         std::fs::write(path, text + "\n").expect("write results");
     }
 }
@@ -386,10 +391,7 @@ fn main() {
                 "growth_max_pct": growth_max_pct,
                 "ok": ok,
             });
-            if let Some(path) = out {
-                let text = serde_json::to_string_pretty(&v).expect("json");
-                std::fs::write(path, text + "\n").expect("write results");
-            }
+            save(&out, &v);
             if !ok {
                 eprintln!("memory criterion not met (or too few steps after the warm-up)");
                 std::process::exit(1);
@@ -428,10 +430,7 @@ fn main() {
                 "rss_growth_mib_per_1000_blocks": growth,
                 "checkpoints": points,
             });
-            if let Some(path) = out {
-                let text = serde_json::to_string_pretty(&v).expect("json");
-                std::fs::write(path, text + "\n").expect("write results");
-            }
+            save(&out, &v);
         }
         Command::Report { dir, docs, command } => {
             let machine = read(&dir.join("machine.json")).unwrap_or(Value::Null);
