@@ -367,6 +367,10 @@ pub struct ParamsArgs {
     /// How far ahead of a validator's clock a block timestamp may be.
     #[arg(long, value_name = "MS")]
     pub timestamp_drift_max_ms: Option<u64>,
+    /// Days a receipt stays in the receipt window (1..=3650): older
+    /// receipts earn no points, and used ones are pruned from the state.
+    #[arg(long, value_name = "DAYS")]
+    pub receipt_window_days: Option<u32>,
 }
 
 /// `alliance gov ...`.

@@ -530,6 +530,7 @@ impl Alliance {
                     amount,
                     reason: "fund".into(),
                     receipt_ref: format!("fund{i}"),
+                    receipt_time_ms: now_ms(),
                 },
             );
             last = self.nodes[0].submit(&tx);
@@ -593,6 +594,15 @@ pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
+/// Wall-clock time in ms since the Unix epoch: what a till stamps on a
+/// receipt (issuances to a real alliance carry it as their receipt time).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as u64
+}
+
 impl Alliance {
     /// A small real transaction: merchant `m` issues one point to the demo
     /// customer Alice (nonce `nonce`, receipt `tag`).
@@ -607,6 +617,7 @@ impl Alliance {
                 amount: 1,
                 reason: String::new(),
                 receipt_ref: tag.into(),
+                receipt_time_ms: now_ms(),
             },
         )
     }

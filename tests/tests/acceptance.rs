@@ -51,6 +51,7 @@ fn nonce_gaps_self_transfers_and_bad_cli_values_are_refused() {
             amount: 1,
             reason: String::new(),
             receipt_ref: "gap".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     let (status, body) = node

@@ -30,6 +30,7 @@ fn four_validators_agree_on_every_block() {
                 amount: 100,
                 reason: "e2e".into(),
                 receipt_ref: format!("r{i}"),
+                receipt_time_ms: alliance_tests::now_ms(),
             },
         );
         hashes.push(a.nodes[i].submit(&tx));
@@ -237,6 +238,7 @@ fn garbage_gossip_neither_crashes_nor_stalls() {
                     amount: 1_000_000,
                     reason: String::new(),
                     receipt_ref: format!("forged{i}"),
+                    receipt_time_ms: alliance_tests::now_ms(),
                 },
             );
             forged.signature.0[7] ^= 0x55;
@@ -259,6 +261,7 @@ fn garbage_gossip_neither_crashes_nor_stalls() {
             amount: 5,
             reason: String::new(),
             receipt_ref: "after-attack".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     let hash = a.nodes[2].submit(&tx);
@@ -356,6 +359,7 @@ fn a_merchant_voted_in_joins_consensus() {
             amount: 8,
             reason: "welcome".into(),
             receipt_ref: "tea-1".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     a.wait_committed(&a.nodes[t].submit(&issue), T);

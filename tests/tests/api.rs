@@ -120,6 +120,7 @@ fn every_error_class_has_its_status_and_code() {
             amount: 5,
             reason: String::new(),
             receipt_ref: "x".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     forged.signature.0[0] ^= 1;
@@ -134,6 +135,7 @@ fn every_error_class_has_its_status_and_code() {
             amount: 5,
             reason: String::new(),
             receipt_ref: "x".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     let (s, v) = submit(&other_chain);
@@ -149,6 +151,29 @@ fn every_error_class_has_its_status_and_code() {
         },
     ));
     assert_eq!((s, code(&v)), (422, "unknown_merchant"), "{v}");
+    // The receipt window (90 days by default): a receipt older than it, or
+    // dated more than a day ahead, is refused with its own code.
+    let issue_with_receipt_time = |receipt_time_ms: u64| {
+        Transaction::sign(
+            &a.chain_id,
+            coffee,
+            0,
+            TxBody::Issue {
+                to: alice.public(),
+                amount: 5,
+                reason: String::new(),
+                receipt_ref: "window".into(),
+                receipt_time_ms,
+            },
+        )
+    };
+    let day = alliance_protocol::limits::DAY_MS;
+    let (s, v) = submit(&issue_with_receipt_time(
+        alliance_tests::now_ms() - 91 * day,
+    ));
+    assert_eq!((s, code(&v)), (422, "receipt_outside_window"), "{v}");
+    let (s, v) = submit(&issue_with_receipt_time(alliance_tests::now_ms() + 2 * day));
+    assert_eq!((s, code(&v)), (422, "receipt_in_future"), "{v}");
 
     // 409 conflicts: duplicate submission, replayed nonce, duplicate receipt.
     let issue = Transaction::sign(
@@ -160,6 +185,7 @@ fn every_error_class_has_its_status_and_code() {
             amount: 50,
             reason: String::new(),
             receipt_ref: "R1".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     let hash = n.submit(&issue);
@@ -180,6 +206,7 @@ fn every_error_class_has_its_status_and_code() {
             amount: 50,
             reason: String::new(),
             receipt_ref: "R1".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     let (s, v) = submit(&again);
@@ -291,6 +318,7 @@ fn a_full_mempool_answers_503() {
             amount: 1,
             reason: String::new(),
             receipt_ref: "first".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     n.submit(&first);
@@ -303,6 +331,7 @@ fn a_full_mempool_answers_503() {
             amount: 1,
             reason: String::new(),
             receipt_ref: "second".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     let (s, v) = n

@@ -73,6 +73,7 @@ fn batch_submit_reports_each_item() {
                 reason: "batch".into(),
                 // Long references make the body exceed 64 KiB.
                 receipt_ref: format!("{nonce:0>60}"),
+                receipt_time_ms: alliance_tests::now_ms(),
             },
         )
     };

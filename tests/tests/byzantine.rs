@@ -51,6 +51,7 @@ fn honest_nodes_stay_safe_and_live(a: &Alliance, rounds: u64, blocks: u64) -> us
                     amount: 10,
                     reason: String::new(),
                     receipt_ref: format!("byz-{round}-{i}"),
+                    receipt_time_ms: alliance_tests::now_ms(),
                 },
             );
             hashes.push(a.nodes[HONEST[i]].submit(&tx));

@@ -126,6 +126,7 @@ fn slow_http_clients_neither_starve_others_nor_exhaust_memory() {
             amount: 5,
             reason: String::new(),
             receipt_ref: "during-slowloris".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     a.wait_committed(&node.submit(&tx), T);
@@ -269,6 +270,7 @@ fn gossip_flood_from_a_non_member_is_banned_and_honest_traffic_commits() {
             amount: 7,
             reason: String::new(),
             receipt_ref: "after-flood".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     let hash = a.nodes[0].submit(&tx);

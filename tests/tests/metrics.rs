@@ -38,6 +38,7 @@ fn metrics_show_the_chain_growing() {
             amount: 1,
             reason: String::new(),
             receipt_ref: "m1".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     let hash = a.nodes[0].submit(&tx);

@@ -48,6 +48,7 @@ fn issue(
             amount,
             reason: String::new(),
             receipt_ref: receipt.into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     )
 }

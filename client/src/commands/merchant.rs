@@ -38,6 +38,7 @@ pub fn issue(
         amount,
         reason: reason.to_string(),
         receipt_ref: receipt.to_string(),
+        receipt_time_ms: output::now_ms(),
     };
     submit(
         ctx,
