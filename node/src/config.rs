@@ -6,8 +6,15 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::StoreKind;
+
 /// File name of the configuration inside a node home.
 pub const CONFIG_FILE: &str = "config.toml";
+
+/// The smallest memory budget a node accepts, in MiB.
+pub const MEMORY_BUDGET_MIN_MIB: u64 = 256;
+/// The largest memory budget a node accepts, in MiB (1 TiB).
+pub const MEMORY_BUDGET_MAX_MIB: u64 = 1 << 20;
 
 /// Everything a node needs besides its key and the genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +37,16 @@ pub struct NodeConfig {
     pub block_txs_max: u32,
     /// Mempool capacity in transactions.
     pub mempool_txs_max: usize,
+    /// The node's memory budget in MiB: the resident memory it is sized to
+    /// stay under whatever the chain length and load (the store's page
+    /// cache is a sixteenth of it). Exported as `alliance_memory_budget_bytes`
+    /// beside `alliance_resident_memory_bytes`.
+    pub memory_budget_mib: u64,
+    /// The storage engine of a new data directory: `redb` (unset: redb) or
+    /// `sled`. An existing data directory opens on the engine whose files
+    /// it holds; naming another one is refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_engine: Option<StoreKind>,
 }
 
 impl Default for NodeConfig {
@@ -43,6 +60,8 @@ impl Default for NodeConfig {
             notarization_timeout_ms: 3_000,
             block_txs_max: 5_000,
             mempool_txs_max: 50_000,
+            memory_budget_mib: 1024,
+            store_engine: None,
         }
     }
 }
@@ -101,7 +120,17 @@ impl NodeConfig {
         if self.block_txs_max == 0 || self.mempool_txs_max == 0 {
             return Err("block_txs_max and mempool_txs_max must be positive".into());
         }
+        if !(MEMORY_BUDGET_MIN_MIB..=MEMORY_BUDGET_MAX_MIB).contains(&self.memory_budget_mib) {
+            return Err(format!(
+                "memory_budget_mib must be {MEMORY_BUDGET_MIN_MIB}..={MEMORY_BUDGET_MAX_MIB}"
+            ));
+        }
         Ok(())
+    }
+
+    /// The store's page cache: a sixteenth of the memory budget.
+    pub fn store_cache_bytes(&self) -> u64 {
+        (self.memory_budget_mib << 20) / 16
     }
 
     /// Peer addresses as configured.
@@ -144,5 +173,31 @@ mod tests {
             NodeConfig::load(dir.path()),
             Err(ConfigError::Invalid { .. })
         ));
+    }
+
+    #[test]
+    fn store_engine_and_memory_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = NodeConfig {
+            store_engine: Some(StoreKind::Sled),
+            memory_budget_mib: 512,
+            ..NodeConfig::default()
+        };
+        std::fs::write(dir.path().join(CONFIG_FILE), c.to_toml()).unwrap();
+        assert!(c.to_toml().contains("store_engine = \"sled\""));
+        assert_eq!(NodeConfig::load(dir.path()).unwrap(), c);
+        assert_eq!(c.store_cache_bytes(), 32 << 20);
+        // Unset: not written, and new directories get redb.
+        assert!(!NodeConfig::default().to_toml().contains("store_engine"));
+        for bad in ["store_engine = \"rocksdb\"", "memory_budget_mib = 64"] {
+            std::fs::write(dir.path().join(CONFIG_FILE), bad).unwrap();
+            assert!(
+                matches!(
+                    NodeConfig::load(dir.path()),
+                    Err(ConfigError::Invalid { .. })
+                ),
+                "{bad}"
+            );
+        }
     }
 }

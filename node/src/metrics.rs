@@ -11,7 +11,7 @@
 //! is bounded, whatever the traffic.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -101,6 +101,10 @@ pub struct Metrics {
     /// Equivocations (conflicting votes of one validator in one view)
     /// recorded as evidence since start.
     pub equivocations: Counter,
+    /// The node's memory budget (`memory_budget_mib`), in bytes.
+    pub memory_budget: Gauge,
+    /// Resident memory of the process, read at each scrape.
+    resident_memory: Gauge,
     rejected: Family<Reason, prometheus_client::metrics::counter::Counter>,
     submitted: Mutex<(HashMap<Hash32, Instant>, VecDeque<Hash32>)>,
     registry: Registry,
@@ -121,6 +125,8 @@ impl Default for Metrics {
             view: Gauge::default(),
             sync_lag: Gauge::default(),
             equivocations: Counter::default(),
+            memory_budget: Gauge::default(),
+            resident_memory: Gauge::default(),
             rejected: Family::default(),
             submitted: Mutex::new((HashMap::new(), VecDeque::new())),
             registry: Registry::default(),
@@ -153,6 +159,16 @@ impl Default for Metrics {
             "equivocations",
             "Equivocations recorded as evidence since start (GET /v1/evidence)",
             m.equivocations.0.clone(),
+        );
+        registry.register(
+            "memory_budget_bytes",
+            "The node's memory budget (memory_budget_mib in config.toml)",
+            m.memory_budget.0.clone(),
+        );
+        registry.register(
+            "resident_memory_bytes",
+            "Resident memory of the node's process (VmRSS)",
+            m.resident_memory.0.clone(),
         );
         registry.register(
             "block_interval_seconds",
@@ -221,6 +237,9 @@ impl Metrics {
 
     /// The exposition (OpenMetrics text, [`CONTENT_TYPE`]).
     pub fn render(&self) -> String {
+        if let Some(rss) = resident_bytes() {
+            self.resident_memory.store(rss, Ordering::Relaxed);
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = encode_registry(&mut out, &self.registry);
@@ -232,10 +251,17 @@ impl Metrics {
     }
 }
 
+/// The process's resident memory (VmRSS), where the OS tells it (Linux).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::Ordering;
 
     #[test]
     fn renders_openmetrics_text() {

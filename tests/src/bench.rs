@@ -400,16 +400,30 @@ fn drive(
         }
         while sent < due {
             let end = due.min(sent + batch_max);
-            let mut body = String::with_capacity((end - sent) * 520 + 2);
-            body.push('[');
-            for (k, t) in txs[sent..end].iter().enumerate() {
-                if k > 0 {
-                    body.push(',');
-                }
-                body.push_str(&t.json);
+            // An account's transactions always go to the same node, as a
+            // wallet's go to its merchant's node: a node refuses a nonce that
+            // skips ahead of the signer's next one (`nonce_gap`), and the
+            // previous one may not have reached it by gossip yet. Setup
+            // transactions (no account) go to the nodes in turn.
+            let mut per_node: Vec<Vec<usize>> = vec![Vec::new(); apis.len()];
+            for (i, t) in txs.iter().enumerate().take(end).skip(sent) {
+                per_node[t.account.map_or(node, |a| a % apis.len())].push(i);
             }
-            body.push(']');
-            pool.send(node, (sent..end).collect(), body);
+            for (to, indexes) in per_node.into_iter().enumerate() {
+                if indexes.is_empty() {
+                    continue;
+                }
+                let mut body = String::with_capacity(indexes.len() * 520 + 2);
+                body.push('[');
+                for (k, &i) in indexes.iter().enumerate() {
+                    if k > 0 {
+                        body.push(',');
+                    }
+                    body.push_str(&txs[i].json);
+                }
+                body.push(']');
+                pool.send(to, indexes, body);
+            }
             node = (node + 1) % apis.len();
             sent = end;
         }
@@ -483,6 +497,7 @@ pub fn fund(
             alliance,
             tracker,
             &sign_all(chain, jobs),
+            BATCH_MAX,
             "funding distributors",
         );
     }
@@ -504,10 +519,14 @@ pub fn fund(
             (key, n, body)
         })
         .collect();
+    // A distributor's transfers go in one request, in nonce order: a node
+    // refuses a nonce that skips ahead of the signer's next one (nonce_gap),
+    // so they must not be split between nodes.
     submit_and_wait(
         alliance,
         tracker,
         &sign_all(chain, jobs),
+        BATCH_MAX / FAN_OUT * FAN_OUT,
         "funding accounts",
     );
     start.elapsed()
@@ -519,6 +538,7 @@ fn submit_and_wait(
     alliance: &Alliance,
     tracker: &FinalityTracker,
     txs: &[(Hash32, String)],
+    batch_max: usize,
     what: &str,
 ) {
     let prepared: Vec<Prepared> = txs
@@ -530,7 +550,7 @@ fn submit_and_wait(
             due: Duration::ZERO,
         })
         .collect();
-    let (outcomes, _, _) = drive(alliance, &prepared, BATCH_MAX, 4);
+    let (outcomes, _, _) = drive(alliance, &prepared, batch_max, 4);
     for o in &outcomes {
         if let Some(Sent::Refused(code)) = o {
             panic!("{what}: a setup transaction was refused: {code}");
@@ -600,6 +620,8 @@ pub struct StepResult {
     pub loadgen_cpu_pct: f64,
     /// Peak resident memory of each node so far, MiB.
     pub peak_rss_mib: Vec<f64>,
+    /// Resident memory of each node at the end of the step, MiB.
+    pub rss_mib: Vec<f64>,
     /// Growth of the nodes' data directories per finalized transaction
     /// (mean over nodes), bytes.
     pub disk_bytes_per_tx: f64,
@@ -659,8 +681,18 @@ fn clock_ticks() -> f64 {
 
 /// Peak resident set (VmHWM) of a process, MiB.
 pub fn peak_rss_mib(pid: &str) -> Option<f64> {
+    status_mib(pid, "VmHWM:")
+}
+
+/// Resident set (VmRSS) of a process now, MiB.
+pub fn rss_mib(pid: &str) -> Option<f64> {
+    status_mib(pid, "VmRSS:")
+}
+
+/// A kB field of `/proc/PID/status`, in MiB.
+fn status_mib(pid: &str, field: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -845,6 +877,7 @@ pub fn run_step(
             .iter()
             .map(|p| peak_rss_mib(p).unwrap_or(0.0))
             .collect(),
+        rss_mib: pids.iter().map(|p| rss_mib(p).unwrap_or(0.0)).collect(),
         disk_bytes_per_tx: if finalized > 0 {
             disk_delta / finalized as f64
         } else {

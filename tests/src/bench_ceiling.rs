@@ -1,13 +1,16 @@
 //! The machine's ceiling for an alliance, measured in the same run as the
 //! load: how fast one core verifies ed25519 signatures (ed25519-dalek one by
 //! one and batched; the protocol's rule one by one and in the batches the
-//! node uses), and how fast sled writes durable batches. Every validator
+//! node uses), and how fast the node's storage engine (redb) writes durable
+//! batches. Every validator
 //! verifies every transaction once and all of them share the same cores, so
 //! `cores x batch rate / validators` bounds the alliance's throughput from
 //! signatures alone.
 
 use std::time::{Duration, Instant};
 
+use alliance_node::store::kv::Batch;
+use alliance_node::store::Engine;
 use alliance_protocol::{Keypair, Transaction, TxBody};
 use serde::Serialize;
 
@@ -30,12 +33,14 @@ pub struct Ceiling {
     /// (`sigverify::verify_txs_on_this_thread`, every signer distinct, keys
     /// decoded per call).
     pub rule_batch_per_s: f64,
-    /// sled: records per second written in batches of 1,000 (~200-byte
-    /// values, the size of a transaction and its index entries), each batch
-    /// applied atomically and flushed (fsync).
-    pub sled_records_per_s: f64,
-    /// sled: flushed batches per second (the per-block fsync cost).
-    pub sled_batches_per_s: f64,
+    /// The node's storage engine (redb, through `store::Kv`): records per
+    /// second written in batches of 1,000 (~200-byte values, the size of a
+    /// transaction and its index entries), each batch applied atomically
+    /// and flushed (fsync).
+    pub store_records_per_s: f64,
+    /// The node's storage engine: flushed batches per second (the
+    /// per-block fsync cost).
+    pub store_batches_per_s: f64,
 }
 
 impl Ceiling {
@@ -115,20 +120,20 @@ pub fn measure(seconds: f64) -> Ceiling {
     });
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let db = sled::open(dir.path()).expect("open sled");
+    let db = Engine::default().open(dir.path()).expect("open the store");
     let value = vec![0xabu8; 200];
     let mut key = 0u64;
     const RECORDS: usize = 1_000;
-    let sled_records_per_s = rate(min, RECORDS, || {
-        let mut batch = sled::Batch::default();
+    let store_records_per_s = rate(min, RECORDS, || {
+        let mut batch = Batch::default();
         for _ in 0..RECORDS {
             key += 1;
-            batch.insert(&key.to_be_bytes(), value.as_slice());
+            batch.put(key.to_be_bytes(), value.as_slice());
         }
-        db.apply_batch(batch).expect("sled batch");
-        db.flush().expect("sled flush");
+        db.apply(batch).expect("store batch");
+        db.flush().expect("store flush");
     });
-    let sled_batches_per_s = sled_records_per_s / RECORDS as f64;
+    let store_batches_per_s = store_records_per_s / RECORDS as f64;
     Ceiling {
         cores: std::thread::available_parallelism()
             .map(|n| n.get())
@@ -137,7 +142,7 @@ pub fn measure(seconds: f64) -> Ceiling {
         verify_per_s,
         batch_verify_per_s,
         rule_batch_per_s,
-        sled_records_per_s,
-        sled_batches_per_s,
+        store_records_per_s,
+        store_batches_per_s,
     }
 }

@@ -146,9 +146,9 @@ pub fn render(
     push(
         &mut out,
         &format!(
-            "| sled: batches of 1,000 × 200-byte records, `apply_batch` + `flush` | {:.0} records/s ({:.0} flushed batches/s) |",
-            f(ceiling, "sled_records_per_s"),
-            f(ceiling, "sled_batches_per_s")
+            "| the node's store (redb): batches of 1,000 × 200-byte records, `apply` + `flush` | {:.0} records/s ({:.0} flushed batches/s) |",
+            f(ceiling, "store_records_per_s"),
+            f(ceiling, "store_batches_per_s")
         ),
     );
     push(&mut out, "");

@@ -5,16 +5,19 @@
 pub mod bench;
 pub mod bench_ceiling;
 pub mod bench_report;
+pub mod devnet;
 pub mod fuzz;
+pub mod memory_report;
 pub mod netns;
+pub mod store_bench;
 
 use std::net::TcpListener;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use alliance_protocol::fixtures::{demo_customer_key, demo_merchant_key};
-use alliance_protocol::{Keypair, Transaction, TxBody};
+use alliance_protocol::{Keypair, PublicKey, Transaction, TxBody};
 use serde_json::Value;
 
 /// A binary of this workspace built by `cargo test --workspace` (it sits
@@ -76,18 +79,9 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `f` until it returns `Some` or the deadline passes.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+pub fn wait_for<T>(what: &str, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll_until(timeout, f)
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}"))
 }
 
 /// GET a JSON URL; `None` on connection errors (node down or starting).
@@ -603,23 +597,55 @@ pub fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// An issuance on `chain_id` signed by the merchant key `key`: `amount`
+/// points to `to` for the receipt `receipt_ref`, with no reason.
+pub fn issue_tx(
+    chain_id: &str,
+    key: &Keypair,
+    nonce: u64,
+    to: PublicKey,
+    amount: u64,
+    receipt_ref: &str,
+) -> Transaction {
+    Transaction::sign(
+        chain_id,
+        key,
+        nonce,
+        TxBody::Issue {
+            to,
+            amount,
+            reason: String::new(),
+            receipt_ref: receipt_ref.into(),
+            receipt_time_ms: now_ms(),
+        },
+    )
+}
+
 impl Alliance {
+    /// [`issue_tx`] on this alliance's chain, signed by merchant `m`.
+    pub fn issue(
+        &self,
+        m: usize,
+        nonce: u64,
+        to: PublicKey,
+        amount: u64,
+        receipt_ref: &str,
+    ) -> Transaction {
+        issue_tx(
+            &self.chain_id,
+            &self.keys[m],
+            nonce,
+            to,
+            amount,
+            receipt_ref,
+        )
+    }
+
     /// A small real transaction: merchant `m` issues one point to the demo
     /// customer Alice (nonce `nonce`, receipt `tag`).
     pub fn issue_point(&self, m: usize, nonce: u64, tag: &str) -> Transaction {
         let to = demo_customer_key(&self.chain_id, "alice").public();
-        Transaction::sign(
-            &self.chain_id,
-            &self.keys[m],
-            nonce,
-            TxBody::Issue {
-                to,
-                amount: 1,
-                reason: String::new(),
-                receipt_ref: tag.into(),
-                receipt_time_ms: now_ms(),
-            },
-        )
+        self.issue(m, nonce, to, 1, tag)
     }
 
     /// The last `lines` lines of node `i`'s log, without terminal colours.
@@ -676,6 +702,81 @@ impl Alliance {
             ),
         }
     }
+}
+
+/// The `alliance` CLI as a test runs it: against a node (`--node API`)
+/// or none, with extra environment variables; no standard input, and
+/// `ALLIANCE_NODE` unset unless set here.
+#[derive(Debug, Clone, Default)]
+pub struct Cli {
+    node: Option<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Cli {
+    /// Runs with `--node api` first when `node` is given.
+    pub fn new(node: Option<&str>) -> Cli {
+        Cli {
+            node: node.map(String::from),
+            env: Vec::new(),
+        }
+    }
+
+    /// Sets an environment variable of every run.
+    pub fn env(mut self, key: &str, value: &str) -> Cli {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs `alliance ARGS` and waits for it.
+    pub fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new(cli_binary());
+        if let Some(api) = &self.node {
+            cmd.arg("--node").arg(api);
+        }
+        cmd.args(args).env_remove("ALLIANCE_NODE");
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).output().expect("run alliance")
+    }
+
+    /// Runs and requires success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "alliance {args:?} failed: {}",
+            output_text(&o)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Runs with `--json` first and requires success; returns the JSON.
+    pub fn ok_json(&self, args: &[&str]) -> Value {
+        let all: Vec<&str> = std::iter::once("--json")
+            .chain(args.iter().copied())
+            .collect();
+        let out = self.ok(&all);
+        serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("alliance {args:?}: not JSON ({e}): {out}"))
+    }
+}
+
+/// Runs `alliance ARGS` (with `--node API` first when `node` is given);
+/// see [`Cli`].
+pub fn run_cli(node: Option<&str>, args: &[&str]) -> Output {
+    Cli::new(node).run(args)
+}
+
+/// A finished command's exit code, stdout and stderr, for messages.
+pub fn output_text(o: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 /// `text` without ANSI escape sequences (`ESC [ ... letter`).

@@ -8,31 +8,14 @@
 //! Needs both binaries: `cargo build -p alliance-node -p alliance-client &&
 //! cargo test -p alliance-tests --test acceptance`.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use alliance_protocol::fixtures::demo_customer_key;
-use alliance_protocol::{Transaction, TxBody};
-use alliance_tests::{cli_binary, Alliance};
+use alliance_tests::{output_text as text, run_cli, Alliance};
 
 fn alliance(api: &str, args: &[&str]) -> Output {
-    Command::new(cli_binary())
-        .arg("--node")
-        .arg(api)
-        .args(args)
-        .env_remove("ALLIANCE_NODE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run alliance")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    run_cli(Some(api), args)
 }
 
 #[test]
@@ -42,18 +25,7 @@ fn nonce_gaps_self_transfers_and_bad_cli_values_are_refused() {
     let alice = demo_customer_key(&a.chain_id, "alice");
 
     // Next nonce + 7: refused at once with the nonce to use; never pending.
-    let ahead = Transaction::sign(
-        &a.chain_id,
-        &a.keys[0],
-        7,
-        TxBody::Issue {
-            to: alice.public(),
-            amount: 1,
-            reason: String::new(),
-            receipt_ref: "gap".into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    );
+    let ahead = a.issue(0, 7, alice.public(), 1, "gap");
     let (status, body) = node
         .post("/v1/transactions", &serde_json::to_value(&ahead).unwrap())
         .expect("node answers");

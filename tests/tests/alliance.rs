@@ -229,17 +229,12 @@ fn garbage_gossip_neither_crashes_nor_stalls() {
             let _ = net.publish_transaction(garbage.clone()).await;
             let _ = net.publish_consensus(garbage).await;
             // Well-formed transaction, forged signature: a merchant's issue.
-            let mut forged = Transaction::sign(
-                &a.chain_id,
-                &a.keys[0],
+            let mut forged = a.issue(
+                0,
                 1_000 + i,
-                TxBody::Issue {
-                    to: victim.public(),
-                    amount: 1_000_000,
-                    reason: String::new(),
-                    receipt_ref: format!("forged{i}"),
-                    receipt_time_ms: alliance_tests::now_ms(),
-                },
+                victim.public(),
+                1_000_000,
+                &format!("forged{i}"),
             );
             forged.signature.0[7] ^= 0x55;
             let _ = net.publish_transaction(forged.to_bytes()).await;
@@ -252,18 +247,7 @@ fn garbage_gossip_neither_crashes_nor_stalls() {
     let h = a.nodes[0].height().unwrap();
     a.wait_height(h + 2, T);
     let alice = demo_customer_key(&a.chain_id, "alice");
-    let tx = Transaction::sign(
-        &a.chain_id,
-        &a.keys[1],
-        0,
-        TxBody::Issue {
-            to: alice.public(),
-            amount: 5,
-            reason: String::new(),
-            receipt_ref: "after-attack".into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    );
+    let tx = a.issue(1, 0, alice.public(), 5, "after-attack");
     let hash = a.nodes[2].submit(&tx);
     a.wait_committed(&hash, T);
     let victim = demo_customer_key(&a.chain_id, "victim");

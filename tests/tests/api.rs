@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use alliance_protocol::fixtures::demo_customer_key;
 use alliance_protocol::{Transaction, TxBody};
-use alliance_tests::Alliance;
+use alliance_tests::{issue_tx, Alliance};
 use serde_json::{json, Value};
 
 const T: Duration = Duration::from_secs(60);
@@ -111,33 +111,11 @@ fn every_error_class_has_its_status_and_code() {
         },
     ));
     assert_eq!((s, code(&v)), (422, "insufficient_balance"), "{v}");
-    let mut forged = Transaction::sign(
-        &a.chain_id,
-        coffee,
-        0,
-        TxBody::Issue {
-            to: alice.public(),
-            amount: 5,
-            reason: String::new(),
-            receipt_ref: "x".into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    );
+    let mut forged = a.issue(0, 0, alice.public(), 5, "x");
     forged.signature.0[0] ^= 1;
     let (s, v) = submit(&forged);
     assert_eq!((s, code(&v)), (422, "bad_signature"), "{v}");
-    let other_chain = Transaction::sign(
-        "another-chain",
-        coffee,
-        0,
-        TxBody::Issue {
-            to: alice.public(),
-            amount: 5,
-            reason: String::new(),
-            receipt_ref: "x".into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    );
+    let other_chain = issue_tx("another-chain", coffee, 0, alice.public(), 5, "x");
     let (s, v) = submit(&other_chain);
     assert_eq!((s, code(&v)), (422, "wrong_chain"), "{v}");
     let (s, v) = submit(&Transaction::sign(
@@ -176,18 +154,7 @@ fn every_error_class_has_its_status_and_code() {
     assert_eq!((s, code(&v)), (422, "receipt_in_future"), "{v}");
 
     // 409 conflicts: duplicate submission, replayed nonce, duplicate receipt.
-    let issue = Transaction::sign(
-        &a.chain_id,
-        coffee,
-        0,
-        TxBody::Issue {
-            to: alice.public(),
-            amount: 50,
-            reason: String::new(),
-            receipt_ref: "R1".into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    );
+    let issue = a.issue(0, 0, alice.public(), 50, "R1");
     let hash = n.submit(&issue);
     let (s, v) = submit(&issue);
     assert!(
@@ -197,18 +164,7 @@ fn every_error_class_has_its_status_and_code() {
     a.wait_committed(&hash, T);
     let (s, v) = submit(&issue);
     assert_eq!((s, code(&v)), (409, "nonce_replayed"), "{v}");
-    let again = Transaction::sign(
-        &a.chain_id,
-        coffee,
-        1,
-        TxBody::Issue {
-            to: alice.public(),
-            amount: 50,
-            reason: String::new(),
-            receipt_ref: "R1".into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    );
+    let again = a.issue(0, 1, alice.public(), 50, "R1");
     let (s, v) = submit(&again);
     assert_eq!((s, code(&v)), (409, "duplicate_receipt"), "{v}");
 
@@ -309,31 +265,9 @@ fn a_full_mempool_answers_503() {
     let n = &a.nodes[0];
     let alice = demo_customer_key(&a.chain_id, "alice");
     let bob = demo_customer_key(&a.chain_id, "bob");
-    let first = Transaction::sign(
-        &a.chain_id,
-        &a.keys[0],
-        0,
-        TxBody::Issue {
-            to: alice.public(),
-            amount: 1,
-            reason: String::new(),
-            receipt_ref: "first".into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    );
+    let first = a.issue(0, 0, alice.public(), 1, "first");
     n.submit(&first);
-    let second = Transaction::sign(
-        &a.chain_id,
-        &a.keys[0],
-        1,
-        TxBody::Issue {
-            to: bob.public(),
-            amount: 1,
-            reason: String::new(),
-            receipt_ref: "second".into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    );
+    let second = a.issue(0, 1, bob.public(), 1, "second");
     let (s, v) = n
         .post("/v1/transactions", &serde_json::to_value(&second).unwrap())
         .unwrap();

@@ -14,19 +14,10 @@ use std::time::Duration;
 use alliance_protocol::export::ChainExport;
 use alliance_protocol::fixtures::demo_merchant_key;
 use alliance_protocol::{encoding, FinalizedBlock, Keypair, VoteData, VoteKind};
-use alliance_tests::{cli_binary, node_binary, Alliance};
+use alliance_tests::{node_binary, output_text as text, run_cli, Alliance};
 use serde_json::Value;
 
 const BLOCKS: u64 = 30;
-
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn node(args: &[&str]) -> Output {
     Command::new(node_binary())
@@ -37,11 +28,7 @@ fn node(args: &[&str]) -> Output {
 }
 
 fn alliance(args: &[&str]) -> Output {
-    Command::new(cli_binary())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run alliance")
+    run_cli(None, args)
 }
 
 /// A demo chain of [`BLOCKS`] synthetic blocks in a real store, exported.
@@ -115,6 +102,21 @@ impl Chain {
         (v, human)
     }
 
+    /// Audits the export with block `height` decoded, changed by `edit`
+    /// and encoded again; see [`Chain::audit_modified`].
+    fn audit_with_block(
+        &self,
+        name: &str,
+        height: usize,
+        edit: impl FnOnce(&mut FinalizedBlock),
+    ) -> (Value, Output) {
+        let mut e = self.export();
+        let mut fb = FinalizedBlock::from_bytes(&e.blocks[height - 1]).expect("decode");
+        edit(&mut fb);
+        e.blocks[height - 1] = fb.to_bytes();
+        self.audit_modified(name, &e)
+    }
+
     fn merchant_keys(&self) -> Vec<Keypair> {
         (0..4)
             .map(|i| demo_merchant_key(&self.chain_id, i))
@@ -133,6 +135,13 @@ fn failure(v: &Value) -> (u64, Option<u64>, String) {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The audit failed at block `height` with `code` (no transaction named),
+/// and its human output `says` why.
+fn assert_failed_at(v: &Value, human: &Output, height: u64, code: &str, says: &str) {
+    assert_eq!(failure(v), (height, None, code.to_string()), "{v}");
+    assert!(stdout(human).contains(says), "{}", text(human));
 }
 
 #[test]
@@ -221,11 +230,12 @@ fn clean_export_verifies_and_tampering_is_located() {
     let mut e = c.export();
     e.blocks.remove(9);
     let (v, human) = c.audit_modified("dropped.paexport", &e);
-    assert_eq!(failure(&v), (10, None, "bad_height".into()), "{v}");
-    assert!(
-        stdout(&human).contains("expected block 10, found block 11"),
-        "{}",
-        text(&human)
+    assert_failed_at(
+        &v,
+        &human,
+        10,
+        "bad_height",
+        "expected block 10, found block 11",
     );
 
     // The previous block replaced by a copy of another: broken link.
@@ -238,90 +248,64 @@ fn clean_export_verifies_and_tampering_is_located() {
     assert_eq!(failure(&v), (12, None, "broken_link".into()), "{v}");
 
     // Two transactions swapped within block 15: tx_root mismatch there.
-    let mut e = c.export();
-    let mut fb = FinalizedBlock::from_bytes(&e.blocks[14]).expect("decode");
-    fb.block.txs.swap(0, 1);
-    e.blocks[14] = fb.to_bytes();
-    let (v, human) = c.audit_modified("swapped.paexport", &e);
-    assert_eq!(failure(&v), (15, None, "tx_root_mismatch".into()), "{v}");
-    assert!(
-        stdout(&human).contains("tx_root does not match"),
-        "{}",
-        text(&human)
-    );
+    let (v, human) = c.audit_with_block("swapped.paexport", 15, |fb| fb.block.txs.swap(0, 1));
+    assert_failed_at(&v, &human, 15, "tx_root_mismatch", "tx_root does not match");
 
     // A certificate forged with a non-member key replacing a member's vote.
-    let mut e = c.export();
-    let mut fb = FinalizedBlock::from_bytes(&e.blocks[19]).expect("decode");
-    let outsider = Keypair::from_label("not-a-member");
-    let msg = VoteData {
-        kind: VoteKind::Finalize,
-        ..fb.certificate.vote_data()
-    }
-    .signing_hash(&alliance_protocol::VoteDomain {
-        chain_id: c.chain_id.clone(),
-        validator_set_hash: fb.block.header.validator_set_hash,
-    });
-    fb.certificate.votes[0] = (outsider.public(), outsider.sign(&msg.0));
-    // Kept in canonical order, so that it decodes and the signer is judged.
-    fb.certificate.votes.sort_by_key(|v| v.0);
-    e.blocks[19] = fb.to_bytes();
-    let (v, human) = c.audit_modified("forged.paexport", &e);
-    assert_eq!(
-        failure(&v),
-        (20, None, "cert_not_a_validator".into()),
-        "{v}"
-    );
-    assert!(
-        stdout(&human).contains("is not a validator of this height"),
-        "{}",
-        text(&human)
-    );
-
-    // A certificate with too few signers (2 of 4; the quorum is 3), even
-    // though both signatures are genuine members'.
-    let mut e = c.export();
-    let mut fb = FinalizedBlock::from_bytes(&e.blocks[24]).expect("decode");
-    let keys = c.merchant_keys();
-    let msg = fb
-        .certificate
-        .vote_data()
+    let (v, human) = c.audit_with_block("forged.paexport", 20, |fb| {
+        let outsider = Keypair::from_label("not-a-member");
+        let msg = VoteData {
+            kind: VoteKind::Finalize,
+            ..fb.certificate.vote_data()
+        }
         .signing_hash(&alliance_protocol::VoteDomain {
             chain_id: c.chain_id.clone(),
             validator_set_hash: fb.block.header.validator_set_hash,
         });
-    fb.certificate.votes = keys[..2]
-        .iter()
-        .map(|k| (k.public(), k.sign(&msg.0)))
-        .collect();
-    fb.certificate.votes.sort_by_key(|v| v.0);
-    e.blocks[24] = fb.to_bytes();
-    let (v, human) = c.audit_modified("few.paexport", &e);
-    assert_eq!(
-        failure(&v),
-        (25, None, "cert_too_few_signers".into()),
-        "{v}"
+        fb.certificate.votes[0] = (outsider.public(), outsider.sign(&msg.0));
+        // Kept in canonical order, so that it decodes and the signer is judged.
+        fb.certificate.votes.sort_by_key(|v| v.0);
+    });
+    assert_failed_at(
+        &v,
+        &human,
+        20,
+        "cert_not_a_validator",
+        "is not a validator of this height",
     );
-    assert!(
-        stdout(&human).contains("certificate has 2 signers, the quorum is 3"),
-        "{}",
-        text(&human)
+
+    // A certificate with too few signers (2 of 4; the quorum is 3), even
+    // though both signatures are genuine members'.
+    let (v, human) = c.audit_with_block("few.paexport", 25, |fb| {
+        let keys = c.merchant_keys();
+        let msg = fb
+            .certificate
+            .vote_data()
+            .signing_hash(&alliance_protocol::VoteDomain {
+                chain_id: c.chain_id.clone(),
+                validator_set_hash: fb.block.header.validator_set_hash,
+            });
+        fb.certificate.votes = keys[..2]
+            .iter()
+            .map(|k| (k.public(), k.sign(&msg.0)))
+            .collect();
+        fb.certificate.votes.sort_by_key(|v| v.0);
+    });
+    assert_failed_at(
+        &v,
+        &human,
+        25,
+        "cert_too_few_signers",
+        "certificate has 2 signers, the quorum is 3",
     );
 
     // The same certificate with two votes swapped: the same block in
     // another encoding, refused where it is (issue 18; it audited as
     // verified before).
-    let mut e = c.export();
-    let mut fb = FinalizedBlock::from_bytes(&e.blocks[4]).expect("decode");
-    fb.certificate.votes.swap(0, 1);
-    e.blocks[4] = fb.to_bytes();
-    let (v, human) = c.audit_modified("reordered.paexport", &e);
-    assert_eq!(failure(&v), (5, None, "undecodable_block".into()), "{v}");
-    assert!(
-        stdout(&human).contains("not in canonical order"),
-        "{}",
-        text(&human)
-    );
+    let (v, human) = c.audit_with_block("reordered.paexport", 5, |fb| {
+        fb.certificate.votes.swap(0, 1)
+    });
+    assert_failed_at(&v, &human, 5, "undecodable_block", "not in canonical order");
 
     // A truncated export is a clear framing error, not a crash; with
     // --json it is the documented {"verified": false, ...} object.

@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use alliance_protocol::fixtures::demo_customer_key;
-use alliance_protocol::{Transaction, TxBody};
 use alliance_tests::{wait_for, Alliance};
 use serde_json::Value;
 
@@ -42,18 +41,7 @@ fn honest_nodes_stay_safe_and_live(a: &Alliance, rounds: u64, blocks: u64) -> us
     let mut hashes = Vec::new();
     for round in 0..rounds {
         for (i, c) in customers.iter().enumerate() {
-            let tx = Transaction::sign(
-                &a.chain_id,
-                &a.keys[i],
-                round,
-                TxBody::Issue {
-                    to: c.public(),
-                    amount: 10,
-                    reason: String::new(),
-                    receipt_ref: format!("byz-{round}-{i}"),
-                    receipt_time_ms: alliance_tests::now_ms(),
-                },
-            );
+            let tx = a.issue(i, round, c.public(), 10, &format!("byz-{round}-{i}"));
             hashes.push(a.nodes[HONEST[i]].submit(&tx));
         }
     }

@@ -7,49 +7,36 @@
 //! (client/tests/help.rs); for a targeted run, build it first:
 //! `cargo build -p alliance-node -p alliance-client && cargo test -p alliance-tests --test cli`.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
-use alliance_tests::{cli_binary, Alliance};
+use alliance_tests::{output_text as text, Alliance, Cli};
 use serde_json::Value;
 
 const PASS: &str = "correct horse battery staple";
 
-/// Runs `alliance` against `node` with the test passphrase and fast KDF.
-fn run(node: &str, pass: &str, args: &[&str]) -> Output {
-    Command::new(cli_binary())
-        .args(args)
+/// `alliance` against `node` (through `ALLIANCE_NODE`) with the
+/// passphrase `pass` and the fast KDF.
+fn cli(node: &str, pass: &str) -> Cli {
+    Cli::new(None)
         .env("ALLIANCE_NODE", node)
         .env("ALLIANCE_PASSPHRASE", pass)
         .env("ALLIANCE_KDF", "fast")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run alliance")
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+/// Runs `alliance` against `node` with the passphrase `pass`.
+fn run(node: &str, pass: &str, args: &[&str]) -> Output {
+    cli(node, pass).run(args)
 }
 
-/// Runs and requires success; returns stdout.
+/// Runs with the test passphrase and requires success; returns stdout.
 fn ok(node: &str, args: &[&str]) -> String {
-    let o = run(node, PASS, args);
-    assert!(o.status.success(), "alliance {args:?} failed: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    cli(node, PASS).ok(args)
 }
 
 /// Runs with `--json` and requires success; returns the JSON.
 fn ok_json(node: &str, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = ok(node, &all);
-    serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("alliance {args:?}: not JSON ({e}): {out}"))
+    cli(node, PASS).ok_json(args)
 }
 
 fn balance(node: &str, addr: &str) -> Value {

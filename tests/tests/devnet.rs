@@ -1,49 +1,17 @@
 //! The README's main command: `alliance-node devnet` brings up a local
 //! alliance, runs the demo, and Ctrl-C leaves no process behind.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use alliance_tests::{node_binary, wait_for};
+use alliance_tests::devnet::Devnet;
 
 #[test]
 fn devnet_runs_the_demo_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let work = dir.path().join("devnet");
-    let (api, p2p) = (
-        alliance_tests::free_port_range(4),
-        alliance_tests::free_port_range(4),
-    );
-    let mut child = Command::new(node_binary())
-        .args([
-            "devnet",
-            "--api-port",
-            &api.to_string(),
-            "--p2p-port",
-            &p2p.to_string(),
-            "--dir",
-        ])
-        .arg(&work)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    let mut out = String::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        out.push_str(&line);
-        out.push('\n');
-        if line.contains("Press Ctrl-C") {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "devnet did not come up:\n{out}"
-        );
-    }
+    let mut devnet =
+        Devnet::start(&work).unwrap_or_else(|out| panic!("devnet did not come up:\n{out}"));
+    let out = devnet.banner.clone();
     assert!(
         out.contains("alice redeemed 100 coffee points at books"),
         "{out}"
@@ -62,7 +30,7 @@ fn devnet_runs_the_demo_and_stops_cleanly() {
     }
     // The demo's claim is visible through the API of every node.
     for i in 0..4 {
-        let url = format!("http://127.0.0.1:{}/v1/settlement", api + i);
+        let url = format!("http://127.0.0.1:{}/v1/settlement", devnet.api_port + i);
         let v: serde_json::Value = ureq::get(&url).call().unwrap().into_json().unwrap();
         let claim = &v["claims"][0];
         assert_eq!(
@@ -73,16 +41,8 @@ fn devnet_runs_the_demo_and_stops_cleanly() {
         assert_eq!(claim["outstanding_points"], 40, "{v}");
     }
     // Ctrl-C (SIGINT to the devnet process only) stops every node.
-    Command::new("kill")
-        .arg("-INT")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    let status = wait_for("devnet exit", Duration::from_secs(30), || {
-        child.try_wait().unwrap()
-    });
+    let status = devnet.stop().expect("devnet exits within 30 s of Ctrl-C");
     assert!(status.success(), "devnet exit status {status:?}");
-    drop(lines);
     let left = Command::new("pgrep")
         .arg("-f")
         .arg(work.to_str().unwrap())

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use alliance_node::api::server::HEADER_READ_TIMEOUT;
 use alliance_protocol::fixtures::demo_customer_key;
-use alliance_protocol::{Transaction, TxBody};
 use alliance_tests::{Alliance, Node};
 
 const T: Duration = Duration::from_secs(60);
@@ -117,18 +116,7 @@ fn slow_http_clients_neither_starve_others_nor_exhaust_memory() {
     }
     // A transaction goes through during the attack.
     let alice = demo_customer_key(&a.chain_id, "alice");
-    let tx = Transaction::sign(
-        &a.chain_id,
-        &a.keys[0],
-        0,
-        TxBody::Issue {
-            to: alice.public(),
-            amount: 5,
-            reason: String::new(),
-            receipt_ref: "during-slowloris".into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    );
+    let tx = a.issue(0, 0, alice.public(), 5, "during-slowloris");
     a.wait_committed(&node.submit(&tx), T);
     eprintln!(
         "slowloris {SLOWLORIS} + non-readers {NON_READERS}: worst normal latency {worst:?}, RSS {baseline:.1} -> peak {peak:.1} MiB"
@@ -261,18 +249,7 @@ fn gossip_flood_from_a_non_member_is_banned_and_honest_traffic_commits() {
     );
     // Honest traffic.
     let alice = demo_customer_key(&a.chain_id, "alice");
-    let tx = Transaction::sign(
-        &a.chain_id,
-        &a.keys[1],
-        0,
-        TxBody::Issue {
-            to: alice.public(),
-            amount: 7,
-            reason: String::new(),
-            receipt_ref: "after-flood".into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    );
+    let tx = a.issue(1, 0, alice.public(), 7, "after-flood");
     let hash = a.nodes[0].submit(&tx);
     a.wait_committed(&hash, T);
     eprintln!(

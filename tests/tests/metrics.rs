@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use alliance_protocol::fixtures::demo_customer_key;
-use alliance_protocol::{Transaction, TxBody};
 use alliance_tests::{wait_for, Alliance};
 
 fn scrape(api: &str) -> String {
@@ -29,18 +28,7 @@ fn metrics_show_the_chain_growing() {
     let h1 = value(&first, "alliance_height").expect("alliance_height series");
     // A transaction submitted here shows up in finality latency.
     let alice = demo_customer_key(&a.chain_id, "alice");
-    let tx = Transaction::sign(
-        &a.chain_id,
-        &a.keys[0],
-        0,
-        TxBody::Issue {
-            to: alice.public(),
-            amount: 1,
-            reason: String::new(),
-            receipt_ref: "m1".into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    );
+    let tx = a.issue(0, 0, alice.public(), 1, "m1");
     let hash = a.nodes[0].submit(&tx);
     a.wait_committed(&hash, Duration::from_secs(30));
     let second = wait_for(

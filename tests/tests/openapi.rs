@@ -285,6 +285,31 @@ fn post(url: &str, body: &Value) -> Answer {
     }
 }
 
+/// Records in `failures` where the node's answer to `what` disagrees with
+/// the document: refused as malformed (400) though the document calls it
+/// valid, or not refused though it calls it invalid; or an answer the
+/// operation does not document (see [`conforms`]).
+fn judge(
+    doc: &Value,
+    op: &Value,
+    what: &str,
+    valid_here: bool,
+    answer: &Answer,
+    failures: &mut Vec<String>,
+) {
+    if valid_here == (answer.status == 400) {
+        failures.push(format!(
+            "{what}: the document calls it {}, the node answered {} {}",
+            if valid_here { "valid" } else { "invalid" },
+            answer.status,
+            answer.body
+        ));
+    }
+    if let Err(e) = conforms(doc, op, what, answer) {
+        failures.push(e);
+    }
+}
+
 /// The answer must be one the operation documents, with a body matching
 /// the documented schema; errors must carry a documented code.
 fn conforms(doc: &Value, op: &Value, what: &str, a: &Answer) -> Result<(), String> {
@@ -435,17 +460,7 @@ fn the_served_document_matches_the_handlers_at_the_boundaries() {
                 let valid_here = check(&doc, schema, &as_json(&value, schema), &what).is_ok();
                 let answer = get(&url(&values));
                 cases += 1;
-                if valid_here == (answer.status == 400) {
-                    failures.push(format!(
-                        "{what}: the document calls it {}, the node answered {} {}",
-                        if valid_here { "valid" } else { "invalid" },
-                        answer.status,
-                        answer.body
-                    ));
-                }
-                if let Err(e) = conforms(&doc, op, &what, &answer) {
-                    failures.push(e);
-                }
+                judge(&doc, op, &what, valid_here, &answer, &mut failures);
             }
         }
         // A parameter the operation does not take.
@@ -481,17 +496,8 @@ fn the_served_document_matches_the_handlers_at_the_boundaries() {
         let valid_here = check(&doc, schema, &body, what).is_ok();
         let answer = post(&format!("{}/v1/transactions", node.api), &body);
         cases += 1;
-        if valid_here == (answer.status == 400) {
-            failures.push(format!(
-                "POST /v1/transactions {what}: document says {}, node answered {} {}",
-                if valid_here { "valid" } else { "invalid" },
-                answer.status,
-                answer.body
-            ));
-        }
-        if let Err(e) = conforms(&doc, submit, what, &answer) {
-            failures.push(e);
-        }
+        let what = format!("POST /v1/transactions {what}");
+        judge(&doc, submit, &what, valid_here, &answer, &mut failures);
     }
     // A batch of a bad item and a replay: 200, each item refused alone.
     let batch = &doc["paths"]["/v1/transactions/batch"]["post"];

@@ -6,46 +6,26 @@
 //! Needs both binaries: `cargo build -p alliance-node -p alliance-client &&
 //! cargo test -p alliance-tests --test proof`.
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::Duration;
 
 use alliance_protocol::fixtures::{demo_customer_key, demo_genesis};
 use alliance_protocol::{GovAction, MerchantId, Transaction, TxBody};
-use alliance_tests::{cli_binary, wait_for, Alliance};
+use alliance_tests::{output_text as text, run_cli, wait_for, Alliance, Cli};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(60);
 
-fn text(o: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 fn alliance(node: &str, args: &[&str]) -> Output {
-    Command::new(cli_binary())
-        .arg("--node")
-        .arg(node)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run alliance")
+    run_cli(Some(node), args)
 }
 
 fn ok(node: &str, args: &[&str]) -> String {
-    let o = alliance(node, args);
-    assert!(o.status.success(), "alliance {args:?}: {}", text(&o));
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    Cli::new(Some(node)).ok(args)
 }
 
 fn ok_json(node: &str, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = ok(node, &all);
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+    Cli::new(Some(node)).ok_json(args)
 }
 
 /// Commits `tx` through node `i` and returns its height.

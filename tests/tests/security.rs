@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use alliance_protocol::fixtures::{demo_customer_key, demo_merchant_id};
 use alliance_protocol::{Transaction, TxBody};
-use alliance_tests::{node_binary, Alliance, Node};
+use alliance_tests::{issue_tx, node_binary, Alliance, Node};
 
 const T: Duration = Duration::from_secs(60);
 
@@ -31,28 +31,6 @@ fn balance(node: &Node, key: &alliance_protocol::PublicKey) -> u64 {
         .unwrap()
 }
 
-fn issue(
-    chain: &str,
-    key: &alliance_protocol::Keypair,
-    nonce: u64,
-    to: &alliance_protocol::Keypair,
-    amount: u64,
-    receipt: &str,
-) -> Transaction {
-    Transaction::sign(
-        chain,
-        key,
-        nonce,
-        TxBody::Issue {
-            to: to.public(),
-            amount,
-            reason: String::new(),
-            receipt_ref: receipt.into(),
-            receipt_time_ms: alliance_tests::now_ms(),
-        },
-    )
-}
-
 /// Replay across chains: a merchant's issuance signed for another chain
 /// (same keys, valid signature there) is refused by this chain's node, and
 /// relabelling it for this chain breaks the signature.
@@ -63,7 +41,7 @@ fn a_transaction_signed_for_another_chain_is_refused_end_to_end() {
     let mallory = demo_customer_key(&a.chain_id, "mallory");
     // Same merchant key on both chains (demo keys are derived from the
     // chain id, so take this chain's key to make the replay realistic).
-    let other = issue("other-chain", &a.keys[0], 0, &mallory, 1_000, "x-1");
+    let other = issue_tx("other-chain", &a.keys[0], 0, mallory.public(), 1_000, "x-1");
     assert!(other.verify_signature(), "valid on the other chain");
     assert_eq!(submit(&a.nodes[0], &other), (422, "wrong_chain".into()));
     let mut relabelled = other.clone();
@@ -73,7 +51,7 @@ fn a_transaction_signed_for_another_chain_is_refused_end_to_end() {
         (422, "bad_signature".into())
     );
     // Nothing landed, and the merchant's nonce 0 is still free.
-    let honest = issue(&a.chain_id, &a.keys[0], 0, &mallory, 1, "honest");
+    let honest = a.issue(0, 0, mallory.public(), 1, "honest");
     a.wait_committed(&a.nodes[0].submit(&honest), T);
     assert_eq!(balance(&a.nodes[0], &mallory.public()), 1);
 }
@@ -88,7 +66,7 @@ fn a_replayed_transaction_is_refused_end_to_end() {
     let alice = demo_customer_key(&a.chain_id, "alice");
     let bob = demo_customer_key(&a.chain_id, "bob");
     a.wait_committed(
-        &a.nodes[0].submit(&issue(&a.chain_id, &a.keys[0], 0, &alice, 100, "r")),
+        &a.nodes[0].submit(&a.issue(0, 0, alice.public(), 100, "r")),
         T,
     );
     let pay = Transaction::sign(
@@ -130,7 +108,7 @@ fn a_malleated_signature_is_refused_end_to_end() {
     let a = Alliance::start(1);
     a.wait_height(1, T);
     let alice = demo_customer_key(&a.chain_id, "alice");
-    let mut tx = issue(&a.chain_id, &a.keys[0], 0, &alice, 10, "m");
+    let mut tx = a.issue(0, 0, alice.public(), 10, "m");
     let mut carry = 0u16;
     for (s, l) in tx.signature.0[32..].iter_mut().zip(L) {
         let v = *s as u16 + l as u16 + carry;
@@ -150,17 +128,17 @@ fn a_merchant_cannot_issue_another_merchants_points_end_to_end() {
     a.wait_height(1, T);
     let mallory = demo_customer_key(&a.chain_id, "mallory");
     // Merchant 1 signs an issuance that claims merchant 0 as its signer.
-    let mut forged = issue(&a.chain_id, &a.keys[1], 0, &mallory, 500, "f");
+    let mut forged = a.issue(1, 0, mallory.public(), 500, "f");
     forged.signer = a.keys[0].public();
     assert_eq!(submit(&a.nodes[1], &forged), (422, "bad_signature".into()));
-    let by_customer = issue(&a.chain_id, &mallory, 0, &mallory, 500, "c");
+    let by_customer = issue_tx(&a.chain_id, &mallory, 0, mallory.public(), 500, "c");
     assert_eq!(
         submit(&a.nodes[1], &by_customer),
         (422, "not_a_merchant".into())
     );
     // Its own points it may issue; the lot names it as the issuer.
     a.wait_committed(
-        &a.nodes[1].submit(&issue(&a.chain_id, &a.keys[1], 0, &mallory, 5, "own")),
+        &a.nodes[1].submit(&a.issue(1, 0, mallory.public(), 5, "own")),
         T,
     );
     let account = a.nodes[0]
@@ -178,7 +156,7 @@ fn an_issuance_over_the_daily_cap_is_refused_end_to_end() {
     a.wait_height(1, T);
     let cap = alliance_protocol::fixtures::demo_policy().daily_issue_cap;
     let alice = demo_customer_key(&a.chain_id, "alice");
-    let tx = issue(&a.chain_id, &a.keys[0], 0, &alice, cap + 1, "big");
+    let tx = a.issue(0, 0, alice.public(), cap + 1, "big");
     assert_eq!(submit(&a.nodes[0], &tx), (422, "daily_cap_exceeded".into()));
     assert_eq!(balance(&a.nodes[0], &alice.public()), 0);
 }

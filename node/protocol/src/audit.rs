@@ -724,58 +724,86 @@ pub(crate) mod tests {
             }),
         };
         assert_eq!(req.check(wh, wt, wts), Ok(()));
-        // The prefix, against a node at height 5.
-        let behind = TipRequirements {
-            node: Some(NodeTip {
-                height: 5,
-                common_height: 3,
-                node_hash: hash_at(3),
-                audited_hash: pt,
-            }),
-            ..TipRequirements::default()
+        // The prefix (height 3) against each requirement alone: the fault,
+        // in full.
+        let behind = NodeTip {
+            height: 5,
+            common_height: 3,
+            node_hash: hash_at(3),
+            audited_hash: pt,
         };
-        assert_eq!(
-            behind.check(ph, pt, pts),
-            Err(TipFault::BehindNode {
-                height: 3,
-                node_height: 5
-            })
-        );
-        let forked = TipRequirements {
-            node: Some(NodeTip {
-                audited_hash: Hash32([9; 32]),
-                ..behind.node.unwrap()
-            }),
-            ..TipRequirements::default()
-        };
-        assert_eq!(
-            forked.check(ph, pt, pts).unwrap_err().code(),
-            "not_the_nodes_chain"
-        );
-        let e = TipRequirements {
-            tip_hash: Some(wt),
-            ..TipRequirements::default()
-        };
-        assert_eq!(e.check(ph, pt, pts).unwrap_err().code(), "tip_mismatch");
-        let e = TipRequirements {
-            min_height: 4,
-            ..TipRequirements::default()
-        };
-        assert_eq!(
-            e.check(ph, pt, pts),
-            Err(TipFault::BelowMinHeight {
-                height: 3,
-                min_height: 4
-            })
-        );
-        let e = TipRequirements {
-            now_ms: pts + 10_000,
-            max_age_ms: Some(5_000),
-            ..TipRequirements::default()
-        };
-        assert_eq!(e.check(ph, pt, pts).unwrap_err().code(), "stale");
+        let other = Hash32([9; 32]);
+        let only = TipRequirements::default;
+        let cases = [
+            (
+                TipRequirements {
+                    node: Some(behind),
+                    ..only()
+                },
+                TipFault::BehindNode {
+                    height: 3,
+                    node_height: 5,
+                },
+            ),
+            (
+                TipRequirements {
+                    node: Some(NodeTip {
+                        audited_hash: other,
+                        ..behind
+                    }),
+                    ..only()
+                },
+                TipFault::NotTheNodesChain {
+                    height: 3,
+                    node_hash: hash_at(3),
+                    audited_hash: other,
+                },
+            ),
+            (
+                TipRequirements {
+                    tip_hash: Some(wt),
+                    ..only()
+                },
+                TipFault::TipMismatch {
+                    height: 3,
+                    tip: pt,
+                    expected: wt,
+                },
+            ),
+            (
+                TipRequirements {
+                    min_height: 4,
+                    ..only()
+                },
+                TipFault::BelowMinHeight {
+                    height: 3,
+                    min_height: 4,
+                },
+            ),
+            (
+                TipRequirements {
+                    now_ms: pts + 10_000,
+                    max_age_ms: Some(5_000),
+                    ..only()
+                },
+                TipFault::Stale {
+                    height: 3,
+                    age_ms: 10_000,
+                    max_age_ms: 5_000,
+                },
+            ),
+        ];
+        for (req, fault) in cases {
+            assert_eq!(req.check(ph, pt, pts), Err(fault.clone()), "{fault}");
+        }
         // No requirement: any verified tip stands.
         assert_eq!(TipRequirements::default().check(ph, pt, pts), Ok(()));
+    }
+
+    /// [`audit_stream`] over encoded blocks in memory.
+    fn audit_bytes(genesis: &Genesis, bytes: &[Vec<u8>]) -> (AuditReport, Option<StreamFailure>) {
+        let next = |i: u64| Ok::<_, ()>(bytes[i as usize].clone());
+        audit_stream(genesis, bytes.len() as u64, next, || {}).unwrap()
     }
 
     fn audit(genesis: &Genesis, blocks: &[FinalizedBlock]) -> Result<AuditReport, AuditError> {
@@ -941,13 +969,7 @@ pub(crate) mod tests {
         bad[3].block.txs[2].signature.0[0] ^= 1;
         let mut bytes: Vec<Vec<u8>> = bad.iter().map(FinalizedBlock::to_bytes).collect();
         bytes[4] = vec![1, 2, 3];
-        let (report, failure) = audit_stream(
-            &genesis,
-            5,
-            |i| Ok::<_, ()>(bytes[i as usize].clone()),
-            || {},
-        )
-        .unwrap();
+        let (report, failure) = audit_bytes(&genesis, &bytes);
         let f = failure.unwrap();
         assert_eq!(
             (f.height, f.tx, f.code.as_str()),
@@ -993,13 +1015,7 @@ pub(crate) mod tests {
         let mut bad = blocks.clone();
         bad[2].certificate.votes.swap(0, 1);
         let bytes: Vec<Vec<u8>> = bad.iter().map(FinalizedBlock::to_bytes).collect();
-        let (report, failure) = audit_stream(
-            &genesis,
-            4,
-            |i| Ok::<_, ()>(bytes[i as usize].clone()),
-            || {},
-        )
-        .unwrap();
+        let (report, failure) = audit_bytes(&genesis, &bytes);
         let f = failure.unwrap();
         assert_eq!((f.height, f.code.as_str()), (3, "undecodable_block"));
         assert!(f.reason.contains("not in canonical order"), "{}", f.reason);

@@ -307,7 +307,7 @@ pub fn verify_txs(txs: &[Transaction], cache: &mut KeyCache) -> Vec<bool> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::crypto::tests::add_order_to_s;
     use crate::crypto::Keypair;
@@ -417,48 +417,60 @@ mod tests {
         assert!(!verify(&k.public(), b"x", &sig));
     }
 
+    /// The encodings `(canonical, alias)` of the points with `y = t` for
+    /// small `t`, either sign, that are on the curve and not of small
+    /// order, where `alias` has `y = p + t` (`y ≥ p`: not canonical). For
+    /// the canonical-form rules of keys, `R` and addresses.
+    pub(crate) fn ordinary_point_aliases() -> Vec<([u8; 32], [u8; 32])> {
+        let mut out = Vec::new();
+        for t in 0u8..19 {
+            for sign in [0u8, 0x80] {
+                let mut canonical = [0u8; 32];
+                canonical[0] = t;
+                canonical[31] = sign;
+                let mut alias = [0xffu8; 32];
+                alias[0] = 0xed + t;
+                alias[31] = 0x7f | sign;
+                let ordinary = CompressedEdwardsY(canonical)
+                    .decompress()
+                    .is_some_and(|p| !p.is_small_order());
+                if ordinary {
+                    out.push((canonical, alias));
+                }
+            }
+        }
+        assert!(!out.is_empty(), "some t gives an ordinary point");
+        out
+    }
+
     /// Items 2 and 3 refuse the encodings with `y ≥ p` of points that are
     /// not of small order (the aliases `y = p + t`), as keys and as `R`;
     /// the canonical encoding of the same point decodes.
     #[test]
     fn non_canonical_encodings_of_ordinary_points_are_refused() {
-        let mut aliases = 0;
-        for t in 0u8..19 {
-            let mut canonical = [0u8; 32];
-            canonical[0] = t;
-            let mut alias = [0xffu8; 32];
-            alias[0] = 0xed + t;
-            alias[31] = 0x7f;
-            for sign in [0u8, 0x80] {
-                canonical[31] = sign;
-                alias[31] = 0x7f | sign;
-                let Some(p) = CompressedEdwardsY(canonical).decompress() else {
-                    continue;
-                };
-                // The alias decompresses to the same point (curve25519-dalek
-                // reduces y mod p): only the rule's canonical test refuses it.
-                assert_eq!(CompressedEdwardsY(alias).decompress(), Some(p));
-                if p.is_small_order() {
-                    continue;
-                }
-                aliases += 1;
-                assert!(decode_point(&canonical).is_some(), "t = {t}");
-                assert!(decode_point(&alias).is_none(), "alias of t = {t}");
-                assert!(!is_valid_key(&PublicKey(alias)));
-                // As a key and as R, with a well-formed signature otherwise.
-                let k = Keypair::from_label("nc");
-                let mut sig = k.sign(b"m");
-                assert!(!verify(&PublicKey(alias), b"m", &sig));
-                sig.0[..32].copy_from_slice(&alias);
-                assert!(!verify(&k.public(), b"m", &sig));
-                let v = verify_batch(&[
-                    (PublicKey(alias), &b"m"[..], k.sign(b"m")),
-                    (k.public(), &b"m"[..], sig),
-                ]);
-                assert_eq!(v, vec![false, false]);
-            }
+        for (canonical, alias) in ordinary_point_aliases() {
+            let t = canonical[0];
+            // The alias decompresses to the same point (curve25519-dalek
+            // reduces y mod p): only the rule's canonical test refuses it.
+            assert_eq!(
+                CompressedEdwardsY(alias).decompress(),
+                CompressedEdwardsY(canonical).decompress()
+            );
+            assert!(decode_point(&canonical).is_some(), "t = {t}");
+            assert!(decode_point(&alias).is_none(), "alias of t = {t}");
+            assert!(!is_valid_key(&PublicKey(alias)));
+            // As a key and as R, with a well-formed signature otherwise.
+            let k = Keypair::from_label("nc");
+            let mut sig = k.sign(b"m");
+            assert!(!verify(&PublicKey(alias), b"m", &sig));
+            sig.0[..32].copy_from_slice(&alias);
+            assert!(!verify(&k.public(), b"m", &sig));
+            let v = verify_batch(&[
+                (PublicKey(alias), &b"m"[..], k.sign(b"m")),
+                (k.public(), &b"m"[..], sig),
+            ]);
+            assert_eq!(v, vec![false, false]);
         }
-        assert!(aliases > 0, "some t gives an ordinary point");
     }
 
     /// The one difference from `verify_strict`: a key holder's signature

@@ -101,14 +101,14 @@ impl Recent {
 
     /// Per-minute figures of the hour before `now_ms`, oldest first: every
     /// bucket is present (empty minutes count zero blocks).
-    pub fn buckets(&self, now_ms: u64) -> Vec<Bucket> {
+    pub fn buckets(&self, now_ms: u64) -> Vec<BlockStatsBucket> {
         let end = now_ms - now_ms % STATS_BUCKET_MS + STATS_BUCKET_MS;
         let start = end.saturating_sub(STATS_WINDOW_MS);
         let n = (STATS_WINDOW_MS / STATS_BUCKET_MS) as usize;
-        let mut out: Vec<Bucket> = (0..n as u64)
-            .map(|i| Bucket {
+        let mut out: Vec<BlockStatsBucket> = (0..n as u64)
+            .map(|i| BlockStatsBucket {
                 start_ms: start + i * STATS_BUCKET_MS,
-                ..Bucket::default()
+                ..BlockStatsBucket::default()
             })
             .collect();
         let mut finality_sum = vec![0u64; n];
@@ -135,22 +135,25 @@ impl Recent {
     }
 }
 
-/// One minute of the last hour.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Bucket {
-    /// Start of the minute, ms since the Unix epoch.
+/// One minute of [`BlockStatsResponse`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+pub struct BlockStatsBucket {
+    /// Start of the minute (ms since the Unix epoch).
     pub start_ms: u64,
-    /// Blocks whose time falls in it.
+    /// Finalized blocks whose time falls in it.
     pub blocks: u64,
     /// Their transactions.
     pub txs: u64,
     /// The most transactions in one of them.
     pub txs_per_block_max: u32,
-    /// Blocks with a finality measurement.
+    /// Blocks with a finality measurement (the mean's divisor; not served).
+    #[serde(skip)]
     pub finality_samples: u64,
-    /// Mean of (finalized here − block time), ms.
+    /// Mean finality latency (from the block's time to its finalization at
+    /// this node), ms; null when no block of the minute was seen finalized
+    /// live (before this node started, or none).
     pub finality_ms_mean: Option<u64>,
-    /// Largest of them, ms.
+    /// The largest of them, ms.
     pub finality_ms_max: Option<u64>,
 }
 
@@ -235,25 +238,6 @@ pub struct LatestTransactionsResponse {
     pub height: u64,
 }
 
-/// One minute of [`BlockStatsResponse`].
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BlockStatsBucket {
-    /// Start of the minute (ms since the Unix epoch).
-    pub start_ms: u64,
-    /// Finalized blocks whose time falls in it.
-    pub blocks: u64,
-    /// Their transactions.
-    pub txs: u64,
-    /// The most transactions in one of them.
-    pub txs_per_block_max: u32,
-    /// Mean finality latency (from the block's time to its finalization at
-    /// this node), ms; null when no block of the minute was seen finalized
-    /// live (before this node started, or none).
-    pub finality_ms_mean: Option<u64>,
-    /// The largest of them, ms.
-    pub finality_ms_max: Option<u64>,
-}
-
 /// `GET /v1/stats/blocks`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct BlockStatsResponse {
@@ -335,17 +319,7 @@ pub async fn block_stats(
     Ok(Json(BlockStatsResponse {
         window_ms: STATS_WINDOW_MS,
         bucket_ms: STATS_BUCKET_MS,
-        buckets: buckets
-            .into_iter()
-            .map(|b| BlockStatsBucket {
-                start_ms: b.start_ms,
-                blocks: b.blocks,
-                txs: b.txs,
-                txs_per_block_max: b.txs_per_block_max,
-                finality_ms_mean: b.finality_ms_mean,
-                finality_ms_max: b.finality_ms_max,
-            })
-            .collect(),
+        buckets,
     }))
 }
 

@@ -45,18 +45,9 @@ pub struct Transaction {
 /// A transaction as a block lists it: the transaction and its id.
 #[derive(ToSchema)]
 pub struct BlockTransaction {
-    /// The chain id.
-    chain_id: String,
-    /// The signer's address.
-    #[schema(pattern = "^pa1[02-9ac-hj-np-z]{58}$")]
-    signer: String,
-    /// Nonce.
-    nonce: u64,
-    /// What the transaction does.
-    body: TxBody,
-    /// ed25519 signature, hex.
-    #[schema(pattern = "^[0-9a-f]{128}$")]
-    signature: String,
+    /// The transaction's fields.
+    #[serde(flatten)]
+    tx: Transaction,
     /// Transaction id, hex.
     #[schema(pattern = "^[0-9a-f]{64}$")]
     hash: String,

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use alliance_node::keyfile::{self, KEY_FILE};
 use alliance_node::members::MembersFile;
-use alliance_node::store::{self, Store};
+use alliance_node::store::{self, Engine, Store};
 use alliance_node::synth::Synth;
 use alliance_protocol::fixtures::demo_genesis;
 use alliance_protocol::genesis::Genesis;
@@ -70,6 +70,21 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Move a stopped node's chain store to another storage engine (e.g. a
+    /// sled store made before redb became the default). Copies every key
+    /// into HOME/db.new, then renames HOME/db to HOME/db.ENGINE-backup and
+    /// HOME/db.new to HOME/db; delete the backup once the node runs.
+    MigrateStore {
+        /// Node home directory.
+        #[arg(long)]
+        home: PathBuf,
+        /// The genesis file (the migrated store is opened and checked with it).
+        #[arg(long)]
+        genesis: PathBuf,
+        /// The engine to move to.
+        #[arg(long, default_value = "redb")]
+        to: alliance_node::store::StoreKind,
+    },
     /// Replay the stored chain from genesis, verifying certificates, links
     /// and state roots, and print the tip.
     Verify {
@@ -99,6 +114,13 @@ struct RunArgs {
     /// HTTP API address. Overrides config.toml (default 127.0.0.1:8080).
     #[arg(long)]
     api: Option<std::net::SocketAddr>,
+    /// Memory budget in MiB (default 1024). Overrides config.toml.
+    #[arg(long)]
+    memory_budget_mib: Option<u64>,
+    /// Storage engine of a new data directory: redb (default) or sled.
+    /// Overrides config.toml; an existing store opens on its own engine.
+    #[arg(long)]
+    store_engine: Option<alliance_node::store::StoreKind>,
     /// Log format.
     #[arg(long, value_enum, default_value = "human")]
     log_format: LogFormat,
@@ -321,6 +343,20 @@ fn run(cli: Cli) -> Result<()> {
                 store.tip().hash
             );
         }
+        Command::MigrateStore { home, genesis, to } => {
+            let genesis = read_genesis(&genesis)?;
+            let db = home.join("db");
+            let (keys, backup) = alliance_node::store::engine::migrate(&db, to)?;
+            let (store, state) = Store::open(&db, &genesis)?;
+            println!(
+                "moved {keys} keys to {to} in {}; tip {} at height {}, state root {} verified; the old store is in {} (delete it once the node runs)",
+                db.display(),
+                store.tip().hash,
+                store.tip().height,
+                state.state_root(),
+                backup.display()
+            );
+        }
         Command::Verify { home, genesis } => {
             let genesis = read_genesis(&genesis)?;
             let (store, state) = Store::open(&home.join("db"), &genesis)?;
@@ -378,9 +414,18 @@ fn run_node(args: RunArgs) -> Result<()> {
     if let Some(api) = args.api {
         config.api = api;
     }
+    if let Some(mib) = args.memory_budget_mib {
+        config.memory_budget_mib = mib;
+    }
+    if args.store_engine.is_some() {
+        config.store_engine = args.store_engine;
+    }
+    config.validate().map_err(|why| anyhow::anyhow!("{why}"))?;
     let genesis = read_genesis(&args.genesis)?;
     let db = args.home.join("db");
-    let (store, state) = Store::open(&db, &genesis).map_err(|e| storage_error(&db, e.into()))?;
+    let (store, state) = Engine::for_dir(&db, config.store_engine, config.store_cache_bytes())
+        .and_then(|engine| Store::open_with(&db, &genesis, engine))
+        .map_err(|e| storage_error(&db, e.into()))?;
     let parse = |list: &[String], what: &str| -> Result<Vec<libp2p::Multiaddr>> {
         list.iter()
             .map(|a| {
@@ -484,7 +529,7 @@ fn storage_error(db: &Path, e: anyhow::Error) -> anyhow::Error {
     fn engine_io(e: &KvError) -> Option<&std::io::Error> {
         match e {
             KvError::Io(io) => Some(io),
-            KvError::Engine(_) => None,
+            KvError::Engine(_) | KvError::InUse => None,
         }
     }
     let io = e.chain().find_map(|c| {

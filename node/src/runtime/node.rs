@@ -132,6 +132,10 @@ impl Node {
             },
             tx_gossip,
         );
+        shared.metrics.memory_budget.store(
+            config.memory_budget_mib << 20,
+            std::sync::atomic::Ordering::Relaxed,
+        );
         let gossip_net = net.clone();
         tokio::spawn(async move {
             while let Some(bytes) = gossip_rx.recv().await {

@@ -36,9 +36,16 @@ use alliance_protocol::{Block, Certificate, FinalizedBlock, Hash32, SignedVote, 
 use alliance_protocol::{MerchantId, PublicKey, TxBody};
 use serde::{Deserialize, Serialize};
 
+pub mod engine;
 pub mod evidence;
 pub mod kv;
+#[cfg(feature = "extra-engines")]
+pub mod kv_fjall;
+#[cfg(feature = "extra-engines")]
+pub mod kv_lmdb;
+pub mod kv_redb;
 
+pub use engine::{Engine, StoreKind};
 use kv::{scan_prefix, Batch};
 pub use kv::{Kv, KvError, MemKv, SledKv};
 
@@ -66,6 +73,17 @@ pub enum StoreError {
         stored: Hash32,
         /// Genesis hash given.
         given: Hash32,
+    },
+    /// The data directory holds another engine's store than the one asked
+    /// for.
+    #[error("data directory {dir} holds a {found} store, but store_engine is {wanted}: set store_engine = \"{found}\" (or leave it unset), or move the store with `alliance-node migrate-store --to {wanted}`")]
+    EngineMismatch {
+        /// The data directory.
+        dir: String,
+        /// The engine whose files it holds.
+        found: StoreKind,
+        /// The engine asked for.
+        wanted: StoreKind,
     },
     /// Another process holds the data directory.
     #[error("data directory {0} is in use by another process: is a node already running with this --home?")]
@@ -112,24 +130,6 @@ fn key(prefix: u8, rest: &[u8]) -> Vec<u8> {
     k.push(prefix);
     k.extend_from_slice(rest);
     k
-}
-
-/// Opens sled, waiting briefly for a lock that a process (or, in tests, a
-/// just-dropped handle) is releasing.
-fn open_db(path: &Path) -> Result<SledKv, StoreError> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    loop {
-        match sled::Config::new().path(path).flush_every_ms(None).open() {
-            Ok(db) => return Ok(SledKv::from_db(db)),
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if std::time::Instant::now() > deadline {
-                    return Err(StoreError::InUse(path.display().to_string()));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Err(e) => return Err(KvError::from(e).into()),
-        }
-    }
 }
 
 fn history_key(address: &PublicKey, height: u64, index: u32) -> Vec<u8> {
@@ -185,8 +185,22 @@ impl Store {
     /// Opens (or creates) the store at `path` for `genesis`, and returns it
     /// with the ledger state at the stored tip, checked against the tip
     /// header's state root.
+    ///
+    /// The engine is the one whose files `path` holds, or redb for a new
+    /// directory ([`Engine::for_dir`]).
     pub fn open(path: &Path, genesis: &Genesis) -> Result<(Store, LedgerState), StoreError> {
-        Store::open_on(Box::new(open_db(path)?), genesis)
+        let engine = Engine::for_dir(path, None, engine::DEFAULT_CACHE_BYTES)?;
+        Store::open_with(path, genesis, engine)
+    }
+
+    /// [`Store::open`] on a given engine and configuration (the node's
+    /// settings; the benchmark of issue #14 compares engines).
+    pub fn open_with(
+        path: &Path,
+        genesis: &Genesis,
+        engine: Engine,
+    ) -> Result<(Store, LedgerState), StoreError> {
+        Store::open_on(engine.open(path)?, genesis)
     }
 
     /// [`Store::open`] on any storage engine (the simulation uses
@@ -650,6 +664,54 @@ mod tests {
         let loc = store.tx_location(&tx.hash()).unwrap().unwrap();
         assert_eq!((loc.height, loc.index), (3, 0));
         assert_eq!(replay(&store, &genesis).unwrap().state_root(), root);
+    }
+
+    #[test]
+    fn every_engine_reopens_at_the_same_tip_with_the_same_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, _) = demo_genesis("store-test", 4, 1_700_000_000_000);
+        let synth = Synth::new(&genesis.chain_id, 4, 20);
+        for (name, _) in Engine::NAMES.iter().filter(|(n, _)| *n != "mem") {
+            let engine = Engine::from_name(name).unwrap();
+            let path = dir.path().join(name);
+            let root = {
+                let (mut store, mut state) = Store::open_with(&path, &genesis, engine).unwrap();
+                for _ in 0..6 {
+                    let (fb, exec) = synth.next_block(&state, 40, genesis.genesis_time_ms);
+                    store.persist_voted_block(&fb.block).unwrap();
+                    store.journal_certificate(&fb.certificate).unwrap();
+                    store.commit(&exec, &fb).unwrap();
+                    store
+                        .prune_voted_blocks_through(fb.block.header.height)
+                        .unwrap();
+                    state.commit(exec);
+                }
+                state.state_root()
+            };
+            let (store, state) = Store::open_with(&path, &genesis, engine).unwrap();
+            assert_eq!(
+                (store.tip().height, state.state_root()),
+                (6, root),
+                "{name}"
+            );
+            assert_eq!(
+                replay(&store, &genesis).unwrap().state_root(),
+                root,
+                "{name}"
+            );
+            assert!(store.voted_blocks(0).unwrap().is_empty(), "{name}");
+            assert_eq!(store.journaled_certificates().unwrap().len(), 6, "{name}");
+            let tx = store.block(4).unwrap().unwrap().block.txs[0].clone();
+            let loc = store.tx_location(&tx.hash()).unwrap().unwrap();
+            assert_eq!((loc.height, loc.index), (4, 0), "{name}");
+            let history = store.history(&tx.signer, None, 100).unwrap();
+            assert!(history.iter().any(|e| e.2 == tx.hash()), "{name}");
+            assert_eq!(
+                store.claims_between(1, 6).unwrap(),
+                state.claims(),
+                "{name}"
+            );
+        }
     }
 
     #[test]

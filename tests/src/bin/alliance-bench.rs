@@ -1,17 +1,22 @@
 //! `alliance-bench`: the driver of `scripts/bench.sh`.
 //!
-//! - `ceiling`: single-core ed25519 verify and batch-verify rates, sled's
-//!   flushed batch write rate.
+//! - `ceiling`: single-core ed25519 verify and batch-verify rates, the
+//!   store's flushed batch write rate.
 //! - `alliance`: starts N real validator processes on loopback, funds many
 //!   accounts, runs open-loop load steps from low to saturation and a long
 //!   sustained step, and writes the results as JSON.
 //! - `report`: renders the JSON results into docs/benchmarks.md.
+//! - `store`: the chain store alone on one storage engine, under a
+//!   validator's writes and reads: RSS, disk and throughput as the chain
+//!   grows (issue #14).
+//! - `memory`: an alliance at one rate for many minutes; each node's RSS
+//!   per minute against its budget (issue #14, `scripts/bench-memory.sh`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use alliance_tests::bench::{self, Accounts, FinalityTracker, StepConfig};
-use alliance_tests::{bench_ceiling, bench_report, Alliance};
+use alliance_tests::{bench_ceiling, bench_report, memory_report, store_bench, Alliance};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -24,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Measure the machine's ceiling (signatures, sled).
+    /// Measure the machine's ceiling (signatures, the store's writes).
     Ceiling {
         /// Seconds per measurement.
         #[arg(long, default_value_t = 2.0)]
@@ -70,6 +75,72 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// An alliance at one rate for many minutes, one step a minute: each
+    /// node's RSS per minute, judged against its budget (issue #14).
+    /// Exits non-zero when a node breaks the criterion.
+    Memory {
+        /// Validators.
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Offered rate, tx/s.
+        #[arg(long, default_value_t = 2_000.0)]
+        rate: f64,
+        /// Minutes of load (one step each).
+        #[arg(long, default_value_t = 30)]
+        minutes: usize,
+        /// Minutes before the baseline RSS is taken.
+        #[arg(long, default_value_t = 5)]
+        warmup_minutes: usize,
+        /// Each node's memory budget, MiB (the node's memory_budget_mib).
+        #[arg(long, default_value_t = 1_024.0)]
+        budget_mib: f64,
+        /// Largest allowed RSS growth after the warm-up, percent.
+        #[arg(long, default_value_t = 5.0)]
+        growth_max_pct: f64,
+        /// Customer accounts.
+        #[arg(long, default_value_t = 20_000)]
+        accounts: usize,
+        /// Every node's config.toml (default: the node's defaults), e.g.
+        /// `store_engine = "sled"` for the old engine.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write JSON here (stdout too).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The chain store alone on one storage engine (issue #14): RSS, disk
+    /// and commit rate every `--every` blocks.
+    Store {
+        /// redb (the node's), sled, sled-cache64m, sled-flush500,
+        /// sled-cache64m-flush500, sled-throughput or mem; fjall and lmdb
+        /// with `--features extra-engines`.
+        #[arg(long, default_value = "redb")]
+        engine: String,
+        /// Transfers per block.
+        #[arg(long, default_value_t = 1_000)]
+        txs_per_block: usize,
+        /// Funded customer accounts.
+        #[arg(long, default_value_t = 20_000)]
+        accounts: usize,
+        /// Blocks of transfers to commit (0: until --seconds).
+        #[arg(long, default_value_t = 3_000)]
+        blocks: u64,
+        /// Seconds to run at most (0: until --blocks).
+        #[arg(long, default_value_t = 0.0)]
+        seconds: f64,
+        /// Print a checkpoint every this many blocks.
+        #[arg(long, default_value_t = 100)]
+        every: u64,
+        /// Random reads of each kind (block, tx location, history) per block.
+        #[arg(long, default_value_t = 10)]
+        reads: usize,
+        /// Data directory (default: a fresh temporary directory, removed).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Write the checkpoints as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Render JSON results into docs/benchmarks.md.
     Report {
         /// Directory with machine.json, ceiling.json, alliance-*.json, postgres.json.
@@ -85,9 +156,14 @@ enum Command {
 }
 
 fn write(out: &Option<PathBuf>, v: &Value) {
-    let text = serde_json::to_string_pretty(v).expect("json");
-    println!("{text}");
+    println!("{}", serde_json::to_string_pretty(v).expect("json"));
+    save(out, v);
+}
+
+/// Writes `v` to `out` if given (without printing it).
+fn save(out: &Option<PathBuf>, v: &Value) {
     if let Some(path) = out {
+        let text = serde_json::to_string_pretty(v).expect("json");
         std::fs::write(path, text + "\n").expect("write results");
     }
 }
@@ -200,8 +276,8 @@ fn drive_alliance(
         }
         let r = bench::run_step(alliance, &tracker, &mut acc, step(rate, step_secs));
         eprintln!(
-            "{validators} validators, {rate} tx/s offered: {:.0} committed tx/s, p50 {:.0} ms, p99 {:.0} ms, refused {}, lost {}",
-            r.committed_tps, r.latency_ms.p50, r.latency_ms.p99, r.rejected, r.lost
+            "{validators} validators, {rate} tx/s offered: {:.0} committed tx/s, p50 {:.0} ms, p99 {:.0} ms, refused {}, lost {}, RSS MiB {:.0?}",
+            r.committed_tps, r.latency_ms.p50, r.latency_ms.p99, r.rejected, r.lost, r.rss_mib
         );
         if r.lost > 0 || r.rejected > 0 {
             eprintln!("refusals: {:?}", r.rejected_by_code);
@@ -272,6 +348,89 @@ fn main() {
                 config,
             );
             write(&out, &v);
+        }
+        Command::Memory {
+            validators,
+            rate,
+            minutes,
+            warmup_minutes,
+            budget_mib,
+            growth_max_pct,
+            accounts,
+            config,
+            out,
+        } => {
+            let config = config.map(|p| std::fs::read_to_string(p).expect("read --config"));
+            let rates = vec![rate; minutes];
+            let mut v = with_alliance(validators, config.as_deref(), |a| {
+                drive_alliance(a, &rates, 60.0, None, accounts, 10, 500)
+            });
+            let steps = v["steps"].as_array().cloned().unwrap_or_default();
+            let criterion = memory_report::Criterion {
+                warmup_steps: warmup_minutes,
+                budget_mib,
+                growth_max: growth_max_pct / 100.0,
+            };
+            println!("{}", memory_report::table(&steps));
+            let verdict = memory_report::judge(&steps, criterion);
+            let mut ok = verdict.is_some();
+            for (i, n) in verdict.iter().flatten().enumerate() {
+                println!(
+                    "node {i}: RSS {:.0} MiB after {warmup_minutes} min, {:.0} MiB at the end ({:+.1} %), highest {:.0} MiB, budget {budget_mib:.0} MiB: {}",
+                    n.baseline_mib,
+                    n.last_mib,
+                    n.growth * 100.0,
+                    n.max_mib,
+                    if n.ok { "ok" } else { "FAILED" }
+                );
+                ok &= n.ok;
+            }
+            v["memory_verdict"] = json!({
+                "warmup_minutes": warmup_minutes,
+                "budget_mib": budget_mib,
+                "growth_max_pct": growth_max_pct,
+                "ok": ok,
+            });
+            save(&out, &v);
+            if !ok {
+                eprintln!("memory criterion not met (or too few steps after the warm-up)");
+                std::process::exit(1);
+            }
+        }
+        Command::Store {
+            engine,
+            txs_per_block,
+            accounts,
+            blocks,
+            seconds,
+            every,
+            reads,
+            dir,
+            out,
+        } => {
+            let temp = tempfile::tempdir().expect("temporary directory");
+            let config = store_bench::Config {
+                engine,
+                txs_per_block,
+                accounts,
+                blocks,
+                duration: Duration::from_secs_f64(seconds),
+                every,
+                reads,
+                dir: dir.unwrap_or_else(|| temp.path().join("store")),
+            };
+            let points = store_bench::run(&config);
+            let growth = store_bench::growth_per_1000_blocks(&points);
+            eprintln!("RSS growth after the first third: {growth:.1} MiB per 1,000 blocks");
+            let v = json!({
+                "engine": config.engine,
+                "txs_per_block": txs_per_block,
+                "accounts": accounts,
+                "reads_per_block": reads,
+                "rss_growth_mib_per_1000_blocks": growth,
+                "checkpoints": points,
+            });
+            save(&out, &v);
         }
         Command::Report { dir, docs, command } => {
             let machine = read(&dir.join("machine.json")).unwrap_or(Value::Null);

@@ -1,0 +1,68 @@
+//! fjall behind [`Kv`]: a log-structured merge tree (pure Rust).
+//!
+//! A [`Kv::apply`] is one fjall write batch: fjall writes it to its journal
+//! as one checksummed record (atomic on recovery) and hands it to the OS;
+//! [`Kv::flush`] fsyncs the journal ([`fjall::PersistMode::SyncAll`]).
+
+use std::path::Path;
+
+use fjall::{KeyspaceCreateOptions, PersistMode};
+
+use super::kv::{engine_error, Batch, Entries, Kv, KvError, Write};
+
+/// fjall, with fsyncs only where the store asks for them.
+pub struct FjallKv {
+    db: fjall::Database,
+    keys: fjall::Keyspace,
+}
+
+impl FjallKv {
+    /// Opens (or creates) the database directory `path` with a block cache
+    /// of `cache_bytes`.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<FjallKv, KvError> {
+        let db = fjall::Database::builder(path)
+            .cache_size(cache_bytes)
+            .open()
+            .map_err(engine_error)?;
+        let keys = db
+            .keyspace("kv", KeyspaceCreateOptions::default)
+            .map_err(engine_error)?;
+        Ok(FjallKv { db, keys })
+    }
+}
+
+impl Kv for FjallKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        Ok(self
+            .keys
+            .get(key)
+            .map_err(engine_error)?
+            .map(|v| v.to_vec()))
+    }
+    fn apply(&self, batch: Batch) -> Result<(), KvError> {
+        let mut b = self.db.batch();
+        for w in batch.0 {
+            match w {
+                Write::Put(k, v) => b.insert(&self.keys, k, v),
+                Write::Delete(k) => b.remove(&self.keys, k),
+            }
+        }
+        b.commit().map_err(engine_error)
+    }
+    fn flush(&self) -> Result<(), KvError> {
+        self.db.persist(PersistMode::SyncAll).map_err(engine_error)
+    }
+    fn range(&self, lo: &[u8], hi: &[u8], reverse: bool) -> Entries<'_> {
+        let iter = self.keys.range(lo.to_vec()..hi.to_vec());
+        let map = |g: fjall::Guard| {
+            g.into_inner()
+                .map(|(k, v)| (k.to_vec(), v.to_vec()))
+                .map_err(engine_error)
+        };
+        if reverse {
+            Box::new(iter.rev().map(map))
+        } else {
+            Box::new(iter.map(map))
+        }
+    }
+}
