@@ -7,8 +7,8 @@
 //! `persist_voted_block`, `persist_vote` (notarize, flushed),
 //! `journal_certificate` (notarization), `persist_vote` (finalize, flushed),
 //! `journal_certificate` (finalization), `Store::commit` (block, tx index,
-//! history, state changes, tip; flushed), `prune_consensus_below` (view
-//! window of 512) and `prune_voted_blocks_through`; then reads: blocks by
+//! history, state changes, tip; flushed) and `prune_after_finalized` (view
+//! window of 512, voted blocks); then reads: blocks by
 //! height, transaction locations and account histories at random. Blocks
 //! hold transfers of 1 point among a fixed set of funded customers, built
 //! and executed by a real [`LedgerState`], so the state changes are real.
@@ -212,9 +212,8 @@ impl Node {
         s.persist_vote(&finalize).expect("finalize vote");
         s.journal_certificate(&fb.certificate).expect("journal");
         s.commit(&exec, &fb).expect("commit");
-        s.prune_consensus_below(view.saturating_sub(VIEW_WINDOW))
-            .expect("prune consensus");
-        s.prune_voted_blocks_through(height).expect("prune voted");
+        s.prune_after_finalized(view.saturating_sub(VIEW_WINDOW), height)
+            .expect("prune");
         let spent = start.elapsed();
         self.state.commit(exec);
         spent

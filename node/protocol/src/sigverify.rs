@@ -180,36 +180,59 @@ fn check_batch(group: &[Prepared]) -> bool {
 }
 
 /// Decoded signer keys, so that a frequent signer's key is decoded (a
-/// square root) once rather than per signature. Bounded: past `max` keys,
-/// others are decoded per use.
+/// square root) once rather than per signature. Bounded, in two
+/// generations: when the newer one holds `max` keys it becomes the older
+/// one and the previous older one is dropped, so a key in use within the
+/// last `max` new keys stays decoded, and at most `2 * max` are held.
 pub struct KeyCache {
     keys: HashMap<PublicKey, Option<EdwardsPoint>>,
+    older: HashMap<PublicKey, Option<EdwardsPoint>>,
     max: usize,
 }
 
 impl KeyCache {
-    /// Empty, holding at most `max` keys (about 200 bytes each).
+    /// Empty, holding at most `2 * max` keys (about 200 bytes each).
     pub fn new(max: usize) -> Self {
         KeyCache {
             keys: HashMap::new(),
+            older: HashMap::new(),
             max,
         }
     }
 
-    /// Decodes and keeps the signers of `txs` not yet known, while room lasts.
+    /// Decodes and keeps the signers of `txs` not yet known.
     pub fn learn(&mut self, txs: &[Transaction]) {
-        for tx in txs {
-            if self.keys.len() >= self.max {
-                return;
-            }
-            self.keys
-                .entry(tx.signer)
-                .or_insert_with(|| decode_key(&tx.signer));
+        if self.max == 0 {
+            return;
         }
+        for tx in txs {
+            if self.keys.contains_key(&tx.signer) {
+                continue;
+            }
+            if self.keys.len() >= self.max {
+                self.older = std::mem::take(&mut self.keys);
+            }
+            let point = match self.older.remove(&tx.signer) {
+                Some(point) => point,
+                None => decode_key(&tx.signer),
+            };
+            self.keys.insert(tx.signer, point);
+        }
+        debug_assert!(self.keys.len() <= self.max && self.older.len() <= self.max);
+    }
+
+    /// Keys held (both generations).
+    pub fn len(&self) -> usize {
+        self.keys.len() + self.older.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     fn key(&self, key: &PublicKey) -> Option<EdwardsPoint> {
-        match self.keys.get(key) {
+        match self.keys.get(key).or_else(|| self.older.get(key)) {
             Some(point) => *point,
             None => decode_key(key),
         }
@@ -528,6 +551,37 @@ pub(crate) mod tests {
         let v = verify_txs(&txs, &mut KeyCache::new(8));
         assert_eq!(v, one_by_one(&txs));
         assert!(v.iter().all(|ok| *ok));
+    }
+
+    /// The cache stays within two generations, and a signer seen within
+    /// the last `max` new keys keeps its decoded key.
+    #[test]
+    fn key_cache_is_bounded_and_keeps_recent_signers() {
+        let to = Keypair::from_label("to").public();
+        let txs: Vec<Transaction> = (0..40)
+            .map(|i| {
+                let key = Keypair::from_label(&format!("signer {i}"));
+                Transaction::sign(
+                    "c",
+                    &key,
+                    0,
+                    TxBody::Transfer {
+                        to,
+                        amount: 1,
+                        memo: String::new(),
+                    },
+                )
+            })
+            .collect();
+        let mut cache = KeyCache::new(8);
+        for tx in &txs {
+            cache.learn(std::slice::from_ref(tx));
+            assert!(cache.len() <= 16, "held {}", cache.len());
+        }
+        let recent = txs.last().expect("a block").signer;
+        assert!(cache.keys.contains_key(&recent));
+        assert!(cache.len() < txs.len());
+        assert_eq!(verify_txs(&txs, &mut cache), one_by_one(&txs));
     }
 
     proptest! {

@@ -514,12 +514,10 @@ impl<N: Net, C: Clock> Driver<N, C> {
                 EVICT_SIGNERS_PER_BLOCK,
             );
         }
-        let _ = chain
-            .store()
-            .prune_consensus_below(view.saturating_sub(alliance_consensus::config::VIEW_WINDOW));
-        let _ = chain
-            .store()
-            .prune_voted_blocks_through(block.header.height);
+        let _ = chain.store().prune_after_finalized(
+            view.saturating_sub(alliance_consensus::config::VIEW_WINDOW),
+            block.header.height,
+        );
         tracing::info!(
             height = block.header.height,
             txs = block.txs.len(),

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 
 use alliance_protocol::genesis::Genesis;
+use alliance_protocol::sigverify::{verify_txs, KeyCache};
 use alliance_protocol::{FinalizedBlock, PublicKey, Transaction};
 use tokio::sync::{broadcast, mpsc};
 
@@ -58,7 +59,14 @@ pub struct Shared {
     pub event_streams: Arc<tokio::sync::Semaphore>,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// Decoded keys of recent signers, kept across submissions (decoding
+    /// a key is a square root, about a third of a signature check).
+    signer_keys: Arc<Mutex<KeyCache>>,
 }
+
+/// Recent signers whose decoded keys a node keeps: two generations of this
+/// many (about 200 bytes each, so at most about 26 MB).
+const SIGNER_KEYS_MAX: usize = 65_536;
 
 impl Shared {
     /// The shared state of a node whose chain is `chain`. Admitted
@@ -82,6 +90,7 @@ impl Shared {
             tx_gossip,
             event_streams: Arc::new(tokio::sync::Semaphore::new(crate::api::EVENT_STREAMS_MAX)),
             metrics: crate::metrics::Metrics::default(),
+            signer_keys: Arc::new(Mutex::new(KeyCache::new(SIGNER_KEYS_MAX))),
         })
     }
 
@@ -138,8 +147,14 @@ impl Shared {
     /// every core for large batches).
     async fn check_signatures(&self, txs: Vec<Transaction>) -> (Vec<Transaction>, Vec<bool>) {
         let chain_id = self.chain_id.clone();
+        let keys = Arc::clone(&self.signer_keys);
         let check = move |txs: Vec<Transaction>| {
-            let sigs = alliance_protocol::state::verify_signatures_parallel(&txs);
+            // Submissions verify concurrently: one that finds the cache
+            // busy decodes its keys itself rather than wait.
+            let sigs = match keys.try_lock() {
+                Ok(mut keys) => verify_txs(&txs, &mut keys),
+                Err(_) => verify_txs(&txs, &mut KeyCache::new(0)),
+            };
             let ok: Vec<bool> = txs
                 .iter()
                 .zip(sigs)

@@ -72,6 +72,26 @@ impl Batch {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// Adds every write of `other` after this batch's own.
+    pub fn extend(&mut self, other: Batch) {
+        self.0.extend(other.0);
+    }
+    /// The writes in key order, a key's writes in the order given (so the
+    /// last one still wins): a B-tree engine then walks its pages once, left
+    /// to right, instead of jumping between them.
+    pub fn into_sorted(mut self) -> Vec<Write> {
+        self.0.sort_by(|a, b| a.key().cmp(b.key()));
+        self.0
+    }
+}
+
+impl Write {
+    /// The key written.
+    pub fn key(&self) -> &[u8] {
+        match self {
+            Write::Put(k, _) | Write::Delete(k) => k,
+        }
+    }
 }
 
 /// A key-value pair read from a range.
@@ -99,6 +119,13 @@ pub trait Kv: Send + Sync {
     fn apply(&self, batch: Batch) -> Result<(), KvError>;
     /// Makes every write so far durable.
     fn flush(&self) -> Result<(), KvError>;
+    /// Applies `batch` atomically and makes it, with every write before
+    /// it, durable: [`Kv::apply`] then [`Kv::flush`], which an engine may do
+    /// in one transaction (redb does: one commit instead of two).
+    fn apply_durable(&self, batch: Batch) -> Result<(), KvError> {
+        self.apply(batch)?;
+        self.flush()
+    }
     /// Entries with `lo <= key < hi`, ascending, or descending with
     /// `reverse`.
     fn range(&self, lo: &[u8], hi: &[u8], reverse: bool) -> Entries<'_>;

@@ -4,8 +4,10 @@
 //! [`redb::Durability::None`]: atomic and visible at once, not yet durable.
 //! [`Kv::flush`] commits an empty transaction with
 //! [`redb::Durability::Immediate`], which makes every earlier commit durable
-//! (redb's documented rule). After a crash redb reopens at the last durable
-//! commit, so a batch is there whole or not at all.
+//! (redb's documented rule); [`Kv::apply_durable`] does both in one
+//! transaction committed with `Immediate`. Writes go in in key order. After
+//! a crash redb reopens at the last durable commit, so a batch is there whole
+//! or not at all.
 
 use std::path::Path;
 
@@ -53,21 +55,15 @@ impl RedbKv {
     }
 }
 
-impl Kv for RedbKv {
-    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
-        let txn = self.db.begin_read().map_err(engine_error)?;
-        let table = txn.open_table(TABLE).map_err(engine_error)?;
-        Ok(table
-            .get(key)
-            .map_err(engine_error)?
-            .map(|v| v.value().to_vec()))
-    }
-    fn apply(&self, batch: Batch) -> Result<(), KvError> {
+impl RedbKv {
+    /// One write transaction holding `batch`, in key order, committed with
+    /// `durability`.
+    fn commit(&self, batch: Batch, durability: Durability) -> Result<(), KvError> {
         let mut txn = self.db.begin_write().map_err(engine_error)?;
-        txn.set_durability(Durability::None).map_err(engine_error)?;
+        txn.set_durability(durability).map_err(engine_error)?;
         {
             let mut table = txn.open_table(TABLE).map_err(engine_error)?;
-            for w in &batch.0 {
+            for w in batch.into_sorted() {
                 match w {
                     Write::Put(k, v) => {
                         table
@@ -82,11 +78,25 @@ impl Kv for RedbKv {
         }
         txn.commit().map_err(engine_error)
     }
+}
+
+impl Kv for RedbKv {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let txn = self.db.begin_read().map_err(engine_error)?;
+        let table = txn.open_table(TABLE).map_err(engine_error)?;
+        Ok(table
+            .get(key)
+            .map_err(engine_error)?
+            .map(|v| v.value().to_vec()))
+    }
+    fn apply(&self, batch: Batch) -> Result<(), KvError> {
+        self.commit(batch, Durability::None)
+    }
     fn flush(&self) -> Result<(), KvError> {
-        let mut txn = self.db.begin_write().map_err(engine_error)?;
-        txn.set_durability(Durability::Immediate)
-            .map_err(engine_error)?;
-        txn.commit().map_err(engine_error)
+        self.commit(Batch::default(), Durability::Immediate)
+    }
+    fn apply_durable(&self, batch: Batch) -> Result<(), KvError> {
+        self.commit(batch, Durability::Immediate)
     }
     fn range(&self, lo: &[u8], hi: &[u8], reverse: bool) -> Entries<'_> {
         let iter = (|| {

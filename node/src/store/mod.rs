@@ -367,8 +367,7 @@ impl Store {
             timestamp_ms: h.timestamp_ms,
         };
         batch.put(META_TIP, encoding::encode(&tip));
-        self.db.apply(batch)?;
-        self.db.flush()?;
+        self.db.apply_durable(batch)?;
         self.tip = tip;
         Ok(())
     }
@@ -506,9 +505,12 @@ impl Store {
     /// it is sent: after a restart the consensus core rereads them and never
     /// signs anything conflicting.
     pub fn persist_vote(&self, vote: &SignedVote) -> Result<(), StoreError> {
-        let k = view_kind_key(VOTE, vote.data.view, vote.data.kind);
-        self.db.insert(k, encoding::encode(vote))?;
-        self.db.flush()?;
+        let mut batch = Batch::default();
+        batch.put(
+            view_kind_key(VOTE, vote.data.view, vote.data.kind),
+            encoding::encode(vote),
+        );
+        self.db.apply_durable(batch)?;
         Ok(())
     }
 
@@ -528,15 +530,37 @@ impl Store {
         self.remove_below(VOTE, view)
     }
 
-    /// Removes, in one batch, every key under `prefix` whose big-endian u64
-    /// after the prefix (a view or a height) is below `below`.
-    fn remove_below(&self, prefix: u8, below: u64) -> Result<(), StoreError> {
+    /// Deletes of every key under `prefix` whose big-endian u64 after the
+    /// prefix (a view or a height) is below `below`, added to `batch`.
+    fn delete_below(&self, prefix: u8, below: u64, batch: &mut Batch) -> Result<(), StoreError> {
         let mut end = vec![prefix];
         end.extend_from_slice(&below.to_be_bytes());
-        let mut batch = Batch::default();
         for item in self.db.range(&[prefix], &end, false) {
             batch.delete(item?.0);
         }
+        Ok(())
+    }
+
+    /// Removes, in one batch, every key under `prefix` whose big-endian u64
+    /// after the prefix is below `below`.
+    fn remove_below(&self, prefix: u8, below: u64) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        self.delete_below(prefix, below, &mut batch)?;
+        if !batch.is_empty() {
+            self.db.apply(batch)?;
+        }
+        Ok(())
+    }
+
+    /// After a finalization: forgets own votes and journaled certificates
+    /// of views below `view`, and voted blocks at or below `height`, in one
+    /// write (see [`Store::prune_consensus_below`] and
+    /// [`Store::prune_voted_blocks_through`]).
+    pub fn prune_after_finalized(&self, view: u64, height: u64) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        self.delete_below(VOTE, view, &mut batch)?;
+        self.delete_below(JOURNAL, view, &mut batch)?;
+        self.delete_below(VOTED_BLOCK, height.saturating_add(1), &mut batch)?;
         if !batch.is_empty() {
             self.db.apply(batch)?;
         }
