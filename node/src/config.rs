@@ -39,7 +39,7 @@ pub struct NodeConfig {
     pub mempool_txs_max: usize,
     /// The node's memory budget in MiB: the resident memory it is sized to
     /// stay under whatever the chain length and load (the store's page
-    /// cache is a sixteenth of it). Exported as `alliance_memory_budget_bytes`
+    /// cache is a quarter of it). Exported as `alliance_memory_budget_bytes`
     /// beside `alliance_resident_memory_bytes`.
     pub memory_budget_mib: u64,
     /// The storage engine of a new data directory: `redb` (unset: redb) or
@@ -128,9 +128,12 @@ impl NodeConfig {
         Ok(())
     }
 
-    /// The store's page cache: a sixteenth of the memory budget.
+    /// The store's page cache: a quarter of the memory budget (the
+    /// indexes' hot pages, one per active account, must fit: at a
+    /// sixteenth, 20,000 active accounts already missed, see
+    /// docs/benchmarks.md).
     pub fn store_cache_bytes(&self) -> u64 {
-        (self.memory_budget_mib << 20) / 16
+        (self.memory_budget_mib << 20) / 4
     }
 
     /// Peer addresses as configured.
@@ -186,7 +189,7 @@ mod tests {
         std::fs::write(dir.path().join(CONFIG_FILE), c.to_toml()).unwrap();
         assert!(c.to_toml().contains("store_engine = \"sled\""));
         assert_eq!(NodeConfig::load(dir.path()).unwrap(), c);
-        assert_eq!(c.store_cache_bytes(), 32 << 20);
+        assert_eq!(c.store_cache_bytes(), 128 << 20);
         // Unset: not written, and new directories get redb.
         assert!(!NodeConfig::default().to_toml().contains("store_engine"));
         for bad in ["store_engine = \"rocksdb\"", "memory_budget_mib = 64"] {

@@ -26,9 +26,12 @@ use super::kv_lmdb::LmdbKv;
 use super::kv_redb::RedbKv;
 use super::StoreError;
 
-/// The page cache the node gives redb by default (a sixteenth of the
+/// The page cache the node gives redb by default (a quarter of the
 /// default 1 GiB memory budget).
-pub const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+/// The cache the engines got in the side-by-side benchmark of issue #14
+/// (`alliance-bench store`): the `-cache64m` sled variants and fjall.
+const COMPARISON_CACHE_BYTES: u64 = 64 << 20;
 /// sled's own default cache, sled's configuration in the node until
 /// issue #14.
 const SLED_DEFAULT_CACHE_BYTES: u64 = 1 << 30;
@@ -131,7 +134,7 @@ pub enum Engine {
 }
 
 impl Default for Engine {
-    /// The node's engine: redb with a 64 MiB page cache.
+    /// The node's engine: redb with a 256 MiB page cache.
     fn default() -> Engine {
         StoreKind::Redb.engine(DEFAULT_CACHE_BYTES)
     }
@@ -142,7 +145,11 @@ impl Engine {
     pub const NAMES: &'static [(&'static str, &'static str)] = &[
         (
             "redb",
-            "the node's engine: redb 4, 64 MiB cache, Durability::None per batch, Immediate at flush",
+            "the node's engine: redb 4, 256 MiB cache, Durability::None per batch, Immediate at flush or with the batch",
+        ),
+        (
+            "redb-cache64m",
+            "redb with a 64 MiB cache, as in the side-by-side comparison of issue #14",
         ),
         (
             "sled",
@@ -183,11 +190,12 @@ impl Engine {
         };
         Some(match name {
             "redb" => Engine::default(),
+            "redb-cache64m" => StoreKind::Redb.engine(COMPARISON_CACHE_BYTES),
             "sled" => StoreKind::Sled.engine(SLED_DEFAULT_CACHE_BYTES),
-            "sled-cache64m" => sled(DEFAULT_CACHE_BYTES, None, false),
+            "sled-cache64m" => sled(COMPARISON_CACHE_BYTES, None, false),
             "sled-flush500" => sled(SLED_DEFAULT_CACHE_BYTES, Some(500), false),
-            "sled-cache64m-flush500" => sled(DEFAULT_CACHE_BYTES, Some(500), false),
-            "sled-throughput" => sled(DEFAULT_CACHE_BYTES, None, true),
+            "sled-cache64m-flush500" => sled(COMPARISON_CACHE_BYTES, Some(500), false),
+            "sled-throughput" => sled(COMPARISON_CACHE_BYTES, None, true),
             #[cfg(feature = "extra-engines")]
             "fjall" => Engine::Fjall,
             #[cfg(feature = "extra-engines")]
@@ -241,7 +249,7 @@ impl Engine {
                 Box::new(open_sled(&config, path)?)
             }
             #[cfg(feature = "extra-engines")]
-            Engine::Fjall => Box::new(FjallKv::open(path, DEFAULT_CACHE_BYTES)?),
+            Engine::Fjall => Box::new(FjallKv::open(path, COMPARISON_CACHE_BYTES)?),
             #[cfg(feature = "extra-engines")]
             Engine::Lmdb => Box::new(LmdbKv::open(path)?),
             Engine::Mem => Box::new(MemKv::new()),
