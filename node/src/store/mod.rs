@@ -17,9 +17,11 @@
 //! | `e`    | view (u64 BE), signer  | equivocation evidence ([`evidence`])   |
 //! | `j`    | view (u64 BE), kind    | consensus certificate journal          |
 //! | `u`    | height (u64 BE), hash  | unfinalized block this node voted for  |
+//! | `i`    | height (u64 BE)        | `t` and `a` entries of a block not yet written there ([`index`]) |
 //!
-//! A commit writes the block, its indexes, the state changes and the new
-//! tip in one batch and then fsyncs; only then is it acknowledged. After a
+//! A commit writes the block, its index entries (as one log record, written
+//! out to `t` and `a` every few dozen blocks: [`index`]), the state changes
+//! and the new tip in one batch and then fsyncs; only then is it acknowledged. After a
 //! crash at any moment, reopening finds either the previous tip or the new
 //! one, never a mix. Opening re-checks the tip: its hash link to the parent
 //! and the state root recomputed from the stored state.
@@ -38,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod engine;
 pub mod evidence;
+pub mod index;
 pub mod kv;
 #[cfg(feature = "extra-engines")]
 pub mod kv_fjall;
@@ -118,6 +121,7 @@ const JOURNAL: u8 = b'j';
 const VOTED_BLOCK: u8 = b'u';
 const HISTORY: u8 = b'a';
 const CLAIM_DELTA: u8 = b'c';
+const INDEX_LOG: u8 = b'i';
 /// Metadata keys all start with `m`.
 const META_GENESIS: &[u8] = b"mgenesis";
 const META_TIP: &[u8] = b"mtip";
@@ -179,6 +183,8 @@ pub struct Store {
     db: Box<dyn Kv>,
     genesis_hash: Hash32,
     tip: ChainTip,
+    /// Index entries of recent blocks, not yet in `t` and `a`.
+    pending: index::PendingIndex,
 }
 
 impl Store {
@@ -222,6 +228,7 @@ impl Store {
                     db,
                     genesis_hash: given,
                     tip: state.tip(),
+                    pending: index::PendingIndex::default(),
                 };
                 Ok((store, state))
             }
@@ -247,10 +254,22 @@ impl Store {
                     entries.insert(sk, sv);
                 }
                 let state = LedgerState::from_entries(genesis.chain_id.clone(), tip, entries);
+                let mut pending = index::PendingIndex::default();
+                for item in scan_prefix(db.as_ref(), &[INDEX_LOG]) {
+                    let (k, v) = item?;
+                    let height = k
+                        .get(1..9)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u64::from_be_bytes)
+                        .filter(|h| *h <= tip.height && k.len() == 9)
+                        .ok_or_else(|| StoreError::Corrupt("index log key".into()))?;
+                    pending.add(height, decode(&v, format!("index log of block {height}"))?);
+                }
                 let store = Store {
                     db,
                     genesis_hash: given,
                     tip,
+                    pending,
                 };
                 store.check_tip(&state, genesis)?;
                 Ok((store, state))
@@ -334,18 +353,24 @@ impl Store {
         let mut batch = Batch::default();
         batch.put(key(BLOCK, &h.height.to_be_bytes()), block.to_bytes());
         batch.put(key(HASH, &hash.0), &h.height.to_be_bytes()[..]);
+        let mut entries = index::BlockIndex::default();
         for (i, (tx, outcome)) in block.block.txs.iter().zip(&exec.outcomes).enumerate() {
+            let hash = tx.hash();
             let loc = TxLocation {
                 height: h.height,
                 index: i as u32,
                 outcome: outcome.clone(),
             };
-            batch.put(key(TX, &tx.hash().0), encoding::encode(&loc));
-        }
-        for (i, tx) in block.block.txs.iter().enumerate() {
+            entries.txs.push((hash, loc));
             for addr in involved(tx) {
-                batch.put(history_key(&addr, h.height, i as u32), &tx.hash().0[..]);
+                entries.history.push((addr, i as u32, hash));
             }
+        }
+        let write_index = self.pending.must_write_with(&entries);
+        if write_index {
+            self.pending.write_with(h.height, &entries, &mut batch);
+        } else {
+            batch.put(index::log_key(h.height), encoding::encode(&entries));
         }
         let deltas = self.claim_deltas(exec)?;
         if !deltas.is_empty() {
@@ -368,6 +393,11 @@ impl Store {
         };
         batch.put(META_TIP, encoding::encode(&tip));
         self.db.apply_durable(batch)?;
+        if write_index {
+            self.pending.clear();
+        } else {
+            self.pending.add(h.height, entries);
+        }
         self.tip = tip;
         Ok(())
     }
@@ -442,26 +472,32 @@ impl Store {
             Some((h, i)) => history_key(address, h, i),
             None => history_key(address, u64::MAX, u32::MAX),
         };
-        let mut out = Vec::new();
-        for item in self.db.range(&lo, &hi, true).take(limit) {
-            let (k, v) = item?;
+        let parse = |k: &[u8], v: &[u8]| -> Result<(u64, u32, Hash32), StoreError> {
+            let corrupt = || StoreError::Corrupt("history entry".into());
             let n = 1 + 32;
             let height = u64::from_be_bytes(
-                k[n..n + 8]
+                k.get(n..n + 8)
+                    .ok_or_else(corrupt)?
                     .try_into()
-                    .map_err(|_| StoreError::Corrupt("history key".into()))?,
+                    .map_err(|_| corrupt())?,
             );
             let index = u32::from_be_bytes(
-                k[n + 8..n + 12]
+                k.get(n + 8..n + 12)
+                    .ok_or_else(corrupt)?
                     .try_into()
-                    .map_err(|_| StoreError::Corrupt("history key".into()))?,
+                    .map_err(|_| corrupt())?,
             );
-            let hash = Hash32(
-                v.as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("history value".into()))?,
-            );
-            out.push((height, index, hash));
+            let hash = Hash32(v.try_into().map_err(|_| corrupt())?);
+            Ok((height, index, hash))
+        };
+        // Pending lines are newer than any written one: they come first.
+        let mut out = Vec::new();
+        for (k, hash) in self.pending.history_desc(&lo, &hi).take(limit) {
+            out.push(parse(k, &hash.0)?);
+        }
+        for item in self.db.range(&lo, &hi, true).take(limit - out.len()) {
+            let (k, v) = item?;
+            out.push(parse(&k, &v)?);
         }
         Ok(out)
     }
@@ -490,6 +526,9 @@ impl Store {
 
     /// Where a transaction was committed.
     pub fn tx_location(&self, hash: &Hash32) -> Result<Option<TxLocation>, StoreError> {
+        if let Some(loc) = self.pending.tx_location(hash) {
+            return Ok(Some(loc.clone()));
+        }
         match self.db.get(&key(TX, &hash.0))? {
             Some(b) => Ok(Some(decode(&b, "tx location")?)),
             None => Ok(None),
@@ -856,6 +895,64 @@ mod tests {
             assert_eq!(tx.hash(), *hash);
             assert!(involved(tx).contains(&who));
         }
+    }
+
+    /// Every transaction's location and every address's history, read
+    /// back through the store, against the blocks themselves: while the
+    /// entries of the last blocks are pending (in memory and in their log
+    /// records), after a reopen, and once they are written out.
+    #[test]
+    fn index_entries_pending_or_written_read_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let blocks = index::INDEX_BATCH_BLOCKS as u64 + 13;
+        let (genesis, _) = chain(dir.path(), blocks);
+        let log_records = |store: &Store| scan_prefix(store.db.as_ref(), &[INDEX_LOG]).count();
+        let check = |store: &Store| {
+            let mut expected: BTreeMap<PublicKey, Vec<(u64, u32, Hash32)>> = BTreeMap::new();
+            for height in 1..=store.tip().height {
+                let fb = store.block(height).unwrap().unwrap();
+                for (i, tx) in fb.block.txs.iter().enumerate() {
+                    let loc = store.tx_location(&tx.hash()).unwrap().expect("indexed");
+                    assert_eq!((loc.height, loc.index), (height, i as u32));
+                    for addr in involved(tx) {
+                        expected
+                            .entry(addr)
+                            .or_default()
+                            .push((height, i as u32, tx.hash()));
+                    }
+                }
+            }
+            for (addr, mut lines) in expected {
+                lines.reverse();
+                // Read in pages of 7, across the pending/written boundary.
+                let mut got = Vec::new();
+                let mut before = None;
+                loop {
+                    let page = store.history(&addr, before, 7).unwrap();
+                    let Some(last) = page.last() else { break };
+                    before = Some((last.0, last.1));
+                    got.extend(page);
+                }
+                assert_eq!(got, lines, "history of {addr:?}");
+            }
+        };
+        let (mut store, mut state) = Store::open(dir.path(), &genesis).unwrap();
+        assert_eq!(log_records(&store), 13, "the last 13 blocks are pending");
+        assert!(!store.pending.is_empty());
+        check(&store);
+        // Commit until the pending entries are written out.
+        let synth = Synth::new(&genesis.chain_id, 4, 20);
+        while log_records(&store) > 0 {
+            let (fb, exec) = synth.next_block(&state, 40, genesis.genesis_time_ms);
+            store.commit(&exec, &fb).unwrap();
+            state.commit(exec);
+        }
+        assert!(store.pending.is_empty());
+        assert_eq!(store.tip().height, 2 * index::INDEX_BATCH_BLOCKS as u64);
+        check(&store);
+        drop(store);
+        let (store, _) = Store::open(dir.path(), &genesis).unwrap();
+        check(&store);
     }
 
     #[test]
