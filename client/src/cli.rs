@@ -35,6 +35,77 @@ pub fn parse_merchant(s: &str) -> Result<MerchantId, String> {
     MerchantId::new(s).map_err(|e| e.to_string())
 }
 
+/// What `--receipt-time` accepts, for its error message.
+const RECEIPT_TIME_FORMATS: &str = "an RFC 3339 time with its zone (e.g. 2026-11-23T19:43:42+08:00 or 2026-11-23T11:43:42Z), a date (2026-11-23, read as 00:00 UTC), or ms since the Unix epoch";
+
+/// Parses a receipt time to ms since the Unix epoch: an RFC 3339 time
+/// with its zone (`Z` or `±HH:MM`; fractions of a second are cut to the
+/// millisecond), a date alone (00:00 UTC that day), or a whole number of ms.
+pub fn parse_receipt_time(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad = || format!("`{s}` is not a receipt time: give {RECEIPT_TIME_FORMATS}");
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return t.parse::<u64>().map_err(|_| bad());
+    }
+    rfc3339_ms(t).ok_or_else(bad)
+}
+
+/// `YYYY-MM-DD[(T|t| )HH:MM:SS[.fraction](Z|z|±HH:MM)]` to ms since the epoch.
+fn rfc3339_ms(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    let digits = |from: usize, n: usize| -> Option<i64> {
+        let part = b.get(from..from + n)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0i64, |a, d| a * 10 + (d - b'0') as i64))
+    };
+    let at = |i: usize, c: u8| b.get(i) == Some(&c);
+    if !(at(4, b'-') && at(7, b'-')) {
+        return None;
+    }
+    let (y, m, d) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let days = crate::output::days_from_civil(y, m as u32, d as u32)?;
+    let mut ms = days.checked_mul(86_400_000)?;
+    if b.len() == 10 {
+        return u64::try_from(ms).ok();
+    }
+    if !(matches!(b[10], b'T' | b't' | b' ') && at(13, b':') && at(16, b':')) {
+        return None;
+    }
+    let (hh, mm, ss) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    if hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    ms += ((hh * 60 + mm) * 60 + ss) * 1000;
+    let mut i = 19;
+    if at(i, b'.') {
+        let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if n == 0 {
+            return None;
+        }
+        let frac = digits(i + 1, n.min(3))?;
+        ms += frac * [100, 10, 1][n.min(3) - 1];
+        i += 1 + n;
+    }
+    let offset_ms = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), ..] if b.len() == i + 6 && at(i + 3, b':') => {
+            let (oh, om) = (digits(i + 1, 2)?, digits(i + 4, 2)?);
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let o = (oh * 60 + om) * 60_000;
+            if *sign == b'+' {
+                o
+            } else {
+                -o
+            }
+        }
+        _ => return None,
+    };
+    u64::try_from(ms - offset_ms).ok()
+}
+
 /// Parses a transaction hash (64 hex characters).
 pub fn parse_hash(s: &str) -> Result<String, String> {
     let t = s.trim().to_ascii_lowercase();
@@ -294,9 +365,17 @@ pub enum MerchantCommand {
         /// Why (e.g. purchase): short, no personal data.
         #[arg(long, value_name = "TEXT")]
         reason: String,
-        /// Point-of-sale receipt reference: each receipt earns points once.
+        /// Point-of-sale receipt reference: each receipt earns points once
+        /// within the alliance's receipt window.
         #[arg(long, value_name = "REF")]
         receipt: String,
+        /// When the receipt was issued (default: now): an RFC 3339 time
+        /// with its zone (2026-11-23T19:43:42+08:00, 2026-11-23T11:43:42Z),
+        /// a date (2026-11-23, read as 00:00 UTC), or ms since the Unix
+        /// epoch. Receipts older than the receipt window (90 days unless the
+        /// alliance voted otherwise) or more than a day ahead are refused.
+        #[arg(long, value_name = "TIME", value_parser = parse_receipt_time)]
+        receipt_time: Option<u64>,
         /// Waiting for the commit.
         #[command(flatten)]
         wait: WaitArgs,
@@ -367,6 +446,10 @@ pub struct ParamsArgs {
     /// How far ahead of a validator's clock a block timestamp may be.
     #[arg(long, value_name = "MS")]
     pub timestamp_drift_max_ms: Option<u64>,
+    /// Days a receipt stays in the receipt window (1..=3650): older
+    /// receipts earn no points, and used ones are pruned from the state.
+    #[arg(long, value_name = "DAYS")]
+    pub receipt_window_days: Option<u32>,
 }
 
 /// `alliance gov ...`.
@@ -562,5 +645,77 @@ mod tests {
         assert!(err.contains("1..=200"), "{err}");
         assert!(Cli::try_parse_from(["alliance", "history", &k, "--limit", "200"]).is_ok());
         assert!(Cli::try_parse_from(["alliance", "history", &k, "--limit", "201"]).is_err());
+    }
+
+    #[test]
+    fn receipt_times_in_each_accepted_form() {
+        const T: u64 = 1_700_000_000_000; // 2023-11-14T22:13:20Z
+        for (s, ms) in [
+            ("2023-11-14T22:13:20Z", T),
+            ("2023-11-14t22:13:20z", T),
+            ("2023-11-14 22:13:20Z", T),
+            ("2023-11-15T06:13:20+08:00", T),
+            ("2023-11-14T17:13:20-05:00", T),
+            ("2023-11-14T22:13:20.5Z", T + 500),
+            ("2023-11-14T22:13:20.123456Z", T + 123),
+            ("2023-11-14", T - (22 * 3600 + 13 * 60 + 20) * 1000),
+            ("1970-01-01", 0),
+            (" 1700000000000 ", T),
+        ] {
+            assert_eq!(parse_receipt_time(s), Ok(ms), "{s}");
+        }
+        for s in [
+            "",
+            "now",
+            "yesterday",
+            "2023-11-14T22:13:20",
+            "2023-11-14T22:13Z",
+            "2023-02-29",
+            "2023-11-14T24:00:00Z",
+            "2023-11-14T22:13:20.Z",
+            "2023-11-14T22:13:20+0800",
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T07:00:00+08:00",
+            "-5",
+            "99999999999999999999",
+        ] {
+            let err = parse_receipt_time(s).unwrap_err();
+            assert!(
+                err.contains("is not a receipt time: give an RFC 3339 time with its zone"),
+                "{s}: {err}"
+            );
+        }
+        let k = alliance_protocol::Keypair::from_label("a")
+            .public()
+            .to_string();
+        let issue = |time: &str| {
+            Cli::try_parse_from([
+                "alliance",
+                "merchant",
+                "issue",
+                "--key",
+                "k",
+                "--to",
+                &k,
+                "--amount",
+                "5",
+                "--reason",
+                "r",
+                "--receipt",
+                "R-1",
+                "--receipt-time",
+                time,
+            ])
+        };
+        let err = issue("14/11/2023").unwrap_err().to_string();
+        assert!(err.contains("--receipt-time"), "{err}");
+        assert!(err.contains("`14/11/2023` is not a receipt time"), "{err}");
+        assert!(matches!(
+            issue("2023-11-14").unwrap().command,
+            Command::Merchant(MerchantCommand::Issue {
+                receipt_time: Some(1_699_920_000_000),
+                ..
+            })
+        ));
     }
 }

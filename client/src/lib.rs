@@ -93,8 +93,17 @@ pub fn run(cli: Cli) -> CmdResult {
                 amount,
                 reason,
                 receipt,
+                receipt_time,
                 wait,
-            } => merchant::issue(&ctx, &key.key, *to, *amount, reason, receipt, wait),
+            } => merchant::issue(
+                &ctx,
+                &key.key,
+                *to,
+                *amount,
+                reason,
+                (receipt, *receipt_time),
+                wait,
+            ),
             MerchantCommand::ConfirmSettlement {
                 key,
                 debtor,

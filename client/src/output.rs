@@ -56,6 +56,22 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// (year, month, day), proleptic Gregorian, to days since 1970-01-01, or
+/// `None` if there is no such date (e.g. February 30th).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
+    if !(1..=12).contains(&m) || d == 0 {
+        return None;
+    }
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 } as i64;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    (civil_from_days(days) == (y, m, d)).then_some(days)
+}
+
 /// `YYYY-MM-DD` (UTC) of a time in ms since the epoch.
 pub fn utc_date(ms: u64) -> String {
     let (y, m, d) = civil_from_days((ms / 86_400_000) as i64);
@@ -122,6 +138,19 @@ mod tests {
         assert_eq!(utc_date(951_782_400_000), "2000-02-29");
         assert_eq!(utc_datetime(1_700_000_000_000), "2023-11-14 22:13:20 UTC");
         assert_eq!(expiry(None), "never");
+        assert_eq!(days_from_civil(1970, 1, 1), Some(0));
+        assert_eq!(
+            days_from_civil(2000, 2, 29),
+            Some(951_782_400_000 / 86_400_000)
+        );
+        assert_eq!(
+            days_from_civil(2023, 11, 14),
+            Some(1_700_000_000_000 / 86_400_000)
+        );
+        assert_eq!(days_from_civil(2023, 2, 29), None);
+        assert_eq!(days_from_civil(2023, 4, 31), None);
+        assert_eq!(days_from_civil(2023, 13, 1), None);
+        assert_eq!(days_from_civil(2023, 1, 0), None);
     }
 
     #[test]

@@ -57,6 +57,7 @@ impl Leader {
                             amount: 100_000,
                             reason: "bench".into(),
                             receipt_ref: format!("f{chunk}-{i}"),
+                            receipt_time_ms: leader.state.tip().timestamp_ms,
                         },
                     )
                 })

@@ -239,6 +239,7 @@ impl Byzantine {
                         amount: 1_000_000_000,
                         reason: "forged".into(),
                         receipt_ref: format!("forged-{}", p.view),
+                        receipt_time_ms: crate::runtime::now_ms(),
                     },
                 );
                 forged.signer = victim;

@@ -269,6 +269,7 @@ mod tests {
                         amount: 1,
                         reason: String::new(),
                         receipt_ref: format!("p{i}"),
+                        receipt_time_ms: 1_700_000_000_000,
                     },
                 )
             })
@@ -313,6 +314,7 @@ mod tests {
                     amount: 10,
                     reason: String::new(),
                     receipt_ref: format!("r{i}"),
+                    receipt_time_ms: now,
                 },
             );
             let block = leader

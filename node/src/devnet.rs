@@ -213,7 +213,8 @@ impl Devnet {
         let coffee_nonce = get(&format!("{}/v1/accounts/{}", self.apis[0], coffee.public()))
             .and_then(|a| a["nonce"].as_u64())
             .unwrap_or(0);
-        let receipt = format!("demo-receipt-{}", crate::runtime::now_ms());
+        let receipt_time_ms = crate::runtime::now_ms();
+        let receipt = format!("demo-receipt-{receipt_time_ms}");
         self.submit(
             0,
             &Transaction::sign(
@@ -225,6 +226,7 @@ impl Devnet {
                     amount: 120,
                     reason: "12 coffees".into(),
                     receipt_ref: receipt,
+                    receipt_time_ms,
                 },
             ),
         )?;

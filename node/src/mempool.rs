@@ -455,6 +455,7 @@ mod tests {
                 amount: 100,
                 reason: String::new(),
                 receipt_ref: "r".into(),
+                receipt_time_ms: 1_700_000_000_000,
             },
         );
         let (b, e) = state.build_block(vec![fund], 1_700_000_001_000, merchants[0].public());

@@ -68,6 +68,8 @@ impl Synth {
                     amount: rng.gen_range(1..500),
                     reason: "purchase".into(),
                     receipt_ref: format!("h{height}-{i}"),
+                    // The purchase was at the parent block's time.
+                    receipt_time_ms: state.tip().timestamp_ms,
                 };
                 Transaction::sign(&self.chain_id, m, next_nonce(m), body)
             } else {

@@ -488,6 +488,7 @@ pub fn fund(
                     amount: amount * served,
                     reason: "bench".into(),
                     receipt_ref: format!("bench-{d_index}"),
+                    receipt_time_ms: crate::now_ms(),
                 };
                 (alliance.keys[m].clone(), n, body)
             })

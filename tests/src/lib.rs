@@ -524,6 +524,7 @@ impl Alliance {
                     amount,
                     reason: "fund".into(),
                     receipt_ref: format!("fund{i}"),
+                    receipt_time_ms: now_ms(),
                 },
             );
             last = self.nodes[0].submit(&tx);
@@ -587,6 +588,15 @@ pub fn poll_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
     }
 }
 
+/// Wall-clock time in ms since the Unix epoch: what a till stamps on a
+/// receipt (issuances to a real alliance carry it as their receipt time).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_millis() as u64
+}
+
 /// An issuance on `chain_id` signed by the merchant key `key`: `amount`
 /// points to `to` for the receipt `receipt_ref`, with no reason.
 pub fn issue_tx(
@@ -606,6 +616,7 @@ pub fn issue_tx(
             amount,
             reason: String::new(),
             receipt_ref: receipt_ref.into(),
+            receipt_time_ms: now_ms(),
         },
     )
 }

@@ -135,6 +135,8 @@ impl Node {
         let m = self.merchants[0].clone();
         for chunk in self.customers.clone().chunks(per_block.max(1)) {
             let base = self.state.account(&m.public()).nonce;
+            // The time of the block about to be built (see `finalize`).
+            let now = self.genesis.genesis_time_ms + (self.state.tip().height + 1) * 1_000;
             let txs = chunk
                 .iter()
                 .enumerate()
@@ -144,6 +146,7 @@ impl Node {
                         amount: FUNDING_POINTS,
                         reason: "bench".into(),
                         receipt_ref: format!("f{}-{i}", base),
+                        receipt_time_ms: now,
                     };
                     Transaction::sign(CHAIN, &m, base + i as u64, body)
                 })

@@ -30,6 +30,7 @@ fn four_validators_agree_on_every_block() {
                 amount: 100,
                 reason: "e2e".into(),
                 receipt_ref: format!("r{i}"),
+                receipt_time_ms: alliance_tests::now_ms(),
             },
         );
         hashes.push(a.nodes[i].submit(&tx));
@@ -342,6 +343,7 @@ fn a_merchant_voted_in_joins_consensus() {
             amount: 8,
             reason: "welcome".into(),
             receipt_ref: "tea-1".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     a.wait_committed(&a.nodes[t].submit(&issue), T);

@@ -129,6 +129,29 @@ fn every_error_class_has_its_status_and_code() {
         },
     ));
     assert_eq!((s, code(&v)), (422, "unknown_merchant"), "{v}");
+    // The receipt window (90 days by default): a receipt older than it, or
+    // dated more than a day ahead, is refused with its own code.
+    let issue_with_receipt_time = |receipt_time_ms: u64| {
+        Transaction::sign(
+            &a.chain_id,
+            coffee,
+            0,
+            TxBody::Issue {
+                to: alice.public(),
+                amount: 5,
+                reason: String::new(),
+                receipt_ref: "window".into(),
+                receipt_time_ms,
+            },
+        )
+    };
+    let day = alliance_protocol::limits::DAY_MS;
+    let (s, v) = submit(&issue_with_receipt_time(
+        alliance_tests::now_ms() - 91 * day,
+    ));
+    assert_eq!((s, code(&v)), (422, "receipt_outside_window"), "{v}");
+    let (s, v) = submit(&issue_with_receipt_time(alliance_tests::now_ms() + 2 * day));
+    assert_eq!((s, code(&v)), (422, "receipt_in_future"), "{v}");
 
     // 409 conflicts: duplicate submission, replayed nonce, duplicate receipt.
     let issue = a.issue(0, 0, alice.public(), 50, "R1");

@@ -62,6 +62,8 @@ fn batch_submit_reports_each_item() {
     let a = Alliance::start(1);
     let chain = &a.chain_id;
     let alice = demo_customer_key(chain, "alice");
+    // One receipt time, so that issue(n) is the same transaction each time.
+    let receipt_time_ms = alliance_tests::now_ms();
     let issue = |nonce: u64| {
         Transaction::sign(
             chain,
@@ -73,6 +75,7 @@ fn batch_submit_reports_each_item() {
                 reason: "batch".into(),
                 // Long references make the body exceed 64 KiB.
                 receipt_ref: format!("{nonce:0>60}"),
+                receipt_time_ms,
             },
         )
     };

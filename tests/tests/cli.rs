@@ -145,6 +145,52 @@ fn worked_example_through_the_cli() {
     );
     assert_eq!(balance(node0, &alice)["balance"], 120);
 
+    // The receipt window: a receipt older than it is refused by the node,
+    // and the CLI says which time it sent and how to give the right one; a
+    // receipt dated days ahead is refused before anything is sent.
+    let day = alliance_protocol::limits::DAY_MS;
+    let issue_at = |receipt: &str, time: &str| {
+        run(
+            node0,
+            PASS,
+            &[
+                "merchant",
+                "issue",
+                "--key",
+                coffee,
+                "--to",
+                &alice,
+                "--amount",
+                "5",
+                "--reason",
+                "purchase",
+                "--receipt",
+                receipt,
+                "--receipt-time",
+                time,
+                "--timeout",
+                "20",
+            ],
+        )
+    };
+    let old = issue_at("R-old", &(alliance_tests::now_ms() - 100 * day).to_string());
+    let err = String::from_utf8_lossy(&old.stderr).to_string();
+    assert_eq!(old.status.code(), Some(1), "{}", text(&old));
+    assert!(err.contains("(receipt_outside_window)"), "{err}");
+    assert!(
+        err.contains("give the time printed on the receipt with --receipt-time"),
+        "{err}"
+    );
+    let ahead = issue_at("R-ahead", &(alliance_tests::now_ms() + 3 * day).to_string());
+    let err = String::from_utf8_lossy(&ahead.stderr).to_string();
+    assert_eq!(ahead.status.code(), Some(1), "{}", text(&ahead));
+    assert!(err.contains("more than one day after now"), "{err}");
+    let bad = issue_at("R-bad", "14/11/2023");
+    let err = String::from_utf8_lossy(&bad.stderr).to_string();
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(err.contains("`14/11/2023` is not a receipt time"), "{err}");
+    assert_eq!(balance(node0, &alice)["balance"], 120);
+
     // A typo'd address is refused before anything is sent.
     let mut typo: Vec<char> = bob.chars().collect();
     typo[30] = if typo[30] == 'q' { 'p' } else { 'q' };
@@ -331,4 +377,40 @@ fn worked_example_through_the_cli() {
     assert!(human.contains("coffee") && human.contains("20"), "{human}");
     ok(node0, &["status"]);
     ok(node0, &["merchant", "show", "books"]);
+
+    // An issuance carries the receipt time given (here an hour ago) into
+    // its block.
+    let when = alliance_tests::now_ms() - 3_600_000;
+    let out = ok_json(
+        node0,
+        &[
+            "merchant",
+            "issue",
+            "--key",
+            books,
+            "--to",
+            &bob,
+            "--amount",
+            "7",
+            "--reason",
+            "purchase",
+            "--receipt",
+            "B-7",
+            "--receipt-time",
+            &when.to_string(),
+        ],
+    );
+    let height = out["height"].as_u64().expect("committed height");
+    let block: Value = ureq::get(&format!("{node0}/v1/blocks/{height}"))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let issue = block["txs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["body"]["Issue"]["receipt_ref"] == "B-7")
+        .unwrap_or_else(|| panic!("B-7 in block {height}: {block}"));
+    assert_eq!(issue["body"]["Issue"]["receipt_time_ms"], when, "{issue}");
 }

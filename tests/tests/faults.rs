@@ -420,6 +420,7 @@ fn full_disk_stops_the_node_cleanly_and_it_recovers() {
                         amount: 1,
                         reason: "r".repeat(alliance_protocol::limits::REASON_BYTES_MAX),
                         receipt_ref: format!("{:064}", nonce + k),
+                        receipt_time_ms: alliance_tests::now_ms(),
                     },
                 );
                 let body = serde_json::to_value(&tx).unwrap();

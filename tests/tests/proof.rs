@@ -55,6 +55,7 @@ fn balance_proofs_and_settlement_reports_end_to_end() {
             amount: 120,
             reason: "purchase".into(),
             receipt_ref: "R-1".into(),
+            receipt_time_ms: alliance_tests::now_ms(),
         },
     );
     let h_issue = commit(&a, 0, &issue);

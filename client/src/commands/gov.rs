@@ -55,7 +55,7 @@ fn policy(args: &PolicyArgs, base: Option<MerchantPolicy>) -> Result<MerchantPol
 fn params(args: &ParamsArgs, base: Option<AllianceParams>) -> Result<AllianceParams, Failure> {
     let missing = |flag: &str| {
         invalid(format!(
-            "{flag} is required: this node does not publish the current alliance parameters, so give all of --currency, --block-txs-max, --block-bytes-max, --proposal-blocks-max, --timestamp-drift-max-ms"
+            "{flag} is required: this node does not publish the current alliance parameters, so give all of --currency, --block-txs-max, --block-bytes-max, --proposal-blocks-max, --timestamp-drift-max-ms, --receipt-window-days"
         ))
     };
     let p = AllianceParams {
@@ -80,6 +80,10 @@ fn params(args: &ParamsArgs, base: Option<AllianceParams>) -> Result<AlliancePar
             .timestamp_drift_max_ms
             .or(base.as_ref().map(|b| b.timestamp_drift_max_ms))
             .ok_or_else(|| missing("--timestamp-drift-max-ms"))?,
+        receipt_window_days: args
+            .receipt_window_days
+            .or(base.as_ref().map(|b| b.receipt_window_days))
+            .ok_or_else(|| missing("--receipt-window-days"))?,
     };
     p.validate().map_err(invalid)?;
     Ok(p)

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use alliance_protocol::limits::RECEIPT_FUTURE_MS_MAX;
 use alliance_protocol::{MerchantId, PublicKey, TxBody};
 use serde_json::json;
 
@@ -10,18 +11,31 @@ use crate::api;
 use crate::cli::WaitArgs;
 use crate::output::{self, table};
 
-/// `alliance merchant issue`.
+/// `alliance merchant issue`. `receipt` is the receipt reference and its
+/// time in ms (`None`: now).
 pub fn issue(
     ctx: &Ctx,
     key: &Path,
     to: PublicKey,
     amount: u64,
     reason: &str,
-    receipt: &str,
+    (receipt, receipt_time): (&str, Option<u64>),
     wait: &WaitArgs,
 ) -> CmdResult {
     check_len("--reason", reason, 0, 64)?;
     check_len("--receipt", receipt, 1, 64)?;
+    let now = output::now_ms();
+    let receipt_time_ms = receipt_time.unwrap_or(now);
+    let when = output::utc_datetime(receipt_time_ms);
+    if receipt_time_ms > now.saturating_add(RECEIPT_FUTURE_MS_MAX) {
+        return Err(Failure::new(
+            "receipt_in_future",
+            format!(
+                "--receipt-time {when} is more than one day after now ({}): give the time printed on the receipt, and check the till's clock",
+                output::utc_datetime(now)
+            ),
+        ));
+    }
     let k = load_key(key)?;
     let m = require_merchant(ctx, &k, key)?;
     if amount > m.policy.daily_issue_cap {
@@ -38,6 +52,7 @@ pub fn issue(
         amount,
         reason: reason.to_string(),
         receipt_ref: receipt.to_string(),
+        receipt_time_ms,
     };
     submit(
         ctx,
@@ -46,6 +61,16 @@ pub fn issue(
         wait,
         &format!("{} issued {amount} points to {to}", m.id),
     )
+    .map_err(|f| match f.code.as_str() {
+        "receipt_outside_window" => Failure::new(
+            f.code.clone(),
+            format!(
+                "{}\nthe receipt time sent was {when}: give the time printed on the receipt with --receipt-time (default: now)",
+                f.message
+            ),
+        ),
+        _ => f,
+    })
 }
 
 /// `alliance merchant confirm-settlement`.

@@ -123,6 +123,7 @@ fn build(transfers: usize, per_block: usize) -> (Genesis, ChainExport) {
                     amount: 1_000_000,
                     reason: "bench".into(),
                     receipt_ref: format!("f{j}"),
+                    receipt_time_ms: T0,
                 },
             )
         })

@@ -649,6 +649,7 @@ pub(crate) mod tests {
                     amount: 100 + h,
                     reason: "purchase".into(),
                     receipt_ref: format!("r{h}"),
+                    receipt_time_ms: state.tip().timestamp_ms,
                 },
             ),
             Transaction::sign(

@@ -80,8 +80,9 @@ pub fn hash_value<T: Serialize>(domain: &str, value: &T) -> Hash32 {
 /// The domains used for hashing and signing. Versioned so that a format
 /// change can never produce a valid signature over old bytes.
 pub mod domain {
-    /// Signing payload of a transaction.
-    pub const TX_SIGN: &str = "points-alliance/tx-sign/v1";
+    /// Signing payload of a transaction (v2: `Issue` carries its receipt
+    /// time).
+    pub const TX_SIGN: &str = "points-alliance/tx-sign/v2";
     /// Transaction id (hash of the full signed transaction).
     pub const TX_ID: &str = "points-alliance/tx-id/v1";
     /// Block hash (hash of the header).

@@ -540,6 +540,7 @@ mod tests {
                         amount: 120,
                         reason: "purchase".into(),
                         receipt_ref: "r1".into(),
+                        receipt_time_ms: state.tip().timestamp_ms,
                     },
                 )],
                 3 => vec![Transaction::sign(

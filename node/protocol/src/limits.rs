@@ -33,3 +33,18 @@ pub const LOTS_PER_ACCOUNT_MAX: usize = 4_096;
 pub const GENESIS_BYTES_MAX: usize = 1024 * 1024;
 /// Milliseconds in one day: caps and expiry are computed per UTC day.
 pub const DAY_MS: u64 = 86_400_000;
+/// Longest receipt window the alliance parameters may set
+/// (`receipt_window_days`): about ten years.
+pub const RECEIPT_WINDOW_DAYS_MAX: u32 = 3_650;
+/// How far after the block time an issuance's receipt time may be. A till
+/// whose clock is set in the wrong time zone is off by at most 14 hours;
+/// one day tolerates that and any ordinary clock error, while a receipt
+/// dated later than this is refused (`receipt_in_future`).
+pub const RECEIPT_FUTURE_MS_MAX: u64 = DAY_MS;
+/// Receipts pruned per block at most, per transaction the block may hold:
+/// a block prunes at most `RECEIPT_PRUNES_PER_BLOCK_TX × block_txs_max`
+/// receipts whose window has ended, so pruning can never cost more than
+/// about a full block of issuances, and still outpaces the fastest
+/// issuance (a block adds at most `block_txs_max` receipts). Receipts past
+/// the bound stay in the queue and are pruned by the next blocks.
+pub const RECEIPT_PRUNES_PER_BLOCK_TX: usize = 2;

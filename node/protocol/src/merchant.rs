@@ -182,6 +182,11 @@ pub struct AllianceParams {
     pub proposal_blocks_max: u64,
     /// How far ahead of a validator's clock a block timestamp may be.
     pub timestamp_drift_max_ms: u64,
+    /// Days a receipt stays inside the receipt window: an issuance whose
+    /// receipt is older than this at the block time is refused, and a used
+    /// receipt leaves the state once it is (docs/protocol.md §5). 1 to
+    /// [`RECEIPT_WINDOW_DAYS_MAX`](crate::limits::RECEIPT_WINDOW_DAYS_MAX).
+    pub receipt_window_days: u32,
 }
 
 impl Default for AllianceParams {
@@ -192,6 +197,7 @@ impl Default for AllianceParams {
             block_bytes_max: 4 * 1024 * 1024,
             proposal_blocks_max: 100_000,
             timestamp_drift_max_ms: 5_000,
+            receipt_window_days: 90,
         }
     }
 }
@@ -212,6 +218,11 @@ impl AllianceParams {
         }
         if self.proposal_blocks_max == 0 {
             return Err("proposal_blocks_max must be positive");
+        }
+        if self.receipt_window_days == 0
+            || self.receipt_window_days > crate::limits::RECEIPT_WINDOW_DAYS_MAX
+        {
+            return Err("receipt_window_days must be 1..=3650");
         }
         Ok(())
     }
@@ -234,6 +245,23 @@ mod tests {
             "café",
         ] {
             assert!(MerchantId::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn receipt_window_is_bounded() {
+        let ok = |days: u32| {
+            AllianceParams {
+                receipt_window_days: days,
+                ..AllianceParams::default()
+            }
+            .validate()
+        };
+        assert_eq!(AllianceParams::default().receipt_window_days, 90);
+        assert!(ok(1).is_ok());
+        assert!(ok(crate::limits::RECEIPT_WINDOW_DAYS_MAX).is_ok());
+        for bad in [0, crate::limits::RECEIPT_WINDOW_DAYS_MAX + 1, u32::MAX] {
+            assert_eq!(ok(bad), Err("receipt_window_days must be 1..=3650"));
         }
     }
 

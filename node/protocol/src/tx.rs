@@ -34,8 +34,15 @@ pub enum TxBody {
         amount: u64,
         /// Why (e.g. `purchase`, `birthday`): short, no personal data.
         reason: String,
-        /// The point-of-sale receipt: one issuance per (merchant, receipt).
+        /// The point-of-sale receipt: one issuance per (merchant, receipt)
+        /// within the receipt window.
         receipt_ref: String,
+        /// When the receipt was issued (the purchase), ms since the Unix
+        /// epoch (UTC). It must lie in the receipt window at the block
+        /// time: not more than `receipt_window_days` before it, not more
+        /// than [`RECEIPT_FUTURE_MS_MAX`](crate::limits::RECEIPT_FUTURE_MS_MAX)
+        /// after it (docs/protocol.md §5).
+        receipt_time_ms: u64,
     },
     /// Moves points to another key; lots closest to expiry go first and keep
     /// their issuer and expiry.

@@ -5,7 +5,9 @@
 //! `UPDATE_GOLDEN=1 cargo test -p alliance-protocol --test golden`, bump the
 //! domain version, and say so in docs/protocol.md.
 
-use alliance_protocol::fixtures::{demo_genesis, demo_policy};
+use alliance_protocol::fixtures::{demo_customer_key, demo_genesis, demo_policy};
+use alliance_protocol::limits::DAY_MS;
+use alliance_protocol::state::{LedgerState, StateKey, StateValue, TxOutcome, UsedReceipt};
 use alliance_protocol::{
     AllianceParams, Block, BlockHeader, GovAction, Hash32, Keypair, MerchantId, Transaction,
     TxBody, VoteData, VoteDomain, VoteKind,
@@ -29,6 +31,7 @@ fn vectors() -> Vec<(String, String)> {
                     amount: 120,
                     reason: "purchase".into(),
                     receipt_ref: "R-1".into(),
+                    receipt_time_ms: 1_699_999_000_000,
                 },
             ),
         ),
@@ -186,6 +189,83 @@ fn vectors() -> Vec<(String, String)> {
             &vote.sign(&domain, &merchant),
         )),
     ));
+    out.extend(receipt_window_vectors());
+    out
+}
+
+/// The receipt window's state entries (their bytes and tree paths and
+/// leaves), the default parameters, and the state roots of a chain that
+/// records a receipt and then prunes it when its window has passed.
+fn receipt_window_vectors() -> Vec<(String, String)> {
+    use alliance_protocol::encoding::encode;
+    let mut out = Vec::new();
+    let coffee = MerchantId::new("coffee").unwrap();
+    let entries = [
+        (
+            "receipt",
+            StateKey::Receipt(coffee.clone(), "R-1".into()),
+            StateValue::Receipt(UsedReceipt {
+                height: 42,
+                receipt_time_ms: 1_699_999_000_000,
+            }),
+        ),
+        (
+            "receipt_queue",
+            StateKey::ReceiptQueue(1_699_999_000_000, coffee, "R-1".into()),
+            StateValue::ReceiptQueue,
+        ),
+    ];
+    for (name, key, value) in entries {
+        out.push((format!("state.{name}.key"), hex::encode(encode(&key))));
+        out.push((format!("state.{name}.path"), key.tree_key().to_hex()));
+        out.push((format!("state.{name}.value"), hex::encode(encode(&value))));
+        out.push((format!("state.{name}.leaf"), value.tree_value().to_hex()));
+    }
+    out.push((
+        "params.default".into(),
+        hex::encode(encode(&AllianceParams::default())),
+    ));
+
+    // Block 1 uses receipt R-1 (receipt time = genesis time); block 2 is
+    // the last whose 90-day window still holds it; block 3, one ms later,
+    // prunes it.
+    let chain = "golden-chain";
+    let t0 = 1_700_000_000_000;
+    let (genesis, keys) = demo_genesis(chain, 4, t0);
+    let mut state = LedgerState::from_genesis(&genesis);
+    out.push(("state.genesis.root".into(), state.state_root().to_hex()));
+    let issue = Transaction::sign(
+        chain,
+        &keys[0],
+        0,
+        TxBody::Issue {
+            to: demo_customer_key(chain, "alice").public(),
+            amount: 120,
+            reason: "purchase".into(),
+            receipt_ref: "R-1".into(),
+            receipt_time_ms: t0,
+        },
+    );
+    let window = 90 * DAY_MS;
+    for (name, time, txs) in [
+        ("issued", t0 + 1_000, vec![issue]),
+        ("window_end", t0 + window, vec![]),
+        ("pruned", t0 + window + 1, vec![]),
+    ] {
+        let (block, exec) = state.seal_block(txs, time, keys[0].public());
+        assert!(exec.outcomes.iter().all(|o| *o == TxOutcome::Applied));
+        state.commit(exec);
+        let receipts = state
+            .entries()
+            .keys()
+            .filter(|k| matches!(k, StateKey::Receipt(..) | StateKey::ReceiptQueue(..)))
+            .count();
+        assert_eq!(receipts, if name == "pruned" { 0 } else { 2 }, "{name}");
+        out.push((
+            format!("state.{name}.root"),
+            block.header.state_root.to_hex(),
+        ));
+    }
     out
 }
 

@@ -5,14 +5,24 @@
 //! - claims: every pair's claim equals redemptions by that issuer at that
 //!   creditor minus confirmations, cross-checked two ways;
 //! - determinism: replaying the same blocks from genesis gives the same
-//!   state root at every height, and rebuilding from entries does too.
+//!   state root at every height, and rebuilding from entries does too;
+//! - the receipt window, against a model of it: an issuance applies only
+//!   with a receipt time inside the window and no use of its receipt_ref
+//!   still inside the window (a duplicate inside the window is refused, a
+//!   receipt outside it, replayed or not, can never be submitted); each
+//!   receipt refusal carries the model's numbers; the state holds exactly
+//!   the model's receipts still in the window, one queue entry each, so
+//!   pruning happens at the first block whose window has passed; the
+//!   window's start never moves back, also when votes change its length.
 
 use std::collections::BTreeMap;
 
 use alliance_protocol::fixtures::{demo_customer_key, demo_genesis, DEMO_MERCHANTS};
 use alliance_protocol::genesis::Genesis;
-use alliance_protocol::limits::DAY_MS;
-use alliance_protocol::state::{LedgerState, TxOutcome};
+use alliance_protocol::limits::{DAY_MS, RECEIPT_FUTURE_MS_MAX};
+use alliance_protocol::state::{
+    LedgerState, StateKey, StateValue, TxError, TxOutcome, UsedReceipt,
+};
 use alliance_protocol::{
     Block, GovAction, Keypair, MerchantId, MerchantPolicy, Transaction, TxBody,
 };
@@ -22,6 +32,20 @@ const CHAIN: &str = "prop-chain";
 const MERCHANTS: usize = 3;
 const CUSTOMERS: usize = 4;
 
+/// When an issuance's receipt is, relative to its block.
+#[derive(Debug, Clone, Copy)]
+enum ReceiptTime {
+    /// This long before the block time (inside or outside the window).
+    Ago(u64),
+    /// This long after the block time (inside or beyond the allowance).
+    Ahead(u64),
+    /// At the window's start at the block's beginning, minus 1, 0 or plus 1 ms.
+    Edge(u8),
+    /// The receipt (reference and time) of an earlier applied issuance of
+    /// the same merchant, when there is one: a replay.
+    Replay(u8),
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     Issue {
@@ -29,6 +53,7 @@ enum Op {
         to: usize,
         amount: u64,
         receipt: u8,
+        time: ReceiptTime,
     },
     Transfer {
         from: usize,
@@ -71,13 +96,26 @@ enum Op {
         who: usize,
         amount: u64,
     },
+    /// A vote setting `receipt_window_days` (the genesis has 2).
+    Window {
+        days: u32,
+    },
+}
+
+fn receipt_time() -> impl Strategy<Value = ReceiptTime> {
+    prop_oneof![
+        4 => (0..4 * DAY_MS).prop_map(ReceiptTime::Ago),
+        1 => (0..2 * RECEIPT_FUTURE_MS_MAX).prop_map(ReceiptTime::Ahead),
+        1 => (0u8..3).prop_map(ReceiptTime::Edge),
+        2 => any::<u8>().prop_map(ReceiptTime::Replay),
+    ]
 }
 
 fn op() -> impl Strategy<Value = Op> {
     let m = 0..MERCHANTS;
     let c = 0..CUSTOMERS;
     prop_oneof![
-        4 => (m.clone(), c.clone(), 1u64..300, any::<u8>()).prop_map(|(m, to, amount, receipt)| Op::Issue { m, to, amount, receipt: receipt % 40 }),
+        5 => (m.clone(), c.clone(), 1u64..300, any::<u8>(), receipt_time()).prop_map(|(m, to, amount, receipt, time)| Op::Issue { m, to, amount, receipt: receipt % 24, time }),
         4 => (c.clone(), c.clone(), 1u64..200).prop_map(|(from, to, amount)| Op::Transfer { from, to, amount }),
         3 => (c.clone(), m.clone(), 1u64..200).prop_map(|(who, at, amount)| Op::Redeem { who, at, amount }),
         2 => (m.clone(), m.clone(), 1u64..150).prop_map(|(creditor, debtor, amount)| Op::Confirm { creditor, debtor, amount }),
@@ -86,6 +124,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (c.clone(), c.clone(), 1u64..50, 0u64..3).prop_map(|(from, to, amount, skew)| Op::WrongNonce { from, to, amount, skew }),
         1 => (c.clone(), c.clone(), 1u64..50).prop_map(|(from, to, amount)| Op::WrongChain { from, to, amount }),
         1 => (c, 1u64..50).prop_map(|(who, amount)| Op::UnknownMerchant { who, amount }),
+        1 => (1u32..5).prop_map(|days| Op::Window { days }),
     ]
 }
 
@@ -107,7 +146,43 @@ struct World {
     confirmed: BTreeMap<(MerchantId, MerchantId), u64>,
     /// Model: total points redeemed by applied redemptions.
     redeemed_total: u64,
+    /// Model of the receipt window.
+    receipts: ReceiptModel,
     history: Vec<Block>,
+}
+
+/// What the receipt window rules say, computed independently of the
+/// ledger: the window, its floor, and every use still inside the window.
+struct ReceiptModel {
+    window_days: u32,
+    floor_ms: u64,
+    /// (merchant, receipt_ref) -> its last use.
+    live: BTreeMap<(MerchantId, String), UsedReceipt>,
+    /// Open proposals setting the window: id -> (days, approvals).
+    proposals: BTreeMap<u64, (u32, usize)>,
+    /// Every applied issuance's receipt, per merchant (for replays).
+    used: Vec<Vec<(String, u64)>>,
+    /// The window start of the last block.
+    last_start: u64,
+}
+
+impl ReceiptModel {
+    fn start(&self, time: u64) -> u64 {
+        time.saturating_sub(self.window_days as u64 * DAY_MS)
+            .max(self.floor_ms)
+    }
+}
+
+/// Whether a rejection comes from a check made after the receipt checks
+/// (so the receipt passed them), for an issuance.
+fn after_receipt_checks(e: &TxError) -> bool {
+    matches!(
+        e,
+        TxError::DailyCapExceeded { .. }
+            | TxError::OutstandingCapExceeded { .. }
+            | TxError::Overflow
+            | TxError::TooManyLots(_)
+    )
 }
 
 fn mid(i: usize) -> MerchantId {
@@ -117,6 +192,8 @@ fn mid(i: usize) -> MerchantId {
 impl World {
     fn new() -> Self {
         let (mut genesis, merchants) = demo_genesis(CHAIN, MERCHANTS, 1_700_000_000_000);
+        // A short window, so that receipts leave it within a run.
+        genesis.params.receipt_window_days = 2;
         // Tight policies so that caps, minimums and expiry are exercised.
         for (i, m) in genesis.merchants.iter_mut().enumerate() {
             m.policy = MerchantPolicy {
@@ -139,6 +216,14 @@ impl World {
             nonces: BTreeMap::new(),
             confirmed: BTreeMap::new(),
             redeemed_total: 0,
+            receipts: ReceiptModel {
+                window_days: 2,
+                floor_ms: 0,
+                live: BTreeMap::new(),
+                proposals: BTreeMap::new(),
+                used: vec![Vec::new(); MERCHANTS],
+                last_start: 0,
+            },
             history: vec![],
         }
     }
@@ -153,7 +238,8 @@ impl World {
         tx
     }
 
-    fn make_tx(&mut self, op: &Op) -> Transaction {
+    /// A transaction for `op` in a block at `time`.
+    fn make_tx(&mut self, op: &Op, time: u64) -> Transaction {
         let c = self.customers.clone();
         let m = self.merchants.clone();
         match *op {
@@ -162,15 +248,35 @@ impl World {
                 to,
                 amount,
                 receipt,
-            } => self.sign(
-                &m[i],
-                TxBody::Issue {
-                    to: c[to].public(),
-                    amount,
-                    reason: String::new(),
-                    receipt_ref: format!("r{receipt}"),
-                },
-            ),
+                time: when,
+            } => {
+                let mut receipt_ref = format!("r{receipt}");
+                let receipt_time_ms = match when {
+                    ReceiptTime::Ago(d) => time.saturating_sub(d),
+                    ReceiptTime::Ahead(d) => time + d,
+                    ReceiptTime::Edge(d) => {
+                        (self.state.receipt_window_start(time) + d as u64).saturating_sub(1)
+                    }
+                    ReceiptTime::Replay(k) => match self.receipts.used[i].as_slice() {
+                        [] => time,
+                        used => {
+                            let (r, t) = used[k as usize % used.len()].clone();
+                            receipt_ref = r;
+                            t
+                        }
+                    },
+                };
+                self.sign(
+                    &m[i],
+                    TxBody::Issue {
+                        to: c[to].public(),
+                        amount,
+                        reason: String::new(),
+                        receipt_ref,
+                        receipt_time_ms,
+                    },
+                )
+            }
             Op::Transfer { from, to, amount } => self.sign(
                 &c[from],
                 TxBody::Transfer {
@@ -198,7 +304,7 @@ impl World {
                     amount,
                 },
             ),
-            Op::Policy { .. } => unreachable!("expanded in block()"),
+            Op::Policy { .. } | Op::Window { .. } => unreachable!("expanded in block()"),
             Op::BadSignature { from, to, amount } => {
                 let nonce = *self
                     .nonces
@@ -284,12 +390,26 @@ impl World {
             outstanding_cap: 1_500,
             min_redemption,
         };
+        self.proposal(
+            i,
+            GovAction::UpdatePolicy { id: mid(i), policy },
+            next_proposal,
+        )
+    }
+
+    /// Merchant `i` proposes `action` and the other merchants approve it.
+    fn proposal(
+        &mut self,
+        i: usize,
+        action: GovAction,
+        next_proposal: &mut u64,
+    ) -> Vec<Transaction> {
         let deadline_height = self.state.tip().height + 5;
         let m = self.merchants.clone();
         let mut txs = vec![self.sign(
             &m[i],
             TxBody::Propose {
-                action: GovAction::UpdatePolicy { id: mid(i), policy },
+                action,
                 deadline_height,
             },
         )];
@@ -310,6 +430,7 @@ impl World {
 
     fn block(&mut self, ops: &[Op], gap_ms: u64) {
         self.nonces.clear();
+        let time = self.state.tip().timestamp_ms + gap_ms;
         let mut next_proposal = self.state.proposals().len() as u64;
         let mut txs: Vec<Transaction> = Vec::new();
         for o in ops {
@@ -326,11 +447,19 @@ impl World {
                     min_redemption,
                     &mut next_proposal,
                 )),
-                _ => txs.push(self.make_tx(o)),
+                Op::Window { days } => {
+                    let mut params = self.state.params();
+                    params.receipt_window_days = days;
+                    let action = GovAction::UpdateParams { params };
+                    txs.extend(self.proposal(0, action, &mut next_proposal))
+                }
+                _ => txs.push(self.make_tx(o, time)),
             }
         }
-        let time = self.state.tip().timestamp_ms + gap_ms;
+        let start = self.state.receipt_window_start(time);
+        let first_proposal = self.state.proposals().len() as u64;
         let (block, exec) = self.state.seal_block(txs, time, self.merchants[0].public());
+        self.check_receipts(&block, &exec.outcomes, start, first_proposal);
         for (tx, outcome) in block.txs.iter().zip(&exec.outcomes) {
             if *outcome != TxOutcome::Applied {
                 continue;
@@ -362,7 +491,159 @@ impl World {
         self.history.push(block);
     }
 
+    /// Checks each outcome of a block against the receipt model, and
+    /// advances the model.
+    fn check_receipts(
+        &mut self,
+        block: &Block,
+        outcomes: &[TxOutcome],
+        start: u64,
+        mut next_proposal: u64,
+    ) {
+        let time = block.header.timestamp_ms;
+        let height = block.header.height;
+        let model = &mut self.receipts;
+        assert_eq!(start, model.start(time), "window start at {time}");
+        assert!(start >= model.last_start, "the window never moves back");
+        model.last_start = start;
+        // Pruning, at the start of the block.
+        let before = model.live.len();
+        model.live.retain(|_, u| u.receipt_time_ms >= start);
+        let stats = std::env::var_os("PROP_STATS").is_some();
+        if stats && model.live.len() < before {
+            eprintln!("RECEIPT pruned");
+        }
+        for (tx, outcome) in block.txs.iter().zip(outcomes) {
+            match (&tx.body, outcome) {
+                (
+                    TxBody::Issue {
+                        receipt_ref,
+                        receipt_time_ms,
+                        ..
+                    },
+                    _,
+                ) => {
+                    let Some(i) = self.merchants.iter().position(|k| k.public() == tx.signer)
+                    else {
+                        continue;
+                    };
+                    let key = (mid(i), receipt_ref.clone());
+                    let r = *receipt_time_ms;
+                    let start = model.start(time);
+                    let latest = time + RECEIPT_FUTURE_MS_MAX;
+                    let live = model.live.get(&key).filter(|u| u.receipt_time_ms >= start);
+                    let passes = start <= r && r <= latest && live.is_none();
+                    match outcome {
+                        TxOutcome::Applied => {
+                            if stats && model.live.contains_key(&key) {
+                                eprintln!("RECEIPT reused after its window");
+                            }
+                            assert!(
+                                passes,
+                                "applied outside the rules: {tx:?}, start {start}, live {live:?}"
+                            );
+                            model.live.insert(
+                                key,
+                                UsedReceipt {
+                                    height,
+                                    receipt_time_ms: r,
+                                },
+                            );
+                            model.used[i].push((receipt_ref.clone(), r));
+                        }
+                        TxOutcome::Rejected(TxError::ReceiptOutsideWindow {
+                            receipt_time_ms,
+                            window_start_ms,
+                        }) => {
+                            assert_eq!((*receipt_time_ms, *window_start_ms), (r, start));
+                            assert!(r < start);
+                        }
+                        TxOutcome::Rejected(TxError::ReceiptInFuture {
+                            receipt_time_ms,
+                            latest_ms,
+                        }) => {
+                            assert_eq!((*receipt_time_ms, *latest_ms), (r, latest));
+                            assert!(start <= r && r > latest);
+                        }
+                        TxOutcome::Rejected(TxError::DuplicateReceipt {
+                            receipt_ref: dup,
+                            height: used_at,
+                        }) => {
+                            assert_eq!(dup, receipt_ref);
+                            assert!(start <= r && r <= latest);
+                            assert_eq!(live.map(|u| u.height), Some(*used_at), "{tx:?}");
+                        }
+                        TxOutcome::Rejected(e) if after_receipt_checks(e) => {
+                            assert!(passes, "{e:?} after the receipt checks: {tx:?}");
+                        }
+                        TxOutcome::Rejected(_) => {}
+                    }
+                }
+                (TxBody::Propose { action, .. }, TxOutcome::Applied) => {
+                    if let GovAction::UpdateParams { params } = action {
+                        model
+                            .proposals
+                            .insert(next_proposal, (params.receipt_window_days, 1));
+                    }
+                    next_proposal += 1;
+                }
+                (TxBody::Vote { proposal, .. }, TxOutcome::Applied) => {
+                    if let Some((days, approvals)) = model.proposals.get_mut(proposal) {
+                        *approvals += 1;
+                        if 3 * *approvals > 2 * MERCHANTS {
+                            let days = *days;
+                            model.proposals.remove(proposal);
+                            if days > model.window_days {
+                                model.floor_ms = model.start(time);
+                                if stats {
+                                    eprintln!("RECEIPT window lengthened");
+                                }
+                            }
+                            model.window_days = days;
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The state's receipts are the model's, one queue entry each, and the
+    /// window parameters agree.
+    fn check_receipt_state(&self) {
+        let model = &self.receipts;
+        let mut receipts = BTreeMap::new();
+        let mut queue = Vec::new();
+        let mut floor = None;
+        for (k, v) in self.state.entries() {
+            match (k, v) {
+                (StateKey::Receipt(m, r), StateValue::Receipt(u)) => {
+                    receipts.insert((m.clone(), r.clone()), *u);
+                }
+                (StateKey::ReceiptQueue(t, m, r), StateValue::ReceiptQueue) => {
+                    queue.push((*t, m.clone(), r.clone()))
+                }
+                (StateKey::Meta, StateValue::Meta(meta)) => floor = Some(meta.receipt_floor_ms),
+                (StateKey::Receipt(..) | StateKey::ReceiptQueue(..), _) => {
+                    panic!("receipt entry with a wrong value: {k:?} {v:?}")
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(receipts, model.live, "receipts in the state");
+        let mut expected: Vec<_> = model
+            .live
+            .iter()
+            .map(|((m, r), u)| (u.receipt_time_ms, m.clone(), r.clone()))
+            .collect();
+        expected.sort();
+        assert_eq!(queue, expected, "one queue entry per receipt");
+        assert_eq!(floor, Some(model.floor_ms));
+        assert_eq!(self.state.params().receipt_window_days, model.window_days);
+    }
+
     fn check_invariants(&self) {
+        self.check_receipt_state();
         let now = self.state.tip().timestamp_ms;
         let merchants = self.state.merchants();
         let mut held: BTreeMap<MerchantId, u64> = BTreeMap::new();

@@ -233,7 +233,7 @@ pub(super) fn submit_error(e: SubmitError) -> ApiError {
         (status = 400, description = "`malformed`: not JSON, or not a transaction (a field missing, of the wrong type, or not in its one text form: lowercase `pa1…` addresses, lowercase hex)", body = ErrorBody),
         (status = 409, description = "`duplicate` (already pending), `nonce_conflict` (another pending transaction has this nonce), `nonce_replayed` (nonce already used), `nonce_gap` (nonce skips ahead of the signer's next one), `nonce_too_far_ahead` (too many pending from this signer), `duplicate_receipt`, `already_voted`", body = ErrorBody),
         (status = 413, description = "`too_large`: body over 64 KiB, or transaction over 2 KiB encoded", body = ErrorBody),
-        (status = 422, description = "`wrong_chain`, `bad_signature`, or the code of the ledger rule that refuses it (docs/protocol.md §5, e.g. `insufficient_balance`, `daily_cap_exceeded`)", body = ErrorBody),
+        (status = 422, description = "`wrong_chain`, `bad_signature`, or the code of the ledger rule that refuses it (docs/protocol.md §5, e.g. `insufficient_balance`, `daily_cap_exceeded`, `receipt_outside_window`, `receipt_in_future`)", body = ErrorBody),
         (status = 503, description = "`not_synced` (the node is catching up) or `mempool_full`: retry later or use another node", body = ErrorBody),
     ))]
 pub async fn submit(

@@ -349,6 +349,7 @@ mod tests {
                         amount: 5,
                         reason: String::new(),
                         receipt_ref: format!("r{h}"),
+                        receipt_time_ms: t0,
                     },
                 )]
             } else {

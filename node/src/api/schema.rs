@@ -65,8 +65,14 @@ pub enum TxBody {
         amount: u64,
         /// Why, at most 64 bytes.
         reason: String,
-        /// The receipt: 1-64 bytes, one issuance per (merchant, receipt).
+        /// The receipt: 1-64 bytes, one issuance per (merchant, receipt)
+        /// within the receipt window.
         receipt_ref: String,
+        /// When the receipt was issued, ms since the Unix epoch (UTC): at
+        /// most `receipt_window_days` before the block time
+        /// (`receipt_outside_window`) and at most one day after it
+        /// (`receipt_in_future`).
+        receipt_time_ms: u64,
     },
     /// Moves points to another address.
     Transfer {
@@ -177,6 +183,8 @@ pub struct AllianceParams {
     proposal_blocks_max: u64,
     /// Largest allowed clock drift of a block timestamp, ms.
     timestamp_drift_max_ms: u64,
+    /// Days a receipt stays in the receipt window (1 to 3650).
+    receipt_window_days: u32,
 }
 
 /// A block header (`alliance_protocol::BlockHeader`), as JSON.

@@ -282,6 +282,7 @@ impl Target for HttpTarget {
                         amount: 10,
                         reason: "fuzz".into(),
                         receipt_ref: format!("fuzz-{i}"),
+                        receipt_time_ms: crate::now_ms(),
                     },
                 )
             })

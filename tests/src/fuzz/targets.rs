@@ -113,6 +113,7 @@ pub fn sample_transactions() -> Vec<Transaction> {
                 amount: 120,
                 reason: "purchase".into(),
                 receipt_ref: "r-1".into(),
+                receipt_time_ms: GENESIS_MS,
             },
         ),
         Transaction::sign(

@@ -78,13 +78,34 @@ pub enum TxError {
         /// Requested.
         requested: u64,
     },
-    /// This receipt was already used for an issuance.
+    /// This receipt was already used for an issuance, and that use is
+    /// still inside the receipt window.
     #[error("receipt `{receipt_ref}` was already issued at height {height}")]
     DuplicateReceipt {
         /// The receipt.
         receipt_ref: String,
         /// Where it was used.
         height: u64,
+    },
+    /// The receipt is older than the receipt window (`receipt_window_days`
+    /// before the block time, or the window's floor after a vote lengthened
+    /// it).
+    #[error("receipt time {receipt_time_ms} ms is before the receipt window, which starts at {window_start_ms} ms: a receipt older than the alliance's receipt_window_days earns no points")]
+    ReceiptOutsideWindow {
+        /// The issuance's receipt time.
+        receipt_time_ms: u64,
+        /// The earliest receipt time accepted in this block.
+        window_start_ms: u64,
+    },
+    /// The receipt is dated more than
+    /// [`RECEIPT_FUTURE_MS_MAX`](crate::limits::RECEIPT_FUTURE_MS_MAX)
+    /// after the block time.
+    #[error("receipt time {receipt_time_ms} ms is more than one day after the block time: the latest accepted is {latest_ms} ms (check the till's clock)")]
+    ReceiptInFuture {
+        /// The issuance's receipt time.
+        receipt_time_ms: u64,
+        /// The latest receipt time accepted in this block.
+        latest_ms: u64,
     },
     /// Below the merchant's minimum redemption.
     #[error("merchant's minimum redemption is {minimum} points, {requested} requested")]
@@ -163,6 +184,8 @@ impl TxError {
             TxError::DailyCapExceeded { .. } => "daily_cap_exceeded",
             TxError::OutstandingCapExceeded { .. } => "outstanding_cap_exceeded",
             TxError::DuplicateReceipt { .. } => "duplicate_receipt",
+            TxError::ReceiptOutsideWindow { .. } => "receipt_outside_window",
+            TxError::ReceiptInFuture { .. } => "receipt_in_future",
             TxError::BelowMinimumRedemption { .. } => "below_minimum_redemption",
             TxError::Overflow => "overflow",
             TxError::BadFieldLength { .. } => "bad_field_length",

@@ -10,7 +10,8 @@ use crate::merchant::{AllianceParams, Merchant, MerchantId};
 use crate::tx::GovAction;
 
 /// Key of one state entry. The derived order is the iteration order (and
-/// the order of the expiry queue: `Expiry` sorts by time first).
+/// the order of the two queues: `Expiry` and `ReceiptQueue` sort by time
+/// first).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum StateKey {
     /// Alliance parameters.
@@ -23,7 +24,9 @@ pub enum StateKey {
     MerchantByKey(PublicKey),
     /// A customer's (or merchant's) points and nonce.
     Account(PublicKey),
-    /// An issuance receipt already used: (merchant, receipt_ref).
+    /// An issuance receipt used inside the receipt window:
+    /// (merchant, receipt_ref). Pruned when the window passes its receipt
+    /// time, with its `ReceiptQueue` entry.
     Receipt(MerchantId, String),
     /// Points a merchant issued to a customer on the current UTC day.
     DailyIssued(MerchantId, PublicKey),
@@ -33,6 +36,10 @@ pub enum StateKey {
     Proposal(u64),
     /// Expiry queue: the owner holds (or held) a lot expiring at this time.
     Expiry(u64, PublicKey),
+    /// Receipt prune queue: the receipt (merchant, receipt_ref) in
+    /// `Receipt` has this receipt time (ms). Exactly one entry per
+    /// `Receipt` entry.
+    ReceiptQueue(u64, MerchantId, String),
 }
 
 /// Value of one state entry.
@@ -48,8 +55,8 @@ pub enum StateValue {
     MerchantId(MerchantId),
     /// For [`StateKey::Account`].
     Account(Account),
-    /// For [`StateKey::Receipt`]: the height that used it.
-    Receipt(u64),
+    /// For [`StateKey::Receipt`]: where and for which receipt time.
+    Receipt(UsedReceipt),
     /// For [`StateKey::DailyIssued`].
     DailyIssued(DailyIssued),
     /// For [`StateKey::Claim`].
@@ -58,6 +65,8 @@ pub enum StateValue {
     Proposal(Proposal),
     /// For [`StateKey::Expiry`].
     Expiry,
+    /// For [`StateKey::ReceiptQueue`].
+    ReceiptQueue,
 }
 
 impl StateKey {
@@ -81,6 +90,21 @@ pub struct Meta {
     pub next_proposal_id: u64,
     /// Every merchant ever admitted, sorted.
     pub merchants: Vec<MerchantId>,
+    /// The earliest receipt time (ms) an issuance may carry whatever the
+    /// window: when a vote lengthens `receipt_window_days`, this is set to
+    /// where the old window started, so the window never moves back and a
+    /// receipt already pruned can never be issued on again. 0 until then.
+    pub receipt_floor_ms: u64,
+}
+
+/// An issuance receipt in use: what [`StateKey::Receipt`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsedReceipt {
+    /// The height of the issuance that used it.
+    pub height: u64,
+    /// The issuance's receipt time (ms since the Unix epoch): the entry is
+    /// pruned at the first block whose receipt window starts after it.
+    pub receipt_time_ms: u64,
 }
 
 /// Points of one issuer with one expiry, held by one account.

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 pub use error::{BlockError, TxError, TxOutcome};
 pub use keys::{
     Account, Claim, DailyIssued, Lot, Meta, Proposal, ProposalStatus, StateKey, StateValue,
+    UsedReceipt,
 };
 pub use overlay::ChangeSet;
 pub use rules::expiry_for;
@@ -153,6 +154,14 @@ impl LedgerState {
         self.view().params()
     }
 
+    /// The earliest receipt time (ms) an issuance in a block at
+    /// `timestamp_ms` on this state may carry: `timestamp_ms` minus
+    /// `receipt_window_days`, or the window's floor if later
+    /// ([`Meta::receipt_floor_ms`]).
+    pub fn receipt_window_start(&self, timestamp_ms: u64) -> u64 {
+        rules::receipt_window_start(&self.view(), timestamp_ms)
+    }
+
     /// An account (empty if never used).
     pub fn account(&self, key: &PublicKey) -> Account {
         self.view().account(key)
@@ -237,7 +246,7 @@ impl LedgerState {
             timestamp_ms,
         };
         let mut o = self.view();
-        rules::sweep_expired(&mut o, timestamp_ms);
+        rules::begin_block(&mut o, timestamp_ms);
         let mut outcomes = Vec::with_capacity(txs.len());
         for (tx, sig_ok) in txs.iter().zip(signatures_ok) {
             match rules::apply_tx(&mut o, ctx, tx, *sig_ok) {
@@ -287,6 +296,9 @@ impl LedgerState {
             timestamp_ms,
         };
         let mut o = self.view();
+        // Expiry changes balances, so it runs; receipt pruning is skipped:
+        // it cannot change a verdict (see `rules::prune_receipts`) and may
+        // cost thousands of deletions, too much for every submission.
         rules::sweep_expired(&mut o, timestamp_ms);
         rules::apply_tx(&mut o, ctx, tx, signature_ok)
     }
@@ -426,7 +438,7 @@ impl LedgerState {
             timestamp_ms,
         };
         let mut o = self.view();
-        rules::sweep_expired(&mut o, timestamp_ms);
+        rules::begin_block(&mut o, timestamp_ms);
         let mut txs = Vec::new();
         let mut bytes = 0usize;
         for tx in candidates {

@@ -62,6 +62,27 @@ impl<'a> Overlay<'a> {
         self.base.range(range).map(|(k, _)| k.clone()).collect()
     }
 
+    /// The first `limit` committed receipt-queue entries with a receipt
+    /// time before `before_ms`, in key order (time, merchant, receipt).
+    /// Used only by receipt pruning, which runs before any transaction and
+    /// touches no receipt before it.
+    pub(crate) fn base_receipts_before(&self, before_ms: u64, limit: usize) -> Vec<StateKey> {
+        // "a" sorts first among merchant ids (1-16 of a-z 0-9 -, starting
+        // with a letter) and "" first among strings: the queue's smallest key.
+        let first = StateKey::ReceiptQueue(
+            0,
+            MerchantId::new("a").expect("a valid merchant id"),
+            String::new(),
+        );
+        self.base
+            .range(first..)
+            .map(|(k, _)| k)
+            .take_while(|k| matches!(k, StateKey::ReceiptQueue(t, ..) if *t < before_ms))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
     pub(crate) fn into_changes(mut self) -> ChangeSet {
         self.commit_tx();
         self.block

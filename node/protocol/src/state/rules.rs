@@ -4,12 +4,13 @@
 
 use super::error::TxError;
 use super::keys::{
-    Account, Claim, DailyIssued, Lot, Proposal, ProposalStatus, StateKey, StateValue,
+    Account, Claim, DailyIssued, Lot, Proposal, ProposalStatus, StateKey, StateValue, UsedReceipt,
 };
 use super::overlay::Overlay;
 use crate::crypto::PublicKey;
 use crate::limits::{
-    DAY_MS, LOTS_PER_ACCOUNT_MAX, MEMO_BYTES_MAX, MERCHANTS_MAX, REASON_BYTES_MAX, REF_BYTES_MAX,
+    DAY_MS, LOTS_PER_ACCOUNT_MAX, MEMO_BYTES_MAX, MERCHANTS_MAX, REASON_BYTES_MAX,
+    RECEIPT_FUTURE_MS_MAX, RECEIPT_PRUNES_PER_BLOCK_TX, REF_BYTES_MAX,
 };
 use crate::merchant::{validate_name, Merchant, MerchantId, MerchantStatus};
 use crate::tx::{GovAction, Transaction, TxBody};
@@ -62,7 +63,17 @@ pub(crate) fn apply_tx(
             amount,
             reason,
             receipt_ref,
-        } => issue(o, ctx, &tx.signer, to, *amount, reason, receipt_ref),
+            receipt_time_ms,
+        } => issue(
+            o,
+            ctx,
+            &tx.signer,
+            to,
+            *amount,
+            reason,
+            receipt_ref,
+            *receipt_time_ms,
+        ),
         TxBody::Transfer { to, amount, memo } => transfer(o, &tx.signer, to, *amount, memo),
         TxBody::Redeem {
             merchant,
@@ -184,6 +195,24 @@ fn credit(o: &mut Overlay, to: &PublicKey, lots: Vec<Lot>) -> Result<(), TxError
     Ok(())
 }
 
+/// The receipt window at block time `now_ms`: the earliest receipt time an
+/// issuance may carry, `max(now − receipt_window_days, receipt_floor_ms)`.
+/// Never decreases from one block to the next (block times increase, and a
+/// vote that lengthens the window raises the floor to the old start), so a
+/// receipt that has left the window never comes back into it.
+pub(crate) fn receipt_window_start(o: &Overlay, now_ms: u64) -> u64 {
+    let days = match o.get(&StateKey::Params) {
+        Some(StateValue::Params(p)) => p.receipt_window_days,
+        other => unreachable!("state invariant: params present, found {other:?}"),
+    };
+    let floor = match o.get(&StateKey::Meta) {
+        Some(StateValue::Meta(m)) => m.receipt_floor_ms,
+        other => unreachable!("state invariant: meta present, found {other:?}"),
+    };
+    now_ms.saturating_sub(days as u64 * DAY_MS).max(floor)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn issue(
     o: &mut Overlay,
     ctx: BlockCtx,
@@ -192,17 +221,43 @@ fn issue(
     amount: u64,
     reason: &str,
     receipt_ref: &str,
+    receipt_time_ms: u64,
 ) -> Result<(), TxError> {
     let mut m = active_merchant(o, signer)?;
     positive(amount)?;
     check_len("reason", reason, 0, REASON_BYTES_MAX)?;
     check_len("receipt_ref", receipt_ref, 1, REF_BYTES_MAX)?;
-    let receipt_key = StateKey::Receipt(m.id.clone(), receipt_ref.to_string());
-    if let Some(StateValue::Receipt(height)) = o.get(&receipt_key) {
-        return Err(TxError::DuplicateReceipt {
-            receipt_ref: receipt_ref.to_string(),
-            height: *height,
+    let window_start_ms = receipt_window_start(o, ctx.timestamp_ms);
+    if receipt_time_ms < window_start_ms {
+        return Err(TxError::ReceiptOutsideWindow {
+            receipt_time_ms,
+            window_start_ms,
         });
+    }
+    let latest_ms = ctx.timestamp_ms.saturating_add(RECEIPT_FUTURE_MS_MAX);
+    if receipt_time_ms > latest_ms {
+        return Err(TxError::ReceiptInFuture {
+            receipt_time_ms,
+            latest_ms,
+        });
+    }
+    let receipt_key = StateKey::Receipt(m.id.clone(), receipt_ref.to_string());
+    if let Some(StateValue::Receipt(used)) = o.get(&receipt_key) {
+        let used = *used;
+        if used.receipt_time_ms >= window_start_ms {
+            return Err(TxError::DuplicateReceipt {
+                receipt_ref: receipt_ref.to_string(),
+                height: used.height,
+            });
+        }
+        // That use has left the window and is only waiting to be pruned
+        // (pruning is bounded per block): the reference is free again. Its
+        // queue entry goes now, so the queue never prunes the new use.
+        o.delete(StateKey::ReceiptQueue(
+            used.receipt_time_ms,
+            m.id.clone(),
+            receipt_ref.to_string(),
+        ));
     }
     let day = ctx.timestamp_ms / DAY_MS;
     let daily_key = StateKey::DailyIssued(m.id.clone(), *to);
@@ -237,7 +292,17 @@ fn issue(
         amount,
     };
     credit(o, to, vec![lot])?;
-    o.put(receipt_key, StateValue::Receipt(ctx.height));
+    o.put(
+        receipt_key,
+        StateValue::Receipt(UsedReceipt {
+            height: ctx.height,
+            receipt_time_ms,
+        }),
+    );
+    o.put(
+        StateKey::ReceiptQueue(receipt_time_ms, m.id.clone(), receipt_ref.to_string()),
+        StateValue::ReceiptQueue,
+    );
     o.put(
         daily_key,
         StateValue::DailyIssued(DailyIssued { day, amount: today }),
@@ -416,7 +481,7 @@ fn check_action(o: &Overlay, action: &GovAction) -> Result<(), String> {
     Ok(())
 }
 
-fn execute_action(o: &mut Overlay, action: &GovAction) {
+fn execute_action(o: &mut Overlay, ctx: BlockCtx, action: &GovAction) {
     match action {
         GovAction::AddMerchant {
             id,
@@ -455,6 +520,17 @@ fn execute_action(o: &mut Overlay, action: &GovAction) {
             }
         }
         GovAction::UpdateParams { params } => {
+            if params.receipt_window_days > o.params().receipt_window_days {
+                // Receipts before the current window may be pruned already:
+                // a longer window starts where this one does and only then
+                // grows, so none of them can be issued on again.
+                let start = receipt_window_start(o, ctx.timestamp_ms);
+                let mut meta = o.meta();
+                if start > meta.receipt_floor_ms {
+                    meta.receipt_floor_ms = start;
+                    o.put(StateKey::Meta, StateValue::Meta(meta));
+                }
+            }
             o.put(StateKey::Params, StateValue::Params(params.clone()))
         }
     }
@@ -477,7 +553,7 @@ fn tally(o: &mut Overlay, ctx: BlockCtx, mut p: Proposal) {
     if 3 * yes > 2 * n {
         p.status = match check_action(o, &p.action) {
             Ok(()) => {
-                execute_action(o, &p.action);
+                execute_action(o, ctx, &p.action);
                 ProposalStatus::Executed(ctx.height)
             }
             Err(why) => ProposalStatus::Failed(ctx.height, why),
@@ -578,4 +654,32 @@ pub(crate) fn sweep_expired(o: &mut Overlay, now_ms: u64) {
         o.delete(key);
     }
     o.commit_tx();
+}
+
+/// Deletes used receipts that have left the receipt window (receipt time
+/// before [`receipt_window_start`] at the block time), both their
+/// `Receipt` and `ReceiptQueue` entries, oldest first. At most
+/// `RECEIPT_PRUNES_PER_BLOCK_TX × block_txs_max` per block: the rest stay
+/// queued and go at the next blocks. A late prune changes no verdict: an
+/// issuance with such a receipt time is refused as outside the window,
+/// and a receipt_ref whose recorded use is outside the window counts as
+/// unused. Runs at the start of each block, after the expiry sweep.
+pub(crate) fn prune_receipts(o: &mut Overlay, now_ms: u64) {
+    let start = receipt_window_start(o, now_ms);
+    let limit = RECEIPT_PRUNES_PER_BLOCK_TX * o.params().block_txs_max as usize;
+    for key in o.base_receipts_before(start, limit) {
+        let StateKey::ReceiptQueue(_, merchant, receipt_ref) = &key else {
+            unreachable!("the receipt queue holds only receipt queue keys")
+        };
+        o.delete(StateKey::Receipt(merchant.clone(), receipt_ref.clone()));
+        o.delete(key);
+    }
+    o.commit_tx();
+}
+
+/// What every block does before its first transaction: expire lots, then
+/// prune receipts that have left the window.
+pub(crate) fn begin_block(o: &mut Overlay, now_ms: u64) {
+    sweep_expired(o, now_ms);
+    prune_receipts(o, now_ms);
 }

@@ -24,7 +24,13 @@ fn mid(s: &str) -> MerchantId {
 
 impl TestChain {
     fn new(n: usize) -> Self {
-        let (g, merchants) = demo_genesis(CHAIN, n, T0);
+        Self::with_params(n, |_| {})
+    }
+
+    /// A chain whose genesis parameters `f` adjusts.
+    fn with_params(n: usize, f: impl FnOnce(&mut crate::merchant::AllianceParams)) -> Self {
+        let (mut g, merchants) = demo_genesis(CHAIN, n, T0);
+        f(&mut g.params);
         g.validate().unwrap();
         TestChain {
             state: LedgerState::from_genesis(&g),
@@ -71,6 +77,7 @@ impl TestChain {
         }
     }
 
+    /// An issuance whose receipt is from now (the last block's time).
     fn issue(
         &mut self,
         merchant: &str,
@@ -78,16 +85,20 @@ impl TestChain {
         amount: u64,
         receipt: &str,
     ) -> Result<(), TxError> {
+        self.issue_at(merchant, to, amount, receipt, self.now_ms)
+    }
+
+    /// An issuance whose receipt has the time `receipt_time_ms`.
+    fn issue_at(
+        &mut self,
+        merchant: &str,
+        to: &Keypair,
+        amount: u64,
+        receipt: &str,
+        receipt_time_ms: u64,
+    ) -> Result<(), TxError> {
         let m = self.merchant(merchant);
-        let tx = self.tx(
-            &m,
-            TxBody::Issue {
-                to: to.public(),
-                amount,
-                reason: "purchase".into(),
-                receipt_ref: receipt.into(),
-            },
-        );
+        let tx = self.tx(&m, issue_body(to, amount, receipt, receipt_time_ms));
         self.one(tx)
     }
 
@@ -169,6 +180,37 @@ impl TestChain {
 
     fn balance(&self, k: &Keypair) -> u64 {
         self.state.account(&k.public()).balance()
+    }
+
+    /// Passes a vote replacing the alliance parameters with `f` applied.
+    fn set_params(&mut self, f: impl FnOnce(&mut crate::merchant::AllianceParams)) {
+        let mut params = self.state.params();
+        f(&mut params);
+        self.pass(GovAction::UpdateParams { params });
+    }
+
+    /// The receipt entries (`Receipt` and `ReceiptQueue`) in the state.
+    fn receipt_entries(&self) -> (Vec<StateKey>, Vec<StateKey>) {
+        let keys = self.state.entries().keys();
+        (
+            keys.clone()
+                .filter(|k| matches!(k, StateKey::Receipt(..)))
+                .cloned()
+                .collect(),
+            keys.filter(|k| matches!(k, StateKey::ReceiptQueue(..)))
+                .cloned()
+                .collect(),
+        )
+    }
+}
+
+fn issue_body(to: &Keypair, amount: u64, receipt: &str, receipt_time_ms: u64) -> TxBody {
+    TxBody::Issue {
+        to: to.public(),
+        amount,
+        reason: "purchase".into(),
+        receipt_ref: receipt.into(),
+        receipt_time_ms,
     }
 }
 
@@ -340,6 +382,7 @@ fn customer_cannot_issue() {
             amount: 5,
             reason: String::new(),
             receipt_ref: "r".into(),
+            receipt_time_ms: c.now_ms,
         },
     );
     assert_eq!(c.one(tx), Err(TxError::NotAMerchant));
@@ -530,6 +573,7 @@ fn field_limits() {
             amount: 1,
             reason: "x".repeat(65),
             receipt_ref: "r".into(),
+            receipt_time_ms: c.now_ms,
         },
     );
     assert_eq!(
@@ -547,6 +591,7 @@ fn field_limits() {
             amount: 1,
             reason: String::new(),
             receipt_ref: String::new(),
+            receipt_time_ms: c.now_ms,
         },
     );
     assert_eq!(
@@ -725,6 +770,7 @@ fn governance_adds_a_merchant_from_the_next_height() {
             amount: 5,
             reason: String::new(),
             receipt_ref: "t1".into(),
+            receipt_time_ms: c.now_ms,
         },
     );
     c.one(tx).unwrap();
@@ -815,6 +861,319 @@ fn single_merchant_passes_its_own_proposals() {
         c.one(tx),
         Err(TxError::InvalidProposal(
             "cannot suspend the last active merchant".into()
+        ))
+    );
+}
+
+// ---- the receipt window ----------------------------------------------------
+
+const WINDOW_MS: u64 = 90 * DAY_MS;
+
+#[test]
+fn receipt_older_than_the_window_is_refused() {
+    let mut c = TestChain::new(2);
+    c.now_ms += 200 * DAY_MS;
+    let next_block = c.now_ms + 1_000;
+    let start = next_block - WINDOW_MS;
+    assert_eq!(c.state.receipt_window_start(next_block), start);
+    assert_eq!(
+        c.issue_at("coffee", &alice(), 10, "old", start - 1),
+        Err(TxError::ReceiptOutsideWindow {
+            receipt_time_ms: start - 1,
+            window_start_ms: start,
+        })
+    );
+    assert_eq!(
+        TxError::ReceiptOutsideWindow {
+            receipt_time_ms: 0,
+            window_start_ms: 0
+        }
+        .code(),
+        "receipt_outside_window"
+    );
+    assert_eq!(c.balance(&alice()), 0);
+    assert_eq!(
+        c.receipt_entries(),
+        (vec![], vec![]),
+        "a refusal records nothing"
+    );
+    // Exactly receipt_window_days old is still inside.
+    let next_block = c.now_ms + 1_000;
+    c.issue_at("coffee", &alice(), 10, "edge", next_block - WINDOW_MS)
+        .unwrap();
+    assert_eq!(c.balance(&alice()), 10);
+}
+
+#[test]
+fn receipt_from_the_future_is_refused() {
+    let mut c = TestChain::new(2);
+    let latest = c.now_ms + 1_000 + DAY_MS;
+    assert_eq!(
+        c.issue_at("coffee", &alice(), 10, "ahead", latest + 1),
+        Err(TxError::ReceiptInFuture {
+            receipt_time_ms: latest + 1,
+            latest_ms: latest,
+        })
+    );
+    assert_eq!(
+        TxError::ReceiptInFuture {
+            receipt_time_ms: 0,
+            latest_ms: 0
+        }
+        .code(),
+        "receipt_in_future"
+    );
+    let latest = c.now_ms + 1_000 + DAY_MS;
+    assert_eq!(
+        c.issue_at("coffee", &alice(), 10, "far", u64::MAX),
+        Err(TxError::ReceiptInFuture {
+            receipt_time_ms: u64::MAX,
+            latest_ms: latest,
+        })
+    );
+    // One day ahead of the block (a till in another time zone) is accepted.
+    let latest = c.now_ms + 1_000 + DAY_MS;
+    c.issue_at("coffee", &alice(), 10, "ahead", latest).unwrap();
+}
+
+#[test]
+fn duplicate_inside_the_window_is_refused_until_the_window_passes() {
+    let mut c = TestChain::new(2);
+    let receipt_time = c.now_ms;
+    c.issue_at("coffee", &alice(), 10, "receipt-7", receipt_time)
+        .unwrap();
+    let height = c.state.tip().height;
+    let duplicate = TxError::DuplicateReceipt {
+        receipt_ref: "receipt-7".into(),
+        height,
+    };
+    // The same receipt, or the same reference with another time inside the
+    // window, up to the last block whose window still holds the first use.
+    assert_eq!(
+        c.issue_at("coffee", &alice(), 10, "receipt-7", receipt_time),
+        Err(duplicate.clone())
+    );
+    c.now_ms = receipt_time + WINDOW_MS - 1_000; // next block: start = receipt_time
+    assert_eq!(
+        c.issue_at("coffee", &alice(), 10, "receipt-7", c.now_ms),
+        Err(duplicate)
+    );
+    // The original receipt can never come back: it is outside the window
+    // from the next block on.
+    assert_eq!(
+        c.issue_at("coffee", &alice(), 10, "receipt-7", receipt_time),
+        Err(TxError::ReceiptOutsideWindow {
+            receipt_time_ms: receipt_time,
+            window_start_ms: receipt_time + 1_000,
+        })
+    );
+    // A new receipt reusing the reference (a till that cycles its numbers)
+    // earns once more.
+    c.issue_at("coffee", &alice(), 10, "receipt-7", c.now_ms)
+        .unwrap();
+    assert_eq!(c.balance(&alice()), 20);
+}
+
+#[test]
+fn pruned_receipt_is_gone_with_a_proof_of_absence() {
+    let mut c = TestChain::new(2);
+    c.issue("books", &bob(), 30, "kept").unwrap();
+    let receipt_time = c.now_ms;
+    c.issue_at("coffee", &alice(), 40, "R-1", receipt_time)
+        .unwrap();
+    let used_at = c.state.tip().height;
+    let receipt = StateKey::Receipt(mid("coffee"), "R-1".into());
+    let queued = StateKey::ReceiptQueue(receipt_time, mid("coffee"), "R-1".into());
+    assert_eq!(
+        c.state.entries().get(&receipt),
+        Some(&StateValue::Receipt(UsedReceipt {
+            height: used_at,
+            receipt_time_ms: receipt_time,
+        }))
+    );
+    assert_eq!(
+        c.state.entries().get(&queued),
+        Some(&StateValue::ReceiptQueue)
+    );
+    c.now_ms = receipt_time + WINDOW_MS - 2_000;
+    c.issue("books", &bob(), 1, "late").unwrap();
+    // The last block whose window still holds the receipt (its window
+    // starts at the receipt time) keeps it.
+    c.block(vec![]);
+    assert_eq!(c.state.tip().timestamp_ms, receipt_time + WINDOW_MS);
+    assert!(c.state.entries().contains_key(&receipt));
+    assert!(c.state.entries().contains_key(&queued));
+    let stats_before = c.state.merchant(&mid("coffee")).unwrap().stats;
+    let root_before = c.state.state_root();
+
+    // The next block's window starts after it: both entries are pruned.
+    c.now_ms = receipt_time + WINDOW_MS + 1 - 1_000;
+    c.block(vec![]);
+    assert!(!c.state.entries().contains_key(&receipt));
+    assert!(!c.state.entries().contains_key(&queued));
+    assert_ne!(c.state.state_root(), root_before);
+    for key in [&receipt, &queued] {
+        let (value, proof) = c.state.prove(key);
+        assert!(value.is_none());
+        proof
+            .verify(&c.state.state_root(), &key.tree_key(), None)
+            .unwrap();
+        // The same proof does not pass for the entry's old value.
+        assert!(proof
+            .verify(
+                &c.state.state_root(),
+                &key.tree_key(),
+                Some(
+                    &StateValue::Receipt(UsedReceipt {
+                        height: used_at,
+                        receipt_time_ms: receipt_time,
+                    })
+                    .tree_value()
+                ),
+            )
+            .is_err());
+    }
+    // The other receipts are younger and stay.
+    let (receipts, queue) = c.receipt_entries();
+    assert_eq!(
+        receipts,
+        vec![StateKey::Receipt(mid("books"), "late".into())]
+    );
+    assert_eq!(queue.len(), 1);
+    // The root still verifies: rebuilt from the entries it is the same.
+    let rebuilt = LedgerState::from_entries(CHAIN.into(), c.state.tip(), c.state.entries().clone());
+    assert_eq!(rebuilt.state_root(), c.state.state_root());
+    // Pruning touches no points: stats, balances and conservation stand.
+    let stats = c.state.merchant(&mid("coffee")).unwrap().stats;
+    assert_eq!(stats, stats_before);
+    assert_eq!((stats.issued, stats.outstanding()), (40, 40));
+    assert_eq!(c.balance(&alice()), 40);
+    // And the pruned receipt cannot be issued on again.
+    let start = c.now_ms + 1_000 - WINDOW_MS;
+    assert_eq!(
+        c.issue_at("coffee", &alice(), 40, "R-1", receipt_time),
+        Err(TxError::ReceiptOutsideWindow {
+            receipt_time_ms: receipt_time,
+            window_start_ms: start,
+        })
+    );
+}
+
+#[test]
+fn pruning_is_bounded_per_block_and_carries_over() {
+    // One transaction per block: at most 2 receipts pruned per block.
+    let mut c = TestChain::with_params(2, |p| p.block_txs_max = 1);
+    for i in 0..5 {
+        c.issue("coffee", &alice(), 1, &format!("r{i}")).unwrap();
+    }
+    assert_eq!(c.receipt_entries().0.len(), 5);
+    c.now_ms += WINDOW_MS + 10 * DAY_MS; // all five are outside the window
+    c.block(vec![]);
+    let (receipts, queue) = c.receipt_entries();
+    assert_eq!(
+        (receipts.len(), queue.len()),
+        (3, 3),
+        "two pruned, oldest first"
+    );
+    assert_eq!(receipts[0], StateKey::Receipt(mid("coffee"), "r2".into()));
+
+    // A receipt_ref whose old use is outside the window but not pruned yet
+    // is free: the new use replaces it, with its own queue entry.
+    let reuse = c.tx(
+        &c.merchant("coffee"),
+        issue_body(&alice(), 1, "r4", c.now_ms),
+    );
+    assert_eq!(c.state.check_tx(&reuse, c.now_ms + 1_000), Ok(()));
+    assert_eq!(c.one(reuse), Ok(()));
+    let (receipts, queue) = c.receipt_entries();
+    // That block pruned r2 and r3; r4 is the new use only.
+    assert_eq!(
+        receipts,
+        vec![StateKey::Receipt(mid("coffee"), "r4".into())]
+    );
+    assert_eq!(
+        queue,
+        vec![StateKey::ReceiptQueue(
+            c.now_ms - 1_000,
+            mid("coffee"),
+            "r4".into()
+        )]
+    );
+    // Later blocks leave the new use alone until its own window passes.
+    c.block(vec![]);
+    assert_eq!(c.receipt_entries().0.len(), 1);
+    assert_eq!(c.balance(&alice()), 6);
+}
+
+#[test]
+fn a_longer_window_never_reopens_a_pruned_receipt() {
+    let mut c = TestChain::new(1);
+    let receipt_time = c.now_ms;
+    c.issue_at("coffee", &alice(), 10, "R-1", receipt_time)
+        .unwrap();
+    c.now_ms = receipt_time + WINDOW_MS + DAY_MS;
+    c.block(vec![]);
+    assert_eq!(c.receipt_entries(), (vec![], vec![]), "pruned");
+    let start_before = c.state.receipt_window_start(c.now_ms + 1_000);
+    c.set_params(|p| p.receipt_window_days = 180);
+    assert_eq!(c.state.params().receipt_window_days, 180);
+    // The window starts where the 90-day window did when the vote passed
+    // (in the next block, the proposal's), not 180 days back.
+    let floor = c.state.entries()[&StateKey::Meta].clone();
+    let StateValue::Meta(meta) = floor else {
+        unreachable!()
+    };
+    assert_eq!(meta.receipt_floor_ms, start_before);
+    assert_eq!(
+        c.issue_at("coffee", &alice(), 10, "R-1", receipt_time),
+        Err(TxError::ReceiptOutsideWindow {
+            receipt_time_ms: receipt_time,
+            window_start_ms: meta.receipt_floor_ms,
+        })
+    );
+    // The window stands still until 180 days reach past the floor, then moves.
+    let t = meta.receipt_floor_ms + 180 * DAY_MS;
+    assert_eq!(c.state.receipt_window_start(t), meta.receipt_floor_ms);
+    assert_eq!(
+        c.state.receipt_window_start(t + 5),
+        meta.receipt_floor_ms + 5
+    );
+
+    // A shorter window moves the start forward at once; receipts before it
+    // are refused and pruned at the next block.
+    c.issue_at("coffee", &alice(), 10, "R-2", c.now_ms).unwrap();
+    let r2 = c.now_ms - 1_000;
+    c.now_ms += 40 * DAY_MS;
+    c.set_params(|p| p.receipt_window_days = 30);
+    let start = c.now_ms + 1_000 - 30 * DAY_MS;
+    assert_eq!(
+        c.issue_at("coffee", &alice(), 10, "R-3", r2),
+        Err(TxError::ReceiptOutsideWindow {
+            receipt_time_ms: r2,
+            window_start_ms: start,
+        })
+    );
+    assert_eq!(c.receipt_entries(), (vec![], vec![]), "R-2 pruned");
+    assert_eq!(c.balance(&alice()), 20);
+}
+
+#[test]
+fn params_refuse_a_window_out_of_bounds() {
+    let mut c = TestChain::new(1);
+    let mut params = c.state.params();
+    params.receipt_window_days = 0;
+    let height = c.state.tip().height;
+    let tx = c.tx(
+        &c.merchants[0].clone(),
+        TxBody::Propose {
+            action: GovAction::UpdateParams { params },
+            deadline_height: height + 5,
+        },
+    );
+    assert_eq!(
+        c.one(tx),
+        Err(TxError::InvalidProposal(
+            "receipt_window_days must be 1..=3650".into()
         ))
     );
 }

@@ -149,7 +149,7 @@
     const k = kindOf(body);
     const b = (body || {})[k] || {};
     switch (k) {
-      case 'Issue': return [num(b.amount), ' pts to ', addr(b.to), b.reason ? ' · ' + b.reason : ''];
+      case 'Issue': return [num(b.amount), ' pts to ', addr(b.to), b.reason ? ' · ' + b.reason : '', ' · receipt ', b.receipt_ref, ' of ', utcDate(b.receipt_time_ms)];
       case 'Transfer': return [num(b.amount), ' pts to ', addr(b.to), b.memo ? ' · ' + b.memo : ''];
       case 'Redeem': return [num(b.amount), ' pts at ', merchant(b.merchant)];
       case 'SettlementConfirm': return [num(b.amount), ' pts paid by ', merchant(b.debtor)];
@@ -373,7 +373,8 @@
         st.height != null && ['Block', [blockLink(st.height), ' position ', st.index]], ['Result', result]])),
       tx ? section('Body', fields([['Kind', badge(snake(kind))], ['Signer', addr(tx.signer)], ['Nonce', num(tx.nonce)],
         ['Summary', h('span', {}, summary(tx.body))],
-        ...Object.entries(inner).map(([k, v]) => [k, /^pa1/.test(v) ? addr(v) : typeof v === 'object' ? h('code', {}, JSON.stringify(v)) : String(v)]),
+        ...Object.entries(inner).map(([k, v]) => [k, /^pa1/.test(v) ? addr(v) : typeof v === 'object' ? h('code', {}, JSON.stringify(v))
+          : /_ms$/.test(k) && typeof v === 'number' ? utc(v) + ' (' + v + ')' : String(v)]),
         ['Signature', mono(tx.signature)]]))
         : h('p', { class: 'muted' }, 'Waiting in the mempool; the body is shown once the transaction is in a block (refreshing every 2 s).'));
   };
