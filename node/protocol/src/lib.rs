@@ -11,7 +11,8 @@
 //! - [`crypto`], [`address`]: hashes, keys, signatures, bech32m addresses.
 //! - [`encoding`]: the canonical byte format and domain-separated hashing.
 //! - [`merchant`], [`tx`], [`block`]: what goes on the chain.
-//! - [`merkle`]: `tx_root`; [`smt`]: the sparse Merkle tree behind `state_root`.
+//! - [`merkle`]: `tx_root`; [`smt`]: the sparse Merkle tree behind `state_root`;
+//!   [`smt_paged`]: the same tree with its leaves in a store, bounded memory.
 //! - [`validators`], [`certificate`]: who certifies blocks and how to check it.
 //! - [`state`]: the ledger state machine, every ledger rule in one place.
 //! - [`genesis`]: the genesis file and the initial state.
@@ -36,6 +37,7 @@ pub mod merchant;
 pub mod merkle;
 pub mod sigverify;
 pub mod smt;
+pub mod smt_paged;
 pub mod state;
 pub mod tx;
 pub mod validators;

@@ -28,6 +28,11 @@
 //! non-inclusion (the key's path ends at an empty subtree or at another
 //! key's leaf) against a root; it holds one sibling hash per level, so its
 //! size is the depth of the key's position, O(log n).
+//!
+//! [`crate::smt_paged`] computes the same root and proofs with its leaves in
+//! a store: it builds subtrees below a fixed depth with this module's code
+//! (`Subtree`) and joins their summaries by the same collapse rule
+//! (`join_rule`), the one copy of it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -64,12 +69,12 @@ pub fn node_hash(left: &Hash32, right: &Hash32) -> Hash32 {
 
 /// Bit `i` of a key's path (`i < 256`): true means "go right".
 #[inline]
-fn bit(key: &Hash32, i: usize) -> bool {
+pub(crate) fn bit(key: &Hash32, i: usize) -> bool {
     (key.0[i / 8] >> (7 - i % 8)) & 1 == 1
 }
 
 /// Whether `a` and `b` agree on their first `bits` path bits (`bits <= 256`).
-fn same_prefix(a: &Hash32, b: &Hash32, bits: usize) -> bool {
+pub(crate) fn same_prefix(a: &Hash32, b: &Hash32, bits: usize) -> bool {
     let (whole, rest) = (bits / 8, bits % 8);
     if a.0[..whole] != b.0[..whole] {
         return false;
@@ -139,20 +144,92 @@ fn hash_of(node: Option<&Node>) -> Hash32 {
     node.map_or(Hash32::ZERO, Node::hash)
 }
 
-/// The canonical subtree with these two (canonical) children: empty if both
-/// are empty, the leaf itself if the only non-empty child is a leaf, an
-/// internal node otherwise.
+fn kind_of(node: Option<&Node>) -> SubtreeKind {
+    match node {
+        None => SubtreeKind::Empty,
+        Some(Node::Leaf(_)) => SubtreeKind::Leaf,
+        Some(Node::Internal(_)) => SubtreeKind::Internal,
+    }
+}
+
+/// What a canonical subtree is, as far as its parent is concerned: the
+/// collapse rule looks at nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SubtreeKind {
+    /// No leaf; hashes to [`Hash32::ZERO`].
+    Empty = 0,
+    /// Exactly one leaf, placed at the top of the subtree; hashes to its
+    /// [`leaf_hash`].
+    Leaf = 1,
+    /// Two or more leaves; hashes to the [`node_hash`] of its children.
+    Internal = 2,
+}
+
+/// What the canonical subtree over two canonical children is, by the
+/// collapse rule.
+pub(crate) enum Joined {
+    /// Both children are empty: the subtree is empty.
+    Empty,
+    /// The subtree is the left child itself (a single leaf, collapsed up).
+    Left,
+    /// The subtree is the right child itself (a single leaf, collapsed up).
+    Right,
+    /// An internal node over the two children.
+    Internal,
+}
+
+/// The collapse rule, the one copy of it: empty if both children are empty,
+/// the leaf itself if the only non-empty child is a leaf, an internal node
+/// otherwise (an internal node may have one empty child).
+pub(crate) fn join_rule(left: SubtreeKind, right: SubtreeKind) -> Joined {
+    match (left, right) {
+        (SubtreeKind::Empty, SubtreeKind::Empty) => Joined::Empty,
+        (SubtreeKind::Leaf, SubtreeKind::Empty) => Joined::Left,
+        (SubtreeKind::Empty, SubtreeKind::Leaf) => Joined::Right,
+        _ => Joined::Internal,
+    }
+}
+
+/// [`join_rule`] on (kind, hash) summaries of two canonical children: the
+/// summary of the canonical subtree above them.
+pub(crate) fn join_summaries(
+    left: (SubtreeKind, Hash32),
+    right: (SubtreeKind, Hash32),
+) -> (SubtreeKind, Hash32) {
+    match join_rule(left.0, right.0) {
+        Joined::Empty => (SubtreeKind::Empty, Hash32::ZERO),
+        Joined::Left => left,
+        Joined::Right => right,
+        Joined::Internal => (SubtreeKind::Internal, node_hash(&left.1, &right.1)),
+    }
+}
+
+/// The canonical subtree with these two (canonical) children, by
+/// [`join_rule`].
 fn join(left: Option<Node>, right: Option<Node>) -> Option<Node> {
-    match (&left, &right) {
-        (None, None) => None,
-        (Some(Node::Leaf(_)), None) => left,
-        (None, Some(Node::Leaf(_))) => right,
-        _ => Some(Node::internal(left, right)),
+    match join_rule(kind_of(left.as_ref()), kind_of(right.as_ref())) {
+        Joined::Empty => None,
+        Joined::Left => left,
+        Joined::Right => right,
+        Joined::Internal => Some(Node::internal(left, right)),
     }
 }
 
 /// One update: `None` removes the key.
-type Update = (Hash32, Option<Hash32>);
+pub(crate) type Update = (Hash32, Option<Hash32>);
+
+/// A batch of updates sorted by key, keys distinct, where each key keeps
+/// its last update (so applying the result equals applying the batch one
+/// by one).
+pub(crate) fn normalize_updates(mut updates: Vec<Update>) -> Vec<Update> {
+    // Reverse, then stable sort: for each key its last update comes first,
+    // and `dedup_by_key` keeps the first of each run.
+    updates.reverse();
+    updates.sort_by_key(|u| u.0);
+    updates.dedup_by_key(|u| u.0);
+    updates
+}
 
 /// Applies `updates` to the subtree `node` at `depth` and returns the new
 /// subtree. `updates` must be sorted by key with distinct keys, all within
@@ -282,12 +359,7 @@ impl SparseMerkleTree {
     /// updated paths is rebuilt (and hashed) once, which is cheaper than
     /// one-by-one updates when paths share their upper levels.
     pub fn apply<I: IntoIterator<Item = (Hash32, Option<Hash32>)>>(&mut self, updates: I) {
-        let mut updates: Vec<Update> = updates.into_iter().collect();
-        // Reverse, then stable sort: for each key its last update comes
-        // first, and `dedup_by_key` keeps the first of each run.
-        updates.reverse();
-        updates.sort_by_key(|u| u.0);
-        updates.dedup_by_key(|u| u.0);
+        let updates = normalize_updates(updates.into_iter().collect());
         self.apply_sorted(&updates);
     }
 
@@ -301,36 +373,94 @@ impl SparseMerkleTree {
     /// A proof of `key`'s entry: of inclusion if the key is present, of
     /// non-inclusion otherwise. Verify it with [`SmtProof::verify`].
     pub fn prove(&self, key: &Hash32) -> SmtProof {
-        let mut siblings = Vec::new();
-        let mut node = self.root.as_ref();
-        let mut depth = 0;
-        loop {
-            match node {
-                None => {
-                    return SmtProof {
-                        siblings,
-                        leaf: None,
-                    }
-                }
-                Some(Node::Leaf(leaf)) => {
-                    let other = (leaf.key != *key).then_some((leaf.key, leaf.value));
-                    return SmtProof {
-                        siblings,
-                        leaf: other,
-                    };
-                }
-                Some(Node::Internal(inner)) => {
-                    let (next, sibling) = if bit(key, depth) {
-                        (&inner.right, &inner.left)
-                    } else {
-                        (&inner.left, &inner.right)
-                    };
-                    siblings.push(hash_of(sibling.as_ref()));
-                    node = next.as_ref();
-                    depth += 1;
+        prove_from(self.root.as_ref(), 0, key, Vec::new())
+    }
+}
+
+/// The proof of `key` in the subtree `node` sitting at `depth` on `key`'s
+/// path, where `siblings` holds the `depth` siblings above it.
+fn prove_from(
+    mut node: Option<&Node>,
+    mut depth: usize,
+    key: &Hash32,
+    mut siblings: Vec<Hash32>,
+) -> SmtProof {
+    debug_assert_eq!(siblings.len(), depth);
+    loop {
+        match node {
+            None => {
+                return SmtProof {
+                    siblings,
+                    leaf: None,
                 }
             }
+            Some(Node::Leaf(leaf)) => {
+                let other = (leaf.key != *key).then_some((leaf.key, leaf.value));
+                return SmtProof {
+                    siblings,
+                    leaf: other,
+                };
+            }
+            Some(Node::Internal(inner)) => {
+                let (next, sibling) = if bit(key, depth) {
+                    (&inner.right, &inner.left)
+                } else {
+                    (&inner.left, &inner.right)
+                };
+                siblings.push(hash_of(sibling.as_ref()));
+                node = next.as_ref();
+                depth += 1;
+            }
         }
+    }
+}
+
+// ---- subtrees below a position --------------------------------------------------
+
+/// The canonical subtree at one position of depth `depth`, built from the
+/// leaves under that position: exactly the nodes, hashes and proofs that a
+/// [`SparseMerkleTree`] holding these leaves (and any others outside the
+/// position) has below it, because the shape of a subtree is a function of
+/// its leaves alone. `smt_paged` keeps the levels above such positions as
+/// summaries and builds these subtrees from its leaf store, with this
+/// module's code: one copy of every hashing and collapse rule.
+pub(crate) struct Subtree {
+    root: Option<Node>,
+    depth: usize,
+}
+
+impl Subtree {
+    /// The subtree at `depth` over `leaves`: sorted by key, keys distinct,
+    /// all sharing their first `depth` path bits (`depth <= 256`).
+    pub(crate) fn build(leaves: &[(Hash32, Hash32)], depth: usize) -> Subtree {
+        debug_assert!(depth <= MAX_PROOF_DEPTH);
+        debug_assert!(leaves.windows(2).all(|w| w[0].0 < w[1].0));
+        debug_assert!(leaves
+            .iter()
+            .all(|(k, _)| same_prefix(k, &leaves[0].0, depth)));
+        let inserts: Vec<Update> = leaves.iter().map(|(k, v)| (*k, Some(*v))).collect();
+        let mut tree = Subtree { root: None, depth };
+        tree.update(&inserts);
+        tree
+    }
+
+    /// Applies `updates` (sorted by key, keys distinct, all under this
+    /// subtree's position), as [`SparseMerkleTree::apply`] does.
+    pub(crate) fn update(&mut self, updates: &[Update]) {
+        debug_assert!(updates.windows(2).all(|w| w[0].0 < w[1].0));
+        let mut len_delta = 0isize;
+        self.root = update(self.root.as_ref(), self.depth, updates, &mut len_delta);
+    }
+
+    /// What the subtree is, and its hash ([`Hash32::ZERO`] when empty).
+    pub(crate) fn summary(&self) -> (SubtreeKind, Hash32) {
+        (kind_of(self.root.as_ref()), hash_of(self.root.as_ref()))
+    }
+
+    /// The proof of `key`, whose path goes through this subtree's position,
+    /// given the `depth` siblings above the position (root side first).
+    pub(crate) fn prove(&self, key: &Hash32, siblings_above: Vec<Hash32>) -> SmtProof {
+        prove_from(self.root.as_ref(), self.depth, key, siblings_above)
     }
 }
 
