@@ -6,20 +6,22 @@
 //! copy-on-write B-tree every such insert copies a page, so writing them
 //! block by block cost a page copy per entry, and the pages missed the cache
 //! as the chain grew (docs/benchmarks.md, "A node's memory over 30
-//! minutes"). So a block's entries go first to a log record under its
-//! height, one sequential write in the block's own atomic batch, and are
-//! kept in memory ([`PendingIndex`]); every [`INDEX_BATCH_BLOCKS`] blocks
+//! minutes"). So a block's entries are kept in memory ([`PendingIndex`]),
+//! with a log record under its height holding the one thing the block does
+//! not: its transactions' outcomes (a few bytes each, one sequential write
+//! in the block's own atomic batch); every [`INDEX_BATCH_BLOCKS`] blocks
 //! the pending entries are written to the index and the histories in one
 //! sorted batch, with the same commit, and their log records deleted.
 //!
 //! Nothing is lost in a crash: the log records are as durable as their
-//! blocks, and opening reloads them. Reads consult the pending entries
+//! blocks, and opening derives the pending entries again from each logged
+//! block and its outcomes ([`BlockIndex::of_block`], the one derivation). Reads consult the pending entries
 //! first; they are newer than everything in the index.
 
 use std::collections::{BTreeMap, HashMap};
 
-use alliance_protocol::{encoding, Hash32, PublicKey};
-use serde::{Deserialize, Serialize};
+use alliance_protocol::state::TxOutcome;
+use alliance_protocol::{encoding, Hash32, PublicKey, Transaction};
 
 use super::kv::Batch;
 use super::TxLocation;
@@ -32,7 +34,7 @@ pub const INDEX_BATCH_BLOCKS: usize = 32;
 pub const PENDING_ENTRIES_MAX: usize = 200_000;
 
 /// The index entries of one block.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlockIndex {
     /// Each transaction's hash and location.
     pub txs: Vec<(Hash32, TxLocation)>,
@@ -41,6 +43,26 @@ pub struct BlockIndex {
 }
 
 impl BlockIndex {
+    /// The entries of the block at `height` holding `txs`, whose outcomes
+    /// were `outcomes` (one each, in order).
+    pub fn of_block(height: u64, txs: &[Transaction], outcomes: &[TxOutcome]) -> BlockIndex {
+        debug_assert_eq!(txs.len(), outcomes.len(), "one outcome per transaction");
+        let mut entries = BlockIndex::default();
+        for (i, (tx, outcome)) in txs.iter().zip(outcomes).enumerate() {
+            let hash = tx.hash();
+            let loc = TxLocation {
+                height,
+                index: i as u32,
+                outcome: outcome.clone(),
+            };
+            entries.txs.push((hash, loc));
+            for addr in super::involved(tx) {
+                entries.history.push((addr, i as u32, hash));
+            }
+        }
+        entries
+    }
+
     fn len(&self) -> usize {
         self.txs.len() + self.history.len()
     }

@@ -17,7 +17,7 @@
 //! | `e`    | view (u64 BE), signer  | equivocation evidence ([`evidence`])   |
 //! | `j`    | view (u64 BE), kind    | consensus certificate journal          |
 //! | `u`    | height (u64 BE), hash  | unfinalized block this node voted for  |
-//! | `i`    | height (u64 BE)        | `t` and `a` entries of a block not yet written there ([`index`]) |
+//! | `i`    | height (u64 BE)        | outcomes of a block whose `t` and `a` entries are not written yet ([`index`]) |
 //!
 //! A commit writes the block, its index entries (as one log record, written
 //! out to `t` and `a` every few dozen blocks: [`index`]), the state changes
@@ -263,7 +263,27 @@ impl Store {
                         .map(u64::from_be_bytes)
                         .filter(|h| *h <= tip.height && k.len() == 9)
                         .ok_or_else(|| StoreError::Corrupt("index log key".into()))?;
-                    pending.add(height, decode(&v, format!("index log of block {height}"))?);
+                    let outcomes: Vec<TxOutcome> =
+                        decode(&v, format!("outcomes of block {height}"))?;
+                    let block = match db.get(&key(BLOCK, &height.to_be_bytes()))? {
+                        Some(b) => decode::<FinalizedBlock>(&b, format!("block {height}"))?,
+                        None => {
+                            return Err(StoreError::Corrupt(format!(
+                                "outcomes of block {height} without the block"
+                            )))
+                        }
+                    };
+                    if block.block.txs.len() != outcomes.len() {
+                        return Err(StoreError::Corrupt(format!(
+                            "block {height} has {} transactions but {} outcomes",
+                            block.block.txs.len(),
+                            outcomes.len()
+                        )));
+                    }
+                    pending.add(
+                        height,
+                        index::BlockIndex::of_block(height, &block.block.txs, &outcomes),
+                    );
                 }
                 let store = Store {
                     db,
@@ -353,24 +373,12 @@ impl Store {
         let mut batch = Batch::default();
         batch.put(key(BLOCK, &h.height.to_be_bytes()), block.to_bytes());
         batch.put(key(HASH, &hash.0), &h.height.to_be_bytes()[..]);
-        let mut entries = index::BlockIndex::default();
-        for (i, (tx, outcome)) in block.block.txs.iter().zip(&exec.outcomes).enumerate() {
-            let hash = tx.hash();
-            let loc = TxLocation {
-                height: h.height,
-                index: i as u32,
-                outcome: outcome.clone(),
-            };
-            entries.txs.push((hash, loc));
-            for addr in involved(tx) {
-                entries.history.push((addr, i as u32, hash));
-            }
-        }
+        let entries = index::BlockIndex::of_block(h.height, &block.block.txs, &exec.outcomes);
         let write_index = self.pending.must_write_with(&entries);
         if write_index {
             self.pending.write_with(h.height, &entries, &mut batch);
         } else {
-            batch.put(index::log_key(h.height), encoding::encode(&entries));
+            batch.put(index::log_key(h.height), encoding::encode(&exec.outcomes));
         }
         let deltas = self.claim_deltas(exec)?;
         if !deltas.is_empty() {
