@@ -254,47 +254,48 @@ impl Store {
                     entries.insert(sk, sv);
                 }
                 let state = LedgerState::from_entries(genesis.chain_id.clone(), tip, entries);
-                let mut pending = index::PendingIndex::default();
-                for item in scan_prefix(db.as_ref(), &[INDEX_LOG]) {
-                    let (k, v) = item?;
-                    let height = k
-                        .get(1..9)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u64::from_be_bytes)
-                        .filter(|h| *h <= tip.height && k.len() == 9)
-                        .ok_or_else(|| StoreError::Corrupt("index log key".into()))?;
-                    let outcomes: Vec<TxOutcome> =
-                        decode(&v, format!("outcomes of block {height}"))?;
-                    let block = match db.get(&key(BLOCK, &height.to_be_bytes()))? {
-                        Some(b) => decode::<FinalizedBlock>(&b, format!("block {height}"))?,
-                        None => {
-                            return Err(StoreError::Corrupt(format!(
-                                "outcomes of block {height} without the block"
-                            )))
-                        }
-                    };
-                    if block.block.txs.len() != outcomes.len() {
-                        return Err(StoreError::Corrupt(format!(
-                            "block {height} has {} transactions but {} outcomes",
-                            block.block.txs.len(),
-                            outcomes.len()
-                        )));
-                    }
-                    pending.add(
-                        height,
-                        index::BlockIndex::of_block(height, &block.block.txs, &outcomes),
-                    );
-                }
-                let store = Store {
+                let mut store = Store {
                     db,
                     genesis_hash: given,
                     tip,
-                    pending,
+                    pending: index::PendingIndex::default(),
                 };
+                store.pending = store.pending_from_log()?;
                 store.check_tip(&state, genesis)?;
                 Ok((store, state))
             }
         }
+    }
+
+    /// The index entries of the blocks whose outcomes are logged (not yet
+    /// written to the index), derived again from each block.
+    fn pending_from_log(&self) -> Result<index::PendingIndex, StoreError> {
+        let mut pending = index::PendingIndex::default();
+        for item in scan_prefix(self.db.as_ref(), &[INDEX_LOG]) {
+            let (k, v) = item?;
+            let height = k
+                .get(1..9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .filter(|h| *h <= self.tip.height && k.len() == 9)
+                .ok_or_else(|| StoreError::Corrupt("index log key".into()))?;
+            let outcomes: Vec<TxOutcome> = decode(&v, format!("outcomes of block {height}"))?;
+            let block = self.block(height)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("outcomes of block {height} without the block"))
+            })?;
+            if block.block.txs.len() != outcomes.len() {
+                return Err(StoreError::Corrupt(format!(
+                    "block {height} has {} transactions but {} outcomes",
+                    block.block.txs.len(),
+                    outcomes.len()
+                )));
+            }
+            pending.add(
+                height,
+                index::BlockIndex::of_block(height, &block.block.txs, &outcomes),
+            );
+        }
+        Ok(pending)
     }
 
     /// Re-checks the tip: the stored block's hash is the tip hash, it links
