@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod bench_ceiling;
 pub mod bench_report;
+pub mod big_state;
 pub mod devnet;
 pub mod fuzz;
 pub mod memory_report;

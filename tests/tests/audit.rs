@@ -405,15 +405,15 @@ fn tampered_store_refuses_to_export() {
         Genesis::from_json(&std::fs::read(c.path("genesis.json")).expect("read")).expect("genesis");
     let db = c.dir.path().join("homes/node0/db");
     {
-        let (store, state) = Store::open(&db, &genesis).expect("open");
-        let (key, mut account) = state
-            .entries()
-            .iter()
-            .find_map(|(k, v)| match (k, v) {
-                (StateKey::Account(_), StateValue::Account(a)) if !a.lots.is_empty() => {
-                    Some((k.clone(), a.clone()))
+        let (store, _state) = Store::open(&db, &genesis).expect("open");
+        let (key, mut account) = alliance_node::store::kv::scan_prefix(store.raw_db(), b"s")
+            .find_map(|item| {
+                let (k, v) = item.expect("scan");
+                let k: StateKey = encoding::decode(&k[1..], 1 << 20).expect("key");
+                match encoding::decode(&v, 1 << 20).expect("value") {
+                    StateValue::Account(a) if !a.lots.is_empty() => Some((k, a)),
+                    _ => None,
                 }
-                _ => None,
             })
             .expect("an account with points");
         account.lots[0].amount += 1_000;

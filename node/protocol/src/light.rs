@@ -62,11 +62,7 @@ impl EntryProof {
     /// The entry of `key` in `state`, proven against its state root.
     pub fn of(state: &LedgerState, key: StateKey) -> Self {
         let (value, proof) = state.prove(&key);
-        EntryProof {
-            value: value.cloned(),
-            key,
-            proof,
-        }
+        EntryProof { value, key, proof }
     }
 
     /// Checks the proof against `root`.

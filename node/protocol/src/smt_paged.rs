@@ -74,7 +74,7 @@
 //! `crate::smt`'s proof code on the subtree built where the walk stops (an
 //! empty position, a collapsed leaf, or a bucket), so they are equal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::fmt;
 
@@ -296,6 +296,9 @@ pub fn prefix_bounds(prefix: &Hash32, bits: usize) -> (Hash32, Hash32) {
     }
     (low, high)
 }
+
+/// The buckets a batch changed, in bucket order, with their new summaries.
+pub type ChangedBuckets = Vec<(u32, Summary)>;
 
 // ---- the tree -----------------------------------------------------------------
 
@@ -549,7 +552,30 @@ impl PagedTree {
         S: LeafStore + ?Sized,
         I: IntoIterator<Item = (Hash32, Option<Hash32>)>,
     {
+        let (delta, changed) = self.apply_over(&TreeDelta::default(), store, updates)?;
+        self.merge(&delta);
+        Ok(changed)
+    }
+
+    /// [`PagedTree::apply`] on the tree as `delta` changes it, without
+    /// changing the tree: returns the delta of both (`delta`'s entries and
+    /// this batch's) and the buckets this batch changed. `store` must hold
+    /// the leaves of the tree as `delta` changes it, before the batch. This
+    /// is how a node executes blocks that are not final yet: the tree
+    /// stays the final state's, each block's delta holds every heap entry
+    /// changed since it.
+    pub fn apply_over<S, I>(
+        &self,
+        delta: &TreeDelta,
+        store: &S,
+        updates: I,
+    ) -> Result<(TreeDelta, ChangedBuckets), PagedTreeError<S::Error>>
+    where
+        S: LeafStore + ?Sized,
+        I: IntoIterator<Item = (Hash32, Option<Hash32>)>,
+    {
         let updates = normalize_updates(updates.into_iter().collect());
+        let view = View { tree: self, delta };
         // Phase 1, reads only: the new summaries of the touched buckets.
         let mut changed = Vec::new();
         let mut rest = &updates[..];
@@ -559,7 +585,7 @@ impl PagedTree {
             let n = rest.partition_point(|(k, _)| self.bucket_of(k) == bucket);
             let (group, tail) = rest.split_at(n);
             rest = tail;
-            let old = self.summary_at(self.bucket_position(bucket));
+            let old = view.summary_at(self.bucket_position(bucket));
             let leaves = if old.kind == SubtreeKind::Empty {
                 Vec::new()
             } else {
@@ -576,8 +602,9 @@ impl PagedTree {
             }
         }
         // Phase 2, infallible: the buckets, then their paths up to the root.
+        let mut out = delta.clone();
         for (bucket, summary) in &changed {
-            self.set(self.bucket_position(*bucket), *summary);
+            out.entries.insert(self.bucket_position(*bucket), *summary);
         }
         let mut indices: Vec<usize> = changed.iter().map(|(b, _)| *b as usize).collect();
         for depth in (0..self.bits).rev() {
@@ -587,11 +614,42 @@ impl PagedTree {
             indices.dedup();
             for i in &indices {
                 let p = level_start(depth) + i;
-                let joined = self.joined_children(p);
-                self.set(p, joined);
+                let joined = View {
+                    tree: self,
+                    delta: &out,
+                }
+                .joined_children(p);
+                out.entries.insert(p, joined);
             }
         }
-        Ok(changed)
+        Ok((out, changed))
+    }
+
+    /// Writes `delta` (from [`PagedTree::apply_over`] on this tree) into
+    /// the tree.
+    pub fn merge(&mut self, delta: &TreeDelta) {
+        for (p, summary) in &delta.entries {
+            self.set(*p, *summary);
+        }
+    }
+
+    /// The root hash of the tree as `delta` changes it.
+    pub fn root_hash_over(&self, delta: &TreeDelta) -> Hash32 {
+        View { tree: self, delta }.summary_at(0).hash
+    }
+
+    /// The buckets `delta` changes, in bucket order, with their summaries
+    /// in it: what a node persists when the delta's blocks become final.
+    pub fn delta_buckets(&self, delta: &TreeDelta) -> Vec<(u32, Summary)> {
+        let start = level_start(self.bits);
+        let mut out: Vec<(u32, Summary)> = delta
+            .entries
+            .iter()
+            .filter(|(p, _)| **p >= start)
+            .map(|(p, s)| ((p - start) as u32, *s))
+            .collect();
+        out.sort_unstable_by_key(|(b, _)| *b);
+        out
     }
 
     /// The value hash stored under `key`, if any (reads `key`'s bucket
@@ -622,26 +680,38 @@ impl PagedTree {
         store: &S,
         key: &Hash32,
     ) -> Result<SmtProof, PagedTreeError<S::Error>> {
+        self.prove_over(&TreeDelta::default(), store, key)
+    }
+
+    /// [`PagedTree::prove`] on the tree as `delta` changes it (`store`
+    /// holding the leaves as `delta` changes them).
+    pub fn prove_over<S: LeafStore + ?Sized>(
+        &self,
+        delta: &TreeDelta,
+        store: &S,
+        key: &Hash32,
+    ) -> Result<SmtProof, PagedTreeError<S::Error>> {
+        let view = View { tree: self, delta };
         let mut siblings = Vec::new();
         let (mut position, mut depth) = (0usize, 0usize);
         // Down the heap through internal nodes, as SparseMerkleTree::prove.
-        while depth < self.bits && self.kinds[position] == SubtreeKind::Internal {
+        while depth < self.bits && view.summary_at(position).kind == SubtreeKind::Internal {
             let (next, sibling) = if bit(key, depth) {
                 (2 * position + 2, 2 * position + 1)
             } else {
                 (2 * position + 1, 2 * position + 2)
             };
-            siblings.push(self.hashes[sibling]);
+            siblings.push(view.summary_at(sibling).hash);
             position = next;
             depth += 1;
         }
         // The walk stops here: an empty position, a collapsed leaf, or an
         // internal bucket. The rest of the proof is the subtree's.
-        let here = self.summary_at(position);
+        let here = view.summary_at(position);
         let (leaves, bucket) = match here.kind {
             SubtreeKind::Empty => (Vec::new(), None),
             SubtreeKind::Leaf | SubtreeKind::Internal => {
-                let bucket = self.bucket_below(position, depth);
+                let bucket = view.bucket_below(position, depth);
                 (self.read_bucket(store, bucket)?, Some(bucket))
             }
         };
@@ -670,35 +740,16 @@ impl PagedTree {
 
     /// The join of the children of `position` (above the buckets).
     fn joined_children(&self, position: usize) -> Summary {
-        debug_assert!(position < level_start(self.bits));
-        let (left, right) = (
-            self.summary_at(2 * position + 1),
-            self.summary_at(2 * position + 2),
-        );
-        Summary::from_pair(join_summaries(left.pair(), right.pair()))
+        View {
+            tree: self,
+            delta: &TreeDelta::default(),
+        }
+        .joined_children(position)
     }
 
     fn bucket_position(&self, bucket: u32) -> usize {
         debug_assert!((bucket as usize) < self.bucket_count());
         level_start(self.bits) + bucket as usize
-    }
-
-    /// The bucket holding the leaves of the non-empty `position` of depth
-    /// `depth`: itself at depth `D`; above, `position` is a collapsed leaf,
-    /// and the leaf sits in the one bucket below reached through
-    /// non-empty children.
-    fn bucket_below(&self, mut position: usize, mut depth: usize) -> u32 {
-        debug_assert!(depth == self.bits || self.kinds[position] == SubtreeKind::Leaf);
-        while depth < self.bits {
-            let left = 2 * position + 1;
-            position = if self.kinds[left] != SubtreeKind::Empty {
-                left
-            } else {
-                left + 1
-            };
-            depth += 1;
-        }
-        (position - level_start(self.bits)) as u32
     }
 
     /// Bucket `bucket`'s leaves from `store`, checked: every key in the
@@ -737,6 +788,72 @@ impl PagedTree {
             let joined = self.joined_children(p);
             self.set(p, joined);
         }
+    }
+}
+
+/// Heap entries of a [`PagedTree`] changed by batches not merged into it
+/// (a node's blocks that are not final yet): heap index to summary.
+/// [`PagedTree::apply_over`] on a delta returns the delta of both;
+/// [`PagedTree::merge`] writes one into the tree.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeDelta {
+    entries: HashMap<usize, Summary>,
+}
+
+impl TreeDelta {
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Heap entries it changes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// A tree as a delta changes it (read only).
+struct View<'a> {
+    tree: &'a PagedTree,
+    delta: &'a TreeDelta,
+}
+
+impl View<'_> {
+    fn summary_at(&self, position: usize) -> Summary {
+        match self.delta.entries.get(&position) {
+            Some(s) => *s,
+            None => self.tree.summary_at(position),
+        }
+    }
+
+    /// The join of the children of `position` (above the buckets).
+    fn joined_children(&self, position: usize) -> Summary {
+        debug_assert!(position < level_start(self.tree.bits));
+        let (left, right) = (
+            self.summary_at(2 * position + 1),
+            self.summary_at(2 * position + 2),
+        );
+        Summary::from_pair(join_summaries(left.pair(), right.pair()))
+    }
+
+    /// The bucket holding the leaves of the non-empty `position` of depth
+    /// `depth`: itself at depth `D`; above, `position` is a collapsed leaf,
+    /// and the leaf sits in the one bucket below reached through
+    /// non-empty children.
+    fn bucket_below(&self, mut position: usize, mut depth: usize) -> u32 {
+        debug_assert!(
+            depth == self.tree.bits || self.summary_at(position).kind == SubtreeKind::Leaf
+        );
+        while depth < self.tree.bits {
+            let left = 2 * position + 1;
+            position = if self.summary_at(left).kind != SubtreeKind::Empty {
+                left
+            } else {
+                left + 1
+            };
+            depth += 1;
+        }
+        (position - level_start(self.tree.bits)) as u32
     }
 }
 
@@ -1231,11 +1348,20 @@ mod tests {
         let mut tree = paged_of(bits, &store);
         let mut smt = smt_of(&store);
         let mut persisted: BTreeMap<u32, Summary> = tree.bucket_summaries().collect();
+        // The same batches over a delta, the first tree left as it is (how
+        // a node executes blocks that are not final).
+        let unmerged = tree.clone();
+        let mut delta = TreeDelta::default();
         check(&tree, &store, &probes)?;
         for batch in batches {
             let updates = resolve(&store, &batch);
             let before = tree.clone();
+            let (next, changed_over) = unmerged
+                .apply_over(&delta, &store, updates.iter().copied())
+                .unwrap();
+            delta = next;
             let changed = tree.apply(&store, updates.iter().copied()).unwrap();
+            prop_assert_eq!(&changed_over, &changed);
             write(&mut store, &updates);
             smt.apply(updates.iter().copied());
             prop_assert_eq!(tree.root_hash(), smt.root_hash());
@@ -1259,6 +1385,22 @@ mod tests {
             let mut probes = probes.clone();
             probes.extend(updates.iter().map(|(k, _)| *k));
             check(&tree, &store, &probes)?;
+            prop_assert_eq!(unmerged.root_hash_over(&delta), tree.root_hash());
+            for key in &probes {
+                prop_assert_eq!(
+                    unmerged.prove_over(&delta, &store, key).unwrap(),
+                    tree.prove(&store, key).unwrap()
+                );
+            }
+            let mut merged = unmerged.clone();
+            merged.merge(&delta);
+            prop_assert_eq!(&merged, &tree);
+            let mut from_buckets = unmerged.clone();
+            for (b, s) in unmerged.delta_buckets(&delta) {
+                from_buckets.set(from_buckets.bucket_position(b), s);
+            }
+            from_buckets.rebuild_upper();
+            prop_assert_eq!(&from_buckets, &tree);
         }
         Ok(())
     }

@@ -257,6 +257,7 @@ fn receipt_window_vectors() -> Vec<(String, String)> {
         state.commit(exec);
         let receipts = state
             .entries()
+            .expect("in memory")
             .keys()
             .filter(|k| matches!(k, StateKey::Receipt(..) | StateKey::ReceiptQueue(..)))
             .count();

@@ -16,12 +16,14 @@
 //!   window's start never moves back, also when votes change its length.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use alliance_protocol::fixtures::{demo_customer_key, demo_genesis, DEMO_MERCHANTS};
 use alliance_protocol::genesis::Genesis;
 use alliance_protocol::limits::{DAY_MS, RECEIPT_FUTURE_MS_MAX};
+use alliance_protocol::smt_paged::PagedTree;
 use alliance_protocol::state::{
-    LedgerState, StateKey, StateValue, TxError, TxOutcome, UsedReceipt,
+    Execution, LedgerState, MemSource, StateKey, StateValue, TxError, TxOutcome, UsedReceipt,
 };
 use alliance_protocol::{
     Block, GovAction, Keypair, MerchantId, MerchantPolicy, Transaction, TxBody,
@@ -615,7 +617,7 @@ impl World {
         let mut receipts = BTreeMap::new();
         let mut queue = Vec::new();
         let mut floor = None;
-        for (k, v) in self.state.entries() {
+        for (k, v) in self.state.entries().expect("in memory") {
             match (k, v) {
                 (StateKey::Receipt(m, r), StateValue::Receipt(u)) => {
                     receipts.insert((m.clone(), r.clone()), *u);
@@ -647,7 +649,7 @@ impl World {
         let now = self.state.tip().timestamp_ms;
         let merchants = self.state.merchants();
         let mut held: BTreeMap<MerchantId, u64> = BTreeMap::new();
-        for (k, v) in self.state.entries() {
+        for (k, v) in self.state.entries().expect("in memory") {
             if let (
                 alliance_protocol::state::StateKey::Account(_),
                 alliance_protocol::state::StateValue::Account(a),
@@ -728,6 +730,71 @@ impl World {
     }
 }
 
+/// Runs `history` on a state on a [`MemSource`] with a tree of bucket
+/// depth `bits`, as a node does: each block executed on the blocks not
+/// final yet (kept in memory), finalized two blocks later (written to the
+/// source, then committed), the speculative state rebuilt from the final
+/// one at each finalization with the executions made before it. Every
+/// state, speculative or final, must have the memory state's root, entries,
+/// claims, proposals and proofs (`states[h]`: the memory state at height h).
+fn on_a_source(
+    history: &[Block],
+    states: &[LedgerState],
+    bits: usize,
+) -> Result<(), TestCaseError> {
+    let genesis = &states[0];
+    let entries = genesis.entries().expect("in memory").clone();
+    let source = Arc::new(MemSource::new(0, entries));
+    let tree = PagedTree::from_leaves(bits, source.all_leaves()).unwrap();
+    let mut fin = LedgerState::from_source(CHAIN.into(), genesis.tip(), source.clone(), tree);
+    same_state(&fin, genesis)?;
+    let mut pending: Vec<(u64, Execution)> = Vec::new();
+    let mut spec = fin.clone();
+    for (i, block) in history.iter().enumerate() {
+        let exec = spec
+            .execute(block)
+            .expect("a committed block executes on a source");
+        prop_assert_eq!(exec.state_root, states[i + 1].state_root());
+        spec.commit(exec.clone());
+        same_state(&spec, &states[i + 1])?;
+        pending.push((block.header.height, exec));
+        let last = i + 1 == history.len();
+        while pending.len() > 2 || (last && !pending.is_empty()) {
+            let (height, exec) = pending.remove(0);
+            source.write(height, &exec.changes);
+            fin.commit(exec);
+            same_state(&fin, &states[height as usize])?;
+            spec = fin.clone();
+            for (_, e) in &pending {
+                spec.commit(e.clone());
+            }
+            same_state(&spec, &states[i + 1])?;
+        }
+    }
+    Ok(())
+}
+
+/// `state` (on a source) holds what `memory` holds.
+fn same_state(state: &LedgerState, memory: &LedgerState) -> Result<(), TestCaseError> {
+    prop_assert_eq!(state.state_root(), memory.state_root());
+    prop_assert_eq!(state.tip(), memory.tip());
+    prop_assert_eq!(state.claims(), memory.claims());
+    prop_assert_eq!(state.proposals(), memory.proposals());
+    let root = state.state_root();
+    for (key, value) in memory.entries().expect("in memory") {
+        let (got, proof) = state.prove(key);
+        prop_assert_eq!(got.as_ref(), Some(value));
+        prop_assert!(proof
+            .verify(&root, &key.tree_key(), Some(&value.tree_value()))
+            .is_ok());
+    }
+    let absent = StateKey::Proposal(u64::MAX);
+    let (got, proof) = state.prove(&absent);
+    prop_assert_eq!(got, None);
+    prop_assert!(proof.verify(&root, &absent.tree_key(), None).is_ok());
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
 
@@ -742,12 +809,16 @@ proptest! {
         }
         // Replay from genesis: same root at every height.
         let mut replay = LedgerState::from_genesis(&w.genesis);
+        let mut states = vec![replay.clone()];
         for (block, root) in w.history.iter().zip(&roots) {
             replay.apply_block(block).expect("a committed block replays");
             prop_assert_eq!(replay.state_root(), *root);
+            states.push(replay.clone());
         }
+        // The same chain on a state read from a source, as a node runs it.
+        on_a_source(&w.history, &states, blocks.len() % 6)?;
         // The tree built incrementally equals the tree built from scratch.
-        let rebuilt = LedgerState::from_entries(CHAIN.into(), w.state.tip(), w.state.entries().clone());
+        let rebuilt = LedgerState::from_entries(CHAIN.into(), w.state.tip(), w.state.entries().expect("in memory").clone());
         prop_assert_eq!(rebuilt.state_root(), w.state.state_root());
     }
 }

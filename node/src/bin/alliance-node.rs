@@ -334,7 +334,10 @@ fn run(cli: Cli) -> Result<()> {
             if !home.join("db").is_dir() {
                 bail!("{} holds no chain store (no db directory)", home.display());
             }
-            let (store, _state) = Store::open(&home.join("db"), &genesis)?;
+            let (store, state) = Store::open(&home.join("db"), &genesis)?;
+            // Every stored entry against the state root, before anything is
+            // written (opening checks only the top of the state tree).
+            store.verify_state(&state)?;
             let blocks = alliance_node::export::write_export(&store, &genesis, &out)?;
             println!(
                 "exported {blocks} blocks of chain {} to {} (tip {})",
@@ -360,6 +363,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Verify { home, genesis } => {
             let genesis = read_genesis(&genesis)?;
             let (store, state) = Store::open(&home.join("db"), &genesis)?;
+            store.verify_state(&state)?;
             let replayed = store::replay(&store, &genesis).map_err(anyhow::Error::msg)?;
             if replayed.state_root() != state.state_root() {
                 bail!(

@@ -18,16 +18,26 @@
 //! | `j`    | view (u64 BE), kind    | consensus certificate journal          |
 //! | `u`    | height (u64 BE), hash  | unfinalized block this node voted for  |
 //! | `i`    | height (u64 BE)        | outcomes of a block whose `t` and `a` entries are not written yet ([`index`]) |
+//! | `q`    | queue, time (u64 BE), … | encoded [`StateKey`] of an expiry or receipt-queue entry ([`state_source`]) |
+//! | `l`    | key hash               | value hash: a leaf of the state tree   |
+//! | `p`    | bucket (u32 BE)        | summary of one bucket of the state tree ([`alliance_protocol::smt_paged`]) |
+//! | `m`    | `tree_bits`            | the state tree's bucket depth          |
+//!
+//! The ledger state is read from the store ([`state_source::KvSource`]);
+//! memory holds only the top of its tree.
 //!
 //! A commit writes the block, its index entries (as one log record, written
 //! out to `t` and `a` every few dozen blocks: [`index`]), the state changes
 //! and the new tip in one batch and then fsyncs; only then is it acknowledged. After a
 //! crash at any moment, reopening finds either the previous tip or the new
 //! one, never a mix. Opening re-checks the tip: its hash link to the parent
-//! and the state root recomputed from the stored state.
+//! and the state root recomputed from the stored bucket summaries
+//! ([`Store::verify_state`] checks every entry against its leaf).
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use alliance_protocol::encoding::{self, DecodeError};
 use alliance_protocol::genesis::Genesis;
@@ -38,6 +48,7 @@ use alliance_protocol::{Block, Certificate, FinalizedBlock, Hash32, SignedVote, 
 use alliance_protocol::{MerchantId, PublicKey, TxBody};
 use serde::{Deserialize, Serialize};
 
+pub mod bulk;
 pub mod engine;
 pub mod evidence;
 pub mod index;
@@ -47,6 +58,7 @@ pub mod kv_fjall;
 #[cfg(feature = "extra-engines")]
 pub mod kv_lmdb;
 pub mod kv_redb;
+pub mod state_source;
 
 pub use engine::{Engine, StoreKind};
 use kv::{scan_prefix, Batch};
@@ -102,6 +114,11 @@ pub enum StoreError {
     /// Stored data is inconsistent.
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// An execution of a state held in memory was given to the store, whose
+    /// state is on disk (a bug in the caller: execute on the state the
+    /// store opened).
+    #[error("the execution is of a state held in memory, not of this store's state")]
+    NotOnDisk,
     /// A commit that does not extend the tip (a bug in the caller).
     #[error("commit of height {got} does not extend tip {tip}")]
     NotNext {
@@ -180,7 +197,9 @@ fn decode<T: serde::de::DeserializeOwned>(
 
 /// The chain store of one node.
 pub struct Store {
-    db: Box<dyn Kv>,
+    db: Arc<dyn Kv>,
+    /// The tip height, shared with the state's [`state_source::KvSource`].
+    height: Arc<AtomicU64>,
     genesis_hash: Hash32,
     tip: ChainTip,
     /// Index entries of recent blocks, not yet in `t` and `a`.
@@ -212,59 +231,99 @@ impl Store {
     /// [`Store::open`] on any storage engine (the simulation uses
     /// [`MemKv`]).
     pub fn open_on(db: Box<dyn Kv>, genesis: &Genesis) -> Result<(Store, LedgerState), StoreError> {
+        Store::open_on_with_bits(db, genesis, None)
+    }
+
+    /// [`Store::open_on`] with the state tree's bucket depth: `None` keeps
+    /// the store's ([`state_source::DEFAULT_TREE_BITS`] for a new store);
+    /// another depth than the store's rebuilds the tree's top from its
+    /// leaves (reads every leaf once).
+    pub fn open_on_with_bits(
+        db: Box<dyn Kv>,
+        genesis: &Genesis,
+        bits: Option<usize>,
+    ) -> Result<(Store, LedgerState), StoreError> {
+        let db: Arc<dyn Kv> = Arc::from(db);
         let given = genesis.hash();
-        match db.get(META_GENESIS)? {
-            None => {
-                let state = LedgerState::from_genesis(genesis);
-                let mut batch = Batch::default();
-                for (k, v) in state.entries() {
-                    batch.put(key(STATE, &encoding::encode(k)), encoding::encode(v));
-                }
-                batch.put(META_TIP, encoding::encode(&state.tip()));
-                batch.put(META_GENESIS, &given.0[..]);
-                db.apply(batch)?;
-                db.flush()?;
-                let store = Store {
-                    db,
-                    genesis_hash: given,
-                    tip: state.tip(),
-                    pending: index::PendingIndex::default(),
-                };
-                Ok((store, state))
-            }
-            Some(stored) => {
-                let stored = Hash32(
-                    stored
-                        .as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt("genesis hash is not 32 bytes".into()))?,
-                );
-                if stored != given {
-                    return Err(StoreError::GenesisMismatch { stored, given });
-                }
-                let tip: ChainTip = match db.get(META_TIP)? {
-                    Some(b) => decode(&b, "tip")?,
-                    None => return Err(StoreError::Corrupt("tip record missing".into())),
-                };
-                let mut entries = BTreeMap::new();
-                for item in scan_prefix(db.as_ref(), &[STATE]) {
-                    let (k, v) = item?;
-                    let sk: StateKey = decode(&k[1..], "state key")?;
-                    let sv: StateValue = decode(&v, format!("state value of {sk:?}"))?;
-                    entries.insert(sk, sv);
-                }
-                let state = LedgerState::from_entries(genesis.chain_id.clone(), tip, entries);
-                let mut store = Store {
-                    db,
-                    genesis_hash: given,
-                    tip,
-                    pending: index::PendingIndex::default(),
-                };
-                store.pending = store.pending_from_log()?;
-                store.check_tip(&state, genesis)?;
-                Ok((store, state))
+        if let Some(bits) = bits {
+            if bits > alliance_protocol::smt_paged::MAX_BUCKET_BITS {
+                return Err(StoreError::Corrupt(format!(
+                    "state tree depth {bits} is above {}",
+                    alliance_protocol::smt_paged::MAX_BUCKET_BITS
+                )));
             }
         }
+        let tip =
+            match db.get(META_GENESIS)? {
+                None => {
+                    let state = LedgerState::from_genesis(genesis);
+                    let mut batch = Batch::default();
+                    for (k, v) in state.entries().expect("the genesis state is in memory") {
+                        batch.put(key(STATE, &encoding::encode(k)), encoding::encode(v));
+                    }
+                    batch.put(META_TIP, encoding::encode(&state.tip()));
+                    batch.put(META_GENESIS, &given.0[..]);
+                    db.apply(batch)?;
+                    state.tip()
+                }
+                Some(stored) => {
+                    let stored =
+                        Hash32(stored.as_slice().try_into().map_err(|_| {
+                            StoreError::Corrupt("genesis hash is not 32 bytes".into())
+                        })?);
+                    if stored != given {
+                        return Err(StoreError::GenesisMismatch { stored, given });
+                    }
+                    match db.get(META_TIP)? {
+                        Some(b) => decode(&b, "tip")?,
+                        None => return Err(StoreError::Corrupt("tip record missing".into())),
+                    }
+                }
+            };
+        let tree = match (state_source::stored_bits(db.as_ref())?, bits) {
+            // A new store, or one from before the state moved to disk.
+            (None, bits) => state_source::build_tree_records(
+                db.as_ref(),
+                bits.unwrap_or(state_source::DEFAULT_TREE_BITS),
+            )?,
+            (Some(stored), Some(bits)) if stored != bits => {
+                state_source::rebucket(db.as_ref(), bits)?
+            }
+            (Some(stored), _) => state_source::load_tree(db.as_ref(), stored)?,
+        };
+        let height = Arc::new(AtomicU64::new(tip.height));
+        let source = Arc::new(state_source::KvSource {
+            db: db.clone(),
+            height: height.clone(),
+        });
+        let state = LedgerState::from_source(genesis.chain_id.clone(), tip, source, tree);
+        let mut store = Store {
+            db,
+            height,
+            genesis_hash: given,
+            tip,
+            pending: index::PendingIndex::default(),
+        };
+        store.pending = store.pending_from_log()?;
+        store.check_tip(&state, genesis)?;
+        Ok((store, state))
+    }
+
+    /// Checks every stored state entry against the state tree's leaves and
+    /// queues, and the leaves' root against the tip's state root. Reads the
+    /// whole state once, in bounded memory (opening checks only the top of
+    /// the tree).
+    pub fn verify_state(&self, state: &LedgerState) -> Result<(), StoreError> {
+        let bits = state_source::stored_bits(self.db.as_ref())?
+            .ok_or_else(|| StoreError::Corrupt("no state tree depth".into()))?;
+        let root = state_source::verify_records(self.db.as_ref(), bits)?;
+        if root != state.state_root() {
+            return Err(StoreError::Corrupt(format!(
+                "the stored entries give state root {root}, the tip has {}",
+                state.state_root()
+            )));
+        }
+        Ok(())
     }
 
     /// The index entries of the blocks whose outcomes are logged (not yet
@@ -388,13 +447,22 @@ impl Store {
                 encoding::encode(&deltas),
             );
         }
+        let tree = exec.tree_writes().ok_or(StoreError::NotOnDisk)?;
         for (k, v) in &exec.changes {
             let sk = key(STATE, &encoding::encode(k));
             match v {
                 Some(v) => batch.put(sk, encoding::encode(v)),
                 None => batch.delete(sk),
             }
+            state_source::entry_writes(&mut batch, k, v.as_ref());
         }
+        for (k, v) in &tree.leaves {
+            match v {
+                Some(v) => batch.put(state_source::leaf_key(k), &v.0[..]),
+                None => batch.delete(state_source::leaf_key(k)),
+            }
+        }
+        state_source::bucket_writes(&mut batch, &tree.buckets);
         let tip = ChainTip {
             height: h.height,
             hash,
@@ -408,6 +476,7 @@ impl Store {
             self.pending.add(h.height, entries);
         }
         self.tip = tip;
+        self.height.store(tip.height, Ordering::Release);
         Ok(())
     }
 
@@ -959,7 +1028,7 @@ mod tests {
         assert!(store.pending.is_empty());
         assert_eq!(store.tip().height, 2 * index::INDEX_BATCH_BLOCKS as u64);
         check(&store);
-        drop(store);
+        drop((store, state));
         let (store, _) = Store::open(dir.path(), &genesis).unwrap();
         check(&store);
     }
@@ -975,31 +1044,59 @@ mod tests {
         ));
     }
 
+    /// A stored account with points, and a copy of it 1,000 points richer.
+    fn richer_account(store: &Store) -> (StateKey, StateValue) {
+        scan_prefix(store.raw_db(), &[STATE])
+            .find_map(|item| {
+                let (k, v) = item.unwrap();
+                match decode(&v, "value").unwrap() {
+                    StateValue::Account(mut a) if !a.lots.is_empty() => {
+                        a.lots[0].amount += 1_000;
+                        Some((decode(&k[1..], "key").unwrap(), StateValue::Account(a)))
+                    }
+                    _ => None,
+                }
+            })
+            .unwrap()
+    }
+
     #[test]
     fn an_altered_balance_is_caught_by_the_state_root() {
         let dir = tempfile::tempdir().unwrap();
         let (genesis, _) = chain(dir.path(), 3);
-        {
-            let (store, state) = Store::open(dir.path(), &genesis).unwrap();
-            let (k, v) = state
-                .entries()
-                .iter()
-                .find_map(|(k, v)| match v {
-                    StateValue::Account(a) if !a.lots.is_empty() => Some((k.clone(), a.clone())),
-                    _ => None,
-                })
-                .unwrap();
-            let mut richer = v;
-            richer.lots[0].amount += 1_000;
-            store
-                .raw_db()
-                .insert(
-                    key(STATE, &encoding::encode(&k)),
-                    encoding::encode(&StateValue::Account(richer)),
-                )
-                .unwrap();
-            store.raw_db().flush().unwrap();
+        let (store, state) = Store::open(dir.path(), &genesis).unwrap();
+        store.verify_state(&state).unwrap();
+        let (k, richer) = richer_account(&store);
+        let db = store.raw_db();
+        db.insert(key(STATE, &encoding::encode(&k)), encoding::encode(&richer))
+            .unwrap();
+        // The entry no longer matches its leaf.
+        match store.verify_state(&state) {
+            Err(StoreError::Corrupt(why)) => assert!(why.contains("leaf"), "{why}"),
+            other => panic!("tampering not detected: {other:?}"),
         }
+        // Its leaf altered to match: the leaves no longer give the root.
+        db.insert(
+            state_source::leaf_key(&k.tree_key()),
+            richer.tree_value().0.to_vec(),
+        )
+        .unwrap();
+        match store.verify_state(&state) {
+            Err(StoreError::Corrupt(why)) => assert!(why.contains("state root"), "{why}"),
+            other => panic!("tampering not detected: {other:?}"),
+        }
+        // The bucket summary altered too: opening refuses the root.
+        let bits = state_source::stored_bits(db).unwrap().unwrap();
+        let bucket = state_source::bucket_key(
+            alliance_protocol::smt_paged::PagedTree::new(bits)
+                .unwrap()
+                .bucket_of(&k.tree_key()),
+        );
+        let mut summary = db.get(&bucket).unwrap().expect("the account's bucket");
+        summary[1] ^= 1;
+        db.insert(bucket, summary).unwrap();
+        db.flush().unwrap();
+        drop((store, state));
         match Store::open(dir.path(), &genesis) {
             Err(StoreError::Corrupt(why)) => assert!(why.contains("state root"), "{why}"),
             other => panic!("tampering not detected: {:?}", other.map(|(s, _)| s.tip())),

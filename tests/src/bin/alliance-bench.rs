@@ -11,12 +11,17 @@
 //!   grows (issue #14).
 //! - `memory`: an alliance at one rate for many minutes; each node's RSS
 //!   per minute against its budget (issue #14, `scripts/bench-memory.sh`).
+//! - `big-state generate` / `big-state run`: a store with millions of
+//!   accounts and receipts written directly, then opened, queried and
+//!   committed on (issue #14, `scripts/bench-big-state.sh`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use alliance_tests::bench::{self, Accounts, FinalityTracker, StepConfig};
-use alliance_tests::{bench_ceiling, bench_report, memory_report, store_bench, Alliance};
+use alliance_tests::{
+    bench_ceiling, bench_report, big_state, memory_report, store_bench, Alliance,
+};
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
@@ -138,6 +143,55 @@ enum Command {
         #[arg(long)]
         dir: Option<PathBuf>,
         /// Write the checkpoints as JSON here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Writes a large generated ledger state straight into a new store.
+    BigStateGenerate {
+        /// Data directory of the new store.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Accounts.
+        #[arg(long, default_value_t = 10_000_000)]
+        accounts: u64,
+        /// Used receipts (each with its receipt-queue entry).
+        #[arg(long, default_value_t = 20_000_000)]
+        receipts: u64,
+        /// Accounts with signing keys (the senders of `big-state-run`).
+        #[arg(long, default_value_t = 20_000)]
+        signers: u64,
+        /// Bucket depth of the state tree (about log2(entries / 12)).
+        #[arg(long, default_value_t = 22)]
+        bits: usize,
+        /// Write JSON here (stdout too).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Opens a generated store, serves balance queries and proofs, commits
+    /// blocks of transfers; open time, latencies, commit time, RSS.
+    BigStateRun {
+        /// The generated store's data directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Accounts it was generated with.
+        #[arg(long, default_value_t = 10_000_000)]
+        accounts: u64,
+        /// Signers it was generated with.
+        #[arg(long, default_value_t = 20_000)]
+        signers: u64,
+        /// Blocks of transfers to commit.
+        #[arg(long, default_value_t = 200)]
+        blocks: u64,
+        /// Transfers per block.
+        #[arg(long, default_value_t = 1_000)]
+        txs_per_block: usize,
+        /// Balance queries and proofs.
+        #[arg(long, default_value_t = 10_000)]
+        queries: usize,
+        /// Resident-memory budget to report against, MiB.
+        #[arg(long, default_value_t = 1024.0)]
+        budget_mib: f64,
+        /// Write JSON here (stdout too).
         #[arg(long)]
         out: Option<PathBuf>,
     },
@@ -430,6 +484,47 @@ fn main() {
                 "rss_growth_mib_per_1000_blocks": growth,
                 "checkpoints": points,
             });
+            save(&out, &v);
+        }
+        Command::BigStateGenerate {
+            dir,
+            accounts,
+            receipts,
+            signers,
+            bits,
+            out,
+        } => {
+            let v = big_state::generate(&big_state::GenConfig {
+                dir,
+                accounts,
+                receipts,
+                signers,
+                bits,
+            });
+            write(&out, &v);
+        }
+        Command::BigStateRun {
+            dir,
+            accounts,
+            signers,
+            blocks,
+            txs_per_block,
+            queries,
+            budget_mib,
+            out,
+        } => {
+            let v = big_state::run(&big_state::RunConfig {
+                dir,
+                accounts,
+                signers,
+                blocks,
+                txs_per_block,
+                queries,
+                budget_mib,
+            });
+            let mut summary = v.clone();
+            summary["blocks"] = json!(v["blocks"].as_array().map_or(0, Vec::len));
+            println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
             save(&out, &v);
         }
         Command::Report { dir, docs, command } => {

@@ -11,10 +11,12 @@ mod error;
 mod keys;
 mod overlay;
 mod rules;
+mod source;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub use error::{BlockError, TxError, TxOutcome};
 pub use keys::{
@@ -23,9 +25,11 @@ pub use keys::{
 };
 pub use overlay::ChangeSet;
 pub use rules::expiry_for;
+pub use source::{EntryKind, MemSource, StateSource};
 
 use overlay::Overlay;
 use rules::BlockCtx;
+use source::{Backing, Layers, Paged};
 
 use crate::block::{Block, BlockHeader};
 use crate::crypto::{Hash32, PublicKey};
@@ -33,6 +37,7 @@ use crate::encoding;
 use crate::genesis::Genesis;
 use crate::merchant::{AllianceParams, Merchant, MerchantId};
 use crate::smt::{SmtProof, SparseMerkleTree};
+use crate::smt_paged::{PagedTree, Summary, TreeDelta};
 use crate::tx::Transaction;
 use crate::validators::{Validator, ValidatorSet, ValidatorSetError};
 
@@ -47,12 +52,14 @@ pub struct ChainTip {
     pub timestamp_ms: u64,
 }
 
-/// The whole ledger state: an ordered map committed by a sparse Merkle tree.
+/// The whole ledger state: an ordered map committed by a sparse Merkle
+/// tree. Held in memory ([`LedgerState::from_entries`]) or read from a
+/// store with only the top of the tree in memory
+/// ([`LedgerState::from_source`]); the rules and the roots are the same.
 #[derive(Clone)]
 pub struct LedgerState {
     chain_id: String,
-    entries: BTreeMap<StateKey, StateValue>,
-    tree: SparseMerkleTree,
+    backing: Backing,
     tip: ChainTip,
 }
 
@@ -68,7 +75,43 @@ pub struct Execution {
     pub changes: ChangeSet,
     /// State root after the block.
     pub state_root: Hash32,
-    tree: SparseMerkleTree,
+    tree: ExecTree,
+}
+
+/// The state tree after an execution.
+#[derive(Clone)]
+enum ExecTree {
+    /// The whole tree (a state in memory).
+    Memory(SparseMerkleTree),
+    /// A state on a source: the heap entries changed since the source's
+    /// height, and what the store writes for this block.
+    Paged {
+        delta: TreeDelta,
+        writes: TreeWrites,
+    },
+}
+
+/// What a store writes to its tree for a block of a state on a source
+/// ([`Execution::tree_writes`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreeWrites {
+    /// The block's leaf changes, `(key hash, value hash)`; `None` removes.
+    pub leaves: Vec<(Hash32, Option<Hash32>)>,
+    /// The bucket summaries of the tree after the block that differ from
+    /// the source's (the block's and those of unfinal ancestors it was
+    /// executed on, which the store rewrites with the same values).
+    pub buckets: Vec<(u32, Summary)>,
+}
+
+impl Execution {
+    /// What a store writes to the state tree with this block; `None` for an
+    /// execution of a state held in memory.
+    pub fn tree_writes(&self) -> Option<&TreeWrites> {
+        match &self.tree {
+            ExecTree::Memory(_) => None,
+            ExecTree::Paged { writes, .. } => Some(writes),
+        }
+    }
 }
 
 impl LedgerState {
@@ -114,8 +157,30 @@ impl LedgerState {
         );
         LedgerState {
             chain_id,
-            entries,
-            tree,
+            backing: Backing::Memory { entries, tree },
+            tip,
+        }
+    }
+
+    /// A state read from `source` (a node's store, at `tip`), whose tree is
+    /// `tree` over the source's leaves. The caller checks the root against
+    /// the tip header. Executions on it carry [`Execution::tree_writes`],
+    /// which the store persists with the block; [`LedgerState::commit`] of
+    /// a block the source already holds only updates the tree's top, and of
+    /// any other block keeps its changes in memory (a block not final yet).
+    pub fn from_source(
+        chain_id: String,
+        tip: ChainTip,
+        source: Arc<dyn StateSource>,
+        tree: PagedTree,
+    ) -> Self {
+        LedgerState {
+            chain_id,
+            backing: Backing::Paged(Paged {
+                source,
+                tree: Arc::new(tree),
+                layers: Layers::default(),
+            }),
             tip,
         }
     }
@@ -132,21 +197,45 @@ impl LedgerState {
 
     /// Root of the state tree.
     pub fn state_root(&self) -> Hash32 {
-        self.tree.root_hash()
+        match &self.backing {
+            Backing::Memory { tree, .. } => tree.root_hash(),
+            Backing::Paged(p) => p.tree.root_hash_over(&p.layers.delta),
+        }
     }
 
-    /// Every entry, in key order (for storage, export and audits).
-    pub fn entries(&self) -> &BTreeMap<StateKey, StateValue> {
-        &self.entries
+    /// Every entry, in key order (for storage, export and audits), of a
+    /// state held in memory; `None` for a state on a source (read the
+    /// source).
+    pub fn entries(&self) -> Option<&BTreeMap<StateKey, StateValue>> {
+        match &self.backing {
+            Backing::Memory { entries, .. } => Some(entries),
+            Backing::Paged(_) => None,
+        }
     }
 
     /// A key's entry with a proof against [`LedgerState::state_root`].
-    pub fn prove(&self, key: &StateKey) -> (Option<&StateValue>, SmtProof) {
-        (self.entries.get(key), self.tree.prove(&key.tree_key()))
+    pub fn prove(&self, key: &StateKey) -> (Option<StateValue>, SmtProof) {
+        match &self.backing {
+            Backing::Memory { entries, tree } => {
+                (entries.get(key).cloned(), tree.prove(&key.tree_key()))
+            }
+            Backing::Paged(p) => {
+                let proof = p
+                    .tree
+                    .prove_over(&p.layers.delta, &p.leaf_store(), &key.tree_key())
+                    .unwrap_or_else(|e| panic!("state tree and store out of step: {e}"));
+                (p.get(key).map(|v| v.into_owned()), proof)
+            }
+        }
+    }
+
+    /// The entry under `key`.
+    pub fn get(&self, key: &StateKey) -> Option<StateValue> {
+        self.backing.get(key).map(|v| v.into_owned())
     }
 
     fn view(&self) -> Overlay<'_> {
-        Overlay::new(&self.entries)
+        Overlay::new(&self.backing)
     }
 
     /// Alliance parameters.
@@ -189,12 +278,11 @@ impl LedgerState {
 
     /// Every claim (creditor, debtor, claim), in key order.
     pub fn claims(&self) -> Vec<(MerchantId, MerchantId, Claim)> {
-        self.entries
-            .iter()
+        self.backing
+            .entries_of(EntryKind::Claim)
+            .into_iter()
             .filter_map(|(k, v)| match (k, v) {
-                (StateKey::Claim(c, d), StateValue::Claim(claim)) => {
-                    Some((c.clone(), d.clone(), *claim))
-                }
+                (StateKey::Claim(c, d), StateValue::Claim(claim)) => Some((c, d, claim)),
                 _ => None,
             })
             .collect()
@@ -202,10 +290,11 @@ impl LedgerState {
 
     /// Every proposal, by id.
     pub fn proposals(&self) -> Vec<Proposal> {
-        self.entries
-            .values()
-            .filter_map(|v| match v {
-                StateValue::Proposal(p) => Some(p.clone()),
+        self.backing
+            .entries_of(EntryKind::Proposal)
+            .into_iter()
+            .filter_map(|(_, v)| match v {
+                StateValue::Proposal(p) => Some(p),
                 _ => None,
             })
             .collect()
@@ -263,14 +352,39 @@ impl LedgerState {
         (outcomes, o.into_changes())
     }
 
-    fn tree_after(&self, changes: &ChangeSet) -> SparseMerkleTree {
-        let mut tree = self.tree.clone();
-        tree.apply(
-            changes
-                .iter()
-                .map(|(k, v)| (k.tree_key(), v.as_ref().map(StateValue::tree_value))),
-        );
-        tree
+    fn tree_after(&self, changes: &ChangeSet) -> ExecTree {
+        let leaves: Vec<(Hash32, Option<Hash32>)> = changes
+            .iter()
+            .map(|(k, v)| (k.tree_key(), v.as_ref().map(StateValue::tree_value)))
+            .collect();
+        match &self.backing {
+            Backing::Memory { tree, .. } => {
+                let mut tree = tree.clone();
+                tree.apply(leaves);
+                ExecTree::Memory(tree)
+            }
+            Backing::Paged(p) => {
+                let (delta, _) = p
+                    .tree
+                    .apply_over(&p.layers.delta, &p.leaf_store(), leaves.iter().copied())
+                    .unwrap_or_else(|e| panic!("state tree and store out of step: {e}"));
+                let buckets = p.tree.delta_buckets(&delta);
+                ExecTree::Paged {
+                    delta,
+                    writes: TreeWrites { leaves, buckets },
+                }
+            }
+        }
+    }
+
+    fn root_of(&self, tree: &ExecTree) -> Hash32 {
+        match (tree, &self.backing) {
+            (ExecTree::Memory(t), _) => t.root_hash(),
+            (ExecTree::Paged { delta, .. }, Backing::Paged(p)) => p.tree.root_hash_over(delta),
+            (ExecTree::Paged { .. }, Backing::Memory { .. }) => {
+                unreachable!("a paged execution comes from a state on a source")
+            }
+        }
     }
 
     /// Dry run: would `tx` apply as the next transaction of the next block
@@ -387,7 +501,7 @@ impl LedgerState {
             signatures_ok,
         );
         let tree = self.tree_after(&changes);
-        let state_root = tree.root_hash();
+        let state_root = self.root_of(&tree);
         if state_root != block.header.state_root {
             return Err(BlockError::StateRootMismatch {
                 header: block.header.state_root,
@@ -494,7 +608,7 @@ impl LedgerState {
             prev_hash: self.tip.hash,
             tx_count: txs.len() as u32,
             tx_root: Block::compute_tx_root(&txs),
-            state_root: tree.root_hash(),
+            state_root: self.root_of(&tree),
             proposer,
             validator_set_hash: self.validator_set().hash(),
         };
@@ -520,14 +634,41 @@ impl LedgerState {
             exec.header.prev_hash, self.tip.hash,
             "execution does not extend this state"
         );
-        for (k, v) in exec.changes {
-            match v {
-                Some(v) => self.entries.insert(k, v),
-                None => self.entries.remove(&k),
-            };
+        match (&mut self.backing, exec.tree) {
+            (Backing::Memory { entries, tree }, ExecTree::Memory(after)) => {
+                for (k, v) in exec.changes {
+                    match v {
+                        Some(v) => entries.insert(k, v),
+                        None => entries.remove(&k),
+                    };
+                }
+                *tree = after;
+            }
+            (Backing::Paged(p), ExecTree::Paged { delta, writes }) => {
+                if p.source.height() >= exec.header.height {
+                    // The store holds this block: only the top of the tree
+                    // moves. Its delta may repeat entries of blocks already
+                    // merged, with the same values.
+                    assert!(
+                        p.layers.is_empty(),
+                        "a state with unfinal blocks on top commits a final one"
+                    );
+                    assert_eq!(
+                        p.source.height(),
+                        exec.header.height,
+                        "the source is past the block committed"
+                    );
+                    Arc::make_mut(&mut p.tree).merge(&delta);
+                } else {
+                    // A block not final yet: its changes stay in memory.
+                    p.layers.entries.extend(exec.changes);
+                    p.layers.leaves.extend(writes.leaves);
+                    p.layers.delta = delta;
+                }
+            }
+            _ => unreachable!("an execution is committed to the kind of state it came from"),
         }
-        self.tree = exec.tree;
-        debug_assert_eq!(self.tree.root_hash(), exec.state_root);
+        debug_assert_eq!(self.state_root(), exec.state_root);
         self.tip = ChainTip {
             height: exec.header.height,
             hash: exec.header.hash(),

@@ -3,9 +3,11 @@
 //! map. A rejected transaction's writes are dropped whole, so a rejection
 //! changes nothing.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use super::keys::{Account, Meta, StateKey, StateValue};
+use super::source::Backing;
 use crate::crypto::PublicKey;
 use crate::merchant::{AllianceParams, Merchant, MerchantId};
 
@@ -13,13 +15,13 @@ use crate::merchant::{AllianceParams, Merchant, MerchantId};
 pub type ChangeSet = BTreeMap<StateKey, Option<StateValue>>;
 
 pub(crate) struct Overlay<'a> {
-    base: &'a BTreeMap<StateKey, StateValue>,
+    base: &'a Backing,
     block: ChangeSet,
     tx: ChangeSet,
 }
 
 impl<'a> Overlay<'a> {
-    pub(crate) fn new(base: &'a BTreeMap<StateKey, StateValue>) -> Self {
+    pub(crate) fn new(base: &'a Backing) -> Self {
         Overlay {
             base,
             block: ChangeSet::new(),
@@ -27,12 +29,12 @@ impl<'a> Overlay<'a> {
         }
     }
 
-    pub(crate) fn get(&self, key: &StateKey) -> Option<&StateValue> {
+    pub(crate) fn get(&self, key: &StateKey) -> Option<Cow<'_, StateValue>> {
         if let Some(v) = self.tx.get(key) {
-            return v.as_ref();
+            return v.as_ref().map(Cow::Borrowed);
         }
         if let Some(v) = self.block.get(key) {
-            return v.as_ref();
+            return v.as_ref().map(Cow::Borrowed);
         }
         self.base.get(key)
     }
@@ -56,10 +58,11 @@ impl<'a> Overlay<'a> {
         self.tx.clear();
     }
 
-    /// Committed entries in `range` that the block has not touched yet. Used
-    /// only for the expiry sweep, which runs before any transaction.
-    pub(crate) fn base_range(&self, range: std::ops::RangeInclusive<StateKey>) -> Vec<StateKey> {
-        self.base.range(range).map(|(k, _)| k.clone()).collect()
+    /// Committed expiry-queue keys with a time at or before `until_ms`, in
+    /// key order. Used only for the expiry sweep, which runs before any
+    /// transaction.
+    pub(crate) fn base_expiry_keys_until(&self, until_ms: u64) -> Vec<StateKey> {
+        self.base.expiry_keys_until(until_ms)
     }
 
     /// The first `limit` committed receipt-queue entries with a receipt
@@ -67,20 +70,7 @@ impl<'a> Overlay<'a> {
     /// Used only by receipt pruning, which runs before any transaction and
     /// touches no receipt before it.
     pub(crate) fn base_receipts_before(&self, before_ms: u64, limit: usize) -> Vec<StateKey> {
-        // "a" sorts first among merchant ids (1-16 of a-z 0-9 -, starting
-        // with a letter) and "" first among strings: the queue's smallest key.
-        let first = StateKey::ReceiptQueue(
-            0,
-            MerchantId::new("a").expect("a valid merchant id"),
-            String::new(),
-        );
-        self.base
-            .range(first..)
-            .map(|(k, _)| k)
-            .take_while(|k| matches!(k, StateKey::ReceiptQueue(t, ..) if *t < before_ms))
-            .take(limit)
-            .cloned()
-            .collect()
+        self.base.receipts_before(before_ms, limit)
     }
 
     pub(crate) fn into_changes(mut self) -> ChangeSet {
@@ -91,21 +81,21 @@ impl<'a> Overlay<'a> {
     // ---- typed access ------------------------------------------------------
 
     pub(crate) fn params(&self) -> AllianceParams {
-        match self.get(&StateKey::Params) {
+        match self.get(&StateKey::Params).as_deref() {
             Some(StateValue::Params(p)) => p.clone(),
             other => unreachable!("state invariant: params present, found {other:?}"),
         }
     }
 
     pub(crate) fn meta(&self) -> Meta {
-        match self.get(&StateKey::Meta) {
+        match self.get(&StateKey::Meta).as_deref() {
             Some(StateValue::Meta(m)) => m.clone(),
             other => unreachable!("state invariant: meta present, found {other:?}"),
         }
     }
 
     pub(crate) fn merchant(&self, id: &MerchantId) -> Option<Merchant> {
-        match self.get(&StateKey::Merchant(id.clone())) {
+        match self.get(&StateKey::Merchant(id.clone())).as_deref() {
             Some(StateValue::Merchant(m)) => Some(m.clone()),
             None => None,
             other => unreachable!("state invariant: merchant entry, found {other:?}"),
@@ -113,7 +103,7 @@ impl<'a> Overlay<'a> {
     }
 
     pub(crate) fn merchant_by_key(&self, key: &PublicKey) -> Option<Merchant> {
-        match self.get(&StateKey::MerchantByKey(*key)) {
+        match self.get(&StateKey::MerchantByKey(*key)).as_deref() {
             Some(StateValue::MerchantId(id)) => self.merchant(&id.clone()),
             None => None,
             other => unreachable!("state invariant: merchant key entry, found {other:?}"),
@@ -125,7 +115,7 @@ impl<'a> Overlay<'a> {
     }
 
     pub(crate) fn account(&self, key: &PublicKey) -> Account {
-        match self.get(&StateKey::Account(*key)) {
+        match self.get(&StateKey::Account(*key)).as_deref() {
             Some(StateValue::Account(a)) => a.clone(),
             None => Account::default(),
             other => unreachable!("state invariant: account entry, found {other:?}"),

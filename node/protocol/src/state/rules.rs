@@ -201,11 +201,11 @@ fn credit(o: &mut Overlay, to: &PublicKey, lots: Vec<Lot>) -> Result<(), TxError
 /// vote that lengthens the window raises the floor to the old start), so a
 /// receipt that has left the window never comes back into it.
 pub(crate) fn receipt_window_start(o: &Overlay, now_ms: u64) -> u64 {
-    let days = match o.get(&StateKey::Params) {
+    let days = match o.get(&StateKey::Params).as_deref() {
         Some(StateValue::Params(p)) => p.receipt_window_days,
         other => unreachable!("state invariant: params present, found {other:?}"),
     };
-    let floor = match o.get(&StateKey::Meta) {
+    let floor = match o.get(&StateKey::Meta).as_deref() {
         Some(StateValue::Meta(m)) => m.receipt_floor_ms,
         other => unreachable!("state invariant: meta present, found {other:?}"),
     };
@@ -242,7 +242,7 @@ fn issue(
         });
     }
     let receipt_key = StateKey::Receipt(m.id.clone(), receipt_ref.to_string());
-    if let Some(StateValue::Receipt(used)) = o.get(&receipt_key) {
+    if let Some(StateValue::Receipt(used)) = o.get(&receipt_key).as_deref() {
         let used = *used;
         if used.receipt_time_ms >= window_start_ms {
             return Err(TxError::DuplicateReceipt {
@@ -261,7 +261,7 @@ fn issue(
     }
     let day = ctx.timestamp_ms / DAY_MS;
     let daily_key = StateKey::DailyIssued(m.id.clone(), *to);
-    let already = match o.get(&daily_key) {
+    let already = match o.get(&daily_key).as_deref() {
         Some(StateValue::DailyIssued(d)) if d.day == day => d.amount,
         _ => 0,
     };
@@ -363,7 +363,7 @@ fn redeem(
         issuer.stats.redeemed += lot.amount; // <= issued: conservation invariant
         if issuer.id != *at {
             let key = StateKey::Claim(at.clone(), issuer.id.clone());
-            let mut claim = match o.get(&key) {
+            let mut claim = match o.get(&key).as_deref() {
                 Some(StateValue::Claim(c)) => *c,
                 _ => Claim::default(),
             };
@@ -402,7 +402,7 @@ fn settlement_confirm(
     }
     positive(amount)?;
     let key = StateKey::Claim(creditor.id.clone(), debtor.clone());
-    let mut claim = match o.get(&key) {
+    let mut claim = match o.get(&key).as_deref() {
         Some(StateValue::Claim(c)) => *c,
         _ => Claim::default(),
     };
@@ -609,7 +609,7 @@ fn vote(
     approve: bool,
 ) -> Result<(), TxError> {
     let m = active_merchant(o, signer)?;
-    let mut p = match o.get(&StateKey::Proposal(id)) {
+    let mut p = match o.get(&StateKey::Proposal(id)).as_deref() {
         Some(StateValue::Proposal(p)) => p.clone(),
         _ => return Err(TxError::UnknownProposal(id)),
     };
@@ -628,9 +628,7 @@ fn vote(
 /// records it as breakage of its issuer. Runs at the start of each block,
 /// before any transaction, so expired points are never spendable.
 pub(crate) fn sweep_expired(o: &mut Overlay, now_ms: u64) {
-    let lo = StateKey::Expiry(0, PublicKey([0; 32]));
-    let hi = StateKey::Expiry(now_ms, PublicKey([0xff; 32]));
-    for key in o.base_range(lo..=hi) {
+    for key in o.base_expiry_keys_until(now_ms) {
         let StateKey::Expiry(_, owner) = &key else {
             unreachable!("range holds only expiry keys")
         };

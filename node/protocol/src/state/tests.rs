@@ -191,7 +191,7 @@ impl TestChain {
 
     /// The receipt entries (`Receipt` and `ReceiptQueue`) in the state.
     fn receipt_entries(&self) -> (Vec<StateKey>, Vec<StateKey>) {
-        let keys = self.state.entries().keys();
+        let keys = self.state.entries().expect("in memory").keys();
         (
             keys.clone()
                 .filter(|k| matches!(k, StateKey::Receipt(..)))
@@ -515,6 +515,7 @@ fn expired_points_are_not_spendable_and_count_as_breakage() {
     assert!(
         c.state
             .entries()
+            .expect("in memory")
             .keys()
             .all(|k| !matches!(k, StateKey::Expiry(..))),
         "expiry queue drained"
@@ -985,14 +986,14 @@ fn pruned_receipt_is_gone_with_a_proof_of_absence() {
     let receipt = StateKey::Receipt(mid("coffee"), "R-1".into());
     let queued = StateKey::ReceiptQueue(receipt_time, mid("coffee"), "R-1".into());
     assert_eq!(
-        c.state.entries().get(&receipt),
+        c.state.entries().expect("in memory").get(&receipt),
         Some(&StateValue::Receipt(UsedReceipt {
             height: used_at,
             receipt_time_ms: receipt_time,
         }))
     );
     assert_eq!(
-        c.state.entries().get(&queued),
+        c.state.entries().expect("in memory").get(&queued),
         Some(&StateValue::ReceiptQueue)
     );
     c.now_ms = receipt_time + WINDOW_MS - 2_000;
@@ -1001,16 +1002,16 @@ fn pruned_receipt_is_gone_with_a_proof_of_absence() {
     // starts at the receipt time) keeps it.
     c.block(vec![]);
     assert_eq!(c.state.tip().timestamp_ms, receipt_time + WINDOW_MS);
-    assert!(c.state.entries().contains_key(&receipt));
-    assert!(c.state.entries().contains_key(&queued));
+    assert!(c.state.entries().expect("in memory").contains_key(&receipt));
+    assert!(c.state.entries().expect("in memory").contains_key(&queued));
     let stats_before = c.state.merchant(&mid("coffee")).unwrap().stats;
     let root_before = c.state.state_root();
 
     // The next block's window starts after it: both entries are pruned.
     c.now_ms = receipt_time + WINDOW_MS + 1 - 1_000;
     c.block(vec![]);
-    assert!(!c.state.entries().contains_key(&receipt));
-    assert!(!c.state.entries().contains_key(&queued));
+    assert!(!c.state.entries().expect("in memory").contains_key(&receipt));
+    assert!(!c.state.entries().expect("in memory").contains_key(&queued));
     assert_ne!(c.state.state_root(), root_before);
     for key in [&receipt, &queued] {
         let (value, proof) = c.state.prove(key);
@@ -1041,7 +1042,11 @@ fn pruned_receipt_is_gone_with_a_proof_of_absence() {
     );
     assert_eq!(queue.len(), 1);
     // The root still verifies: rebuilt from the entries it is the same.
-    let rebuilt = LedgerState::from_entries(CHAIN.into(), c.state.tip(), c.state.entries().clone());
+    let rebuilt = LedgerState::from_entries(
+        CHAIN.into(),
+        c.state.tip(),
+        c.state.entries().expect("in memory").clone(),
+    );
     assert_eq!(rebuilt.state_root(), c.state.state_root());
     // Pruning touches no points: stats, balances and conservation stand.
     let stats = c.state.merchant(&mid("coffee")).unwrap().stats;
@@ -1119,7 +1124,7 @@ fn a_longer_window_never_reopens_a_pruned_receipt() {
     assert_eq!(c.state.params().receipt_window_days, 180);
     // The window starts where the 90-day window did when the vote passed
     // (in the next block, the proposal's), not 180 days back.
-    let floor = c.state.entries()[&StateKey::Meta].clone();
+    let floor = c.state.entries().expect("in memory")[&StateKey::Meta].clone();
     let StateValue::Meta(meta) = floor else {
         unreachable!()
     };
@@ -1284,7 +1289,11 @@ fn rebuilt_state_has_the_same_root() {
     let mut c = TestChain::new(2);
     c.issue("coffee", &alice(), 10, "r1").unwrap();
     c.transfer(&alice(), &bob(), 3).unwrap();
-    let rebuilt = LedgerState::from_entries(CHAIN.into(), c.state.tip(), c.state.entries().clone());
+    let rebuilt = LedgerState::from_entries(
+        CHAIN.into(),
+        c.state.tip(),
+        c.state.entries().expect("in memory").clone(),
+    );
     assert_eq!(rebuilt.state_root(), c.state.state_root());
 }
 

@@ -1,0 +1,388 @@
+//! `alliance-bench big-state`: issue #14's generated chain. A ledger state
+//! of millions of accounts and receipts is written straight into a store
+//! ([`alliance_node::store::bulk`], no consensus), then a second process
+//! opens it as a node does, serves balance queries and proofs from it, and
+//! commits blocks of transfers on it, measuring the open time, the query
+//! and proof latency, the commit time per block and the resident memory,
+//! all in the same run.
+//!
+//! The state: `accounts` accounts, each holding one lot of one of the four
+//! demo merchants' points, expiring on one of the next 365 days (so one
+//! expiry-queue entry each); `receipts` used receipts, each with its
+//! receipt-queue entry, spread over the receipt window. The first `signers`
+//! accounts have the demo customer keys (they send the transfers); the
+//! others have keys derived from their index (they receive).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use alliance_node::store::bulk;
+use alliance_node::store::{Engine, Store};
+use alliance_protocol::encoding;
+use alliance_protocol::fixtures::{certify, demo_customer_key, demo_genesis};
+use alliance_protocol::genesis::Genesis;
+use alliance_protocol::light::EntryProof;
+use alliance_protocol::state::{
+    verify_signatures_parallel, Account, LedgerState, Lot, StateKey, StateValue, UsedReceipt,
+};
+use alliance_protocol::{
+    Block, BlockHeader, FinalizedBlock, Keypair, MerchantId, PublicKey, Transaction, TxBody,
+};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::store_bench::rss_mib;
+
+const CHAIN: &str = "big-state";
+const GENESIS_MS: u64 = 1_700_000_000_000;
+const DAY_MS: u64 = 86_400_000;
+/// Points of a receiving account's lot.
+const POINTS: u64 = 1_000;
+/// Points of a signer's lot: a transfer of 1 point a block for a long run.
+const SIGNER_POINTS: u64 = 1_000_000;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenConfig {
+    /// Data directory of the new store (must not exist or be empty).
+    pub dir: PathBuf,
+    /// Accounts.
+    pub accounts: u64,
+    /// Used receipts.
+    pub receipts: u64,
+    /// Accounts with signing keys (the transfers' senders).
+    pub signers: u64,
+    /// Bucket depth of the state tree.
+    pub bits: usize,
+}
+
+/// What to measure on a generated store.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// The generated store's data directory.
+    pub dir: PathBuf,
+    /// Accounts and signers it was generated with.
+    pub accounts: u64,
+    /// Accounts with signing keys.
+    pub signers: u64,
+    /// Blocks of transfers to commit.
+    pub blocks: u64,
+    /// Transfers per block.
+    pub txs_per_block: usize,
+    /// Balance queries and proofs to serve.
+    pub queries: usize,
+    /// Resident-memory budget, MiB (reported against).
+    pub budget_mib: f64,
+}
+
+fn genesis() -> (Genesis, Vec<Keypair>) {
+    demo_genesis(CHAIN, 4, GENESIS_MS)
+}
+
+/// Account `i`'s key.
+fn account_key(i: u64, signers: u64) -> PublicKey {
+    if i < signers {
+        demo_customer_key(CHAIN, &format!("c{i}")).public()
+    } else {
+        PublicKey(encoding::hash_with_domain("big-state/account", &i.to_le_bytes()).0)
+    }
+}
+
+/// The UTC midnight `1 + i % 365` days after the genesis day.
+fn expiry_of(i: u64) -> u64 {
+    (GENESIS_MS / DAY_MS + 1 + i % 365) * DAY_MS
+}
+
+fn merchant_of(ids: &[MerchantId], i: u64) -> MerchantId {
+    ids[(i % ids.len() as u64) as usize].clone()
+}
+
+/// Writes the generated state and its block. Prints progress to stderr.
+pub fn generate(config: &GenConfig) -> Value {
+    let (genesis, keys) = genesis();
+    let base = LedgerState::from_genesis(&genesis);
+    let ids: Vec<MerchantId> = genesis.merchants.iter().map(|m| m.id.clone()).collect();
+    // The merchants' issued totals match the lots (conservation).
+    let mut issued = vec![0u64; ids.len()];
+    for i in 0..config.accounts {
+        issued[(i % ids.len() as u64) as usize] += if i < config.signers {
+            SIGNER_POINTS
+        } else {
+            POINTS
+        };
+    }
+    let mut head: Vec<(StateKey, StateValue)> = base
+        .entries()
+        .expect("the genesis state is in memory")
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (k, v) in head.iter_mut() {
+        if let (StateKey::Merchant(id), StateValue::Merchant(m)) = (k, v) {
+            let at = ids
+                .iter()
+                .position(|x| x == id)
+                .expect("a genesis merchant");
+            m.stats.issued = issued[at];
+        }
+    }
+    let signers = config.signers;
+    let account_ids = ids.clone();
+    let accounts = (0..config.accounts).flat_map(move |i| {
+        let owner = account_key(i, signers);
+        let expiry = expiry_of(i);
+        let lot = Lot {
+            issuer: merchant_of(&account_ids, i),
+            expiry_ms: Some(expiry),
+            amount: if i < signers { SIGNER_POINTS } else { POINTS },
+        };
+        [
+            (
+                StateKey::Account(owner),
+                StateValue::Account(Account {
+                    nonce: 0,
+                    lots: vec![lot],
+                }),
+            ),
+            (StateKey::Expiry(expiry, owner), StateValue::Expiry),
+        ]
+    });
+    let receipts = (0..config.receipts).flat_map(move |j| {
+        let merchant = merchant_of(&ids, j);
+        let receipt_ref = format!("r{j:010}");
+        // Spread over the 89 days before the genesis (inside the window).
+        let time = GENESIS_MS - (j % 89) * DAY_MS - (j % 1_000);
+        [
+            (
+                StateKey::Receipt(merchant.clone(), receipt_ref.clone()),
+                StateValue::Receipt(UsedReceipt {
+                    height: 1,
+                    receipt_time_ms: time,
+                }),
+            ),
+            (
+                StateKey::ReceiptQueue(time, merchant, receipt_ref),
+                StateValue::ReceiptQueue,
+            ),
+        ]
+    });
+    let total = head.len() as u64 + 2 * config.accounts + 2 * config.receipts;
+    let start = Instant::now();
+    let mut last_print = Instant::now();
+    let loaded = bulk::bulk_load(
+        &config.dir,
+        Engine::Redb {
+            cache_bytes: alliance_node::store::engine::DEFAULT_CACHE_BYTES,
+        },
+        &genesis,
+        head.into_iter().chain(accounts).chain(receipts),
+        config.bits,
+        |root| tip_block(&genesis, &keys, root),
+        |written| {
+            if last_print.elapsed() > Duration::from_secs(10) {
+                eprintln!(
+                    "{written} of {total} entries, {:.0} s",
+                    start.elapsed().as_secs_f64()
+                );
+                last_print = Instant::now();
+            }
+        },
+    )
+    .expect("bulk load");
+    let secs = start.elapsed().as_secs_f64();
+    let disk = crate::bench::disk_bytes(&config.dir);
+    eprintln!(
+        "wrote {} entries in {secs:.0} s; {:.2} GB on disk; state root {}",
+        loaded.entries,
+        disk as f64 / 1e9,
+        loaded.state_root
+    );
+    json!({
+        "accounts": config.accounts,
+        "receipts": config.receipts,
+        "signers": config.signers,
+        "bits": config.bits,
+        "entries": loaded.entries,
+        "seconds": secs,
+        "disk_bytes": disk,
+        "state_root": loaded.state_root.to_string(),
+    })
+}
+
+/// The empty block at height 1 that carries the loaded state's root.
+fn tip_block(
+    genesis: &Genesis,
+    keys: &[Keypair],
+    root: alliance_protocol::Hash32,
+) -> FinalizedBlock {
+    let state = LedgerState::from_genesis(genesis);
+    let block = Block {
+        header: BlockHeader {
+            chain_id: CHAIN.into(),
+            height: 1,
+            timestamp_ms: GENESIS_MS + 1_000,
+            prev_hash: genesis.hash(),
+            tx_count: 0,
+            tx_root: Block::compute_tx_root(&[]),
+            state_root: root,
+            proposer: keys[0].public(),
+            validator_set_hash: state.validator_set().hash(),
+        },
+        txs: vec![],
+    };
+    let certificate = certify(CHAIN, &block, 1, keys);
+    FinalizedBlock { block, certificate }
+}
+
+/// Milliseconds of a duration.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Percentile `p` (0..=100) of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let at = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
+    sorted[at]
+}
+
+/// One block's figures.
+#[derive(Debug, Clone, Serialize)]
+struct BlockPoint {
+    height: u64,
+    commit_ms: f64,
+    rss_mib: f64,
+}
+
+/// Opens the generated store and measures (see the module documentation).
+pub fn run(config: &RunConfig) -> Value {
+    let (genesis, keys) = genesis();
+    let (rss_before, _, _) = rss_mib();
+    let start = Instant::now();
+    let (mut store, mut state) = Store::open_with(
+        &config.dir,
+        &genesis,
+        Engine::Redb {
+            cache_bytes: alliance_node::store::engine::DEFAULT_CACHE_BYTES,
+        },
+    )
+    .expect("open the generated store");
+    let open_s = start.elapsed().as_secs_f64();
+    let (rss_open, _, _) = rss_mib();
+    eprintln!(
+        "opened at height {} in {open_s:.2} s, RSS {rss_open:.0} MiB (before: {rss_before:.0})",
+        state.tip().height
+    );
+
+    // Balance queries and proofs of random accounts, checked.
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    let root = state.state_root();
+    let (mut query_ms, mut proof_ms) = (Vec::new(), Vec::new());
+    for _ in 0..config.queries {
+        let key = account_key(rng.gen_range(0..config.accounts), config.signers);
+        let t = Instant::now();
+        let account = state.account(&key);
+        query_ms.push(ms(t.elapsed()));
+        assert!(account.balance() > 0, "a generated account holds points");
+        let t = Instant::now();
+        let proof = EntryProof::of(&state, StateKey::Account(key));
+        proof_ms.push(ms(t.elapsed()));
+        proof
+            .verify(&root)
+            .expect("the proof verifies against the root");
+    }
+    query_ms.sort_by(f64::total_cmp);
+    proof_ms.sort_by(f64::total_cmp);
+    eprintln!(
+        "{} balance queries: p50 {:.3} ms, p99 {:.3} ms; proofs: p50 {:.3} ms, p99 {:.3} ms",
+        config.queries,
+        percentile(&query_ms, 50.0),
+        percentile(&query_ms, 99.0),
+        percentile(&proof_ms, 50.0),
+        percentile(&proof_ms, 99.0)
+    );
+
+    // Blocks of transfers from the signers to random accounts: the time of
+    // what a validator does for each final block (verify, execute, commit
+    // durably, apply), as `cargo bench --bench block_commit` measures it.
+    let senders: Vec<Keypair> = (0..config.signers)
+        .map(|i| demo_customer_key(CHAIN, &format!("c{i}")))
+        .collect();
+    let mut next = 0usize;
+    let mut points = Vec::new();
+    let mut rss_max = rss_open;
+    for _ in 0..config.blocks {
+        let mut txs = Vec::with_capacity(config.txs_per_block);
+        for _ in 0..config.txs_per_block.min(senders.len()) {
+            let from = &senders[next % senders.len()];
+            next += 1;
+            let to = account_key(rng.gen_range(0..config.accounts), config.signers);
+            let nonce = state.account(&from.public()).nonce;
+            txs.push(Transaction::sign(
+                CHAIN,
+                from,
+                nonce,
+                TxBody::Transfer {
+                    to,
+                    amount: 1,
+                    memo: String::new(),
+                },
+            ));
+        }
+        let time = state.tip().timestamp_ms + 1_000;
+        let (block, _) = state.seal_block(txs, time, keys[0].public());
+        let view = block.header.height;
+        let certificate = certify(CHAIN, &block, view, &keys);
+        let fb = FinalizedBlock { block, certificate };
+        let t = Instant::now();
+        let verdicts = verify_signatures_parallel(&fb.block.txs);
+        let exec = state
+            .execute_verified(&fb.block, &verdicts)
+            .expect("the block executes");
+        assert!(exec
+            .outcomes
+            .iter()
+            .all(|o| *o == alliance_protocol::state::TxOutcome::Applied));
+        store.commit(&exec, &fb).expect("commit");
+        state.commit(exec);
+        let commit_ms = ms(t.elapsed());
+        let (rss, _, _) = rss_mib();
+        rss_max = rss_max.max(rss);
+        points.push(BlockPoint {
+            height: state.tip().height,
+            commit_ms,
+            rss_mib: rss,
+        });
+    }
+    let mut commit: Vec<f64> = points.iter().map(|p| p.commit_ms).collect();
+    let mean = commit.iter().sum::<f64>() / commit.len().max(1) as f64;
+    commit.sort_by(f64::total_cmp);
+    eprintln!(
+        "{} blocks of {} transfers: mean {mean:.1} ms a block (p50 {:.1}, p99 {:.1}); RSS at most {rss_max:.0} MiB of {:.0}",
+        points.len(),
+        config.txs_per_block,
+        percentile(&commit, 50.0),
+        percentile(&commit, 99.0),
+        config.budget_mib
+    );
+    json!({
+        "open_s": open_s,
+        "rss_after_open_mib": rss_open,
+        "rss_max_mib": rss_max,
+        "budget_mib": config.budget_mib,
+        "queries": config.queries,
+        "query_ms_p50": percentile(&query_ms, 50.0),
+        "query_ms_p99": percentile(&query_ms, 99.0),
+        "proof_ms_p50": percentile(&proof_ms, 50.0),
+        "proof_ms_p99": percentile(&proof_ms, 99.0),
+        "txs_per_block": config.txs_per_block,
+        "commit_ms_mean": mean,
+        "commit_ms_p50": percentile(&commit, 50.0),
+        "commit_ms_p99": percentile(&commit, 99.0),
+        "blocks": points,
+    })
+}
