@@ -116,8 +116,7 @@ impl Validator {
         let (mut store, mut state) = Store::open(&dir.path().join("db"), &leader.genesis).unwrap();
         for fb in &leader.funding {
             let exec = state.execute(&fb.block).unwrap();
-            store.commit(&exec, fb).unwrap();
-            state.commit(exec);
+            store.commit(exec, fb, &mut state).unwrap();
         }
         Validator {
             _dir: dir,
@@ -155,8 +154,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| Block::compute_tx_root(&sample.block.txs))
     });
     let exec = validator.state.execute(&sample.block).unwrap();
-    validator.store.commit(&exec, &sample).unwrap();
-    validator.state.commit(exec);
+    validator
+        .store
+        .commit(exec, &sample, &mut validator.state)
+        .unwrap();
 
     // The full path a validator takes for each finalized block, on a chain
     // that keeps growing: verify, execute, persist durably, apply.
@@ -172,8 +173,10 @@ fn bench(c: &mut Criterion) {
                     .state
                     .execute_verified(&fb.block, &verdicts)
                     .unwrap();
-                validator.store.commit(&exec, &fb).unwrap();
-                validator.state.commit(exec);
+                validator
+                    .store
+                    .commit(exec, &fb, &mut validator.state)
+                    .unwrap();
                 timed += start.elapsed();
             }
             timed

@@ -208,8 +208,7 @@ impl Chain {
             block: block.clone(),
             certificate,
         };
-        self.store.commit(&exec, &fb)?;
-        self.state.commit(exec);
+        self.store.commit(exec, &fb, &mut self.state)?;
         let height = self.state.tip().height;
         self.pending.retain(|_, e| e.header.height > height);
         Ok(outcomes)

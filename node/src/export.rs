@@ -100,8 +100,7 @@ mod tests {
         let synth = Synth::new(&genesis.chain_id, 4, 20);
         for _ in 0..5 {
             let (fb, exec) = synth.next_block(&state, 30, genesis.genesis_time_ms);
-            store.commit(&exec, &fb).unwrap();
-            state.commit(exec);
+            store.commit(exec, &fb, &mut state).unwrap();
         }
         let out = dir.path().join("chain.paexport");
         assert_eq!(write_export(&store, &genesis, &out).unwrap(), 5);

@@ -56,6 +56,8 @@ pub struct GenConfig {
     pub signers: u64,
     /// Bucket depth of the state tree.
     pub bits: usize,
+    /// Storage engine ([`Engine::NAMES`]).
+    pub engine: String,
 }
 
 /// What to measure on a generated store.
@@ -75,6 +77,26 @@ pub struct RunConfig {
     pub queries: usize,
     /// Resident-memory budget, MiB (reported against).
     pub budget_mib: f64,
+    /// Storage engine it was generated with ([`Engine::NAMES`]).
+    pub engine: String,
+}
+
+/// The engine named `name`, with the node's default cache (or
+/// `BIG_STATE_CACHE_MIB`).
+fn engine(name: &str) -> Engine {
+    let cache = std::env::var("BIG_STATE_CACHE_MIB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|m| m << 20)
+        .unwrap_or(alliance_node::store::engine::DEFAULT_CACHE_BYTES);
+    match Engine::from_name(name) {
+        Some(Engine::Redb { .. }) => Engine::Redb { cache_bytes: cache },
+        Some(e) => e,
+        None => panic!(
+            "unknown engine {name:?}: one of {:?} (fjall and lmdb: build with --features extra-engines)",
+            Engine::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>()
+        ),
+    }
 }
 
 fn genesis() -> (Genesis, Vec<Keypair>) {
@@ -173,9 +195,7 @@ pub fn generate(config: &GenConfig) -> Value {
     let mut last_print = Instant::now();
     let loaded = bulk::bulk_load(
         &config.dir,
-        Engine::Redb {
-            cache_bytes: alliance_node::store::engine::DEFAULT_CACHE_BYTES,
-        },
+        engine(&config.engine),
         &genesis,
         head.into_iter().chain(accounts).chain(receipts),
         config.bits,
@@ -200,6 +220,7 @@ pub fn generate(config: &GenConfig) -> Value {
         loaded.state_root
     );
     json!({
+        "engine": config.engine,
         "accounts": config.accounts,
         "receipts": config.receipts,
         "signers": config.signers,
@@ -254,7 +275,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[derive(Debug, Clone, Serialize)]
 struct BlockPoint {
     height: u64,
+    /// Verify, execute, commit to the store and apply: the whole path.
     commit_ms: f64,
+    verify_ms: f64,
+    execute_ms: f64,
+    /// Commit to the store and apply to the state (one call).
+    store_ms: f64,
     rss_mib: f64,
 }
 
@@ -263,14 +289,8 @@ pub fn run(config: &RunConfig) -> Value {
     let (genesis, keys) = genesis();
     let (rss_before, _, _) = rss_mib();
     let start = Instant::now();
-    let (mut store, mut state) = Store::open_with(
-        &config.dir,
-        &genesis,
-        Engine::Redb {
-            cache_bytes: alliance_node::store::engine::DEFAULT_CACHE_BYTES,
-        },
-    )
-    .expect("open the generated store");
+    let (mut store, mut state) = Store::open_with(&config.dir, &genesis, engine(&config.engine))
+        .expect("open the generated store");
     let open_s = start.elapsed().as_secs_f64();
     let (rss_open, _, _) = rss_mib();
     eprintln!(
@@ -340,26 +360,38 @@ pub fn run(config: &RunConfig) -> Value {
         let fb = FinalizedBlock { block, certificate };
         let t = Instant::now();
         let verdicts = verify_signatures_parallel(&fb.block.txs);
+        let verified = Instant::now();
         let exec = state
             .execute_verified(&fb.block, &verdicts)
             .expect("the block executes");
+        let executed = Instant::now();
         assert!(exec
             .outcomes
             .iter()
             .all(|o| *o == alliance_protocol::state::TxOutcome::Applied));
-        store.commit(&exec, &fb).expect("commit");
-        state.commit(exec);
-        let commit_ms = ms(t.elapsed());
+        store.commit(exec, &fb, &mut state).expect("commit");
+        let stored = Instant::now();
         let (rss, _, _) = rss_mib();
         rss_max = rss_max.max(rss);
         points.push(BlockPoint {
             height: state.tip().height,
-            commit_ms,
+            commit_ms: ms(stored - t),
+            verify_ms: ms(verified - t),
+            execute_ms: ms(executed - verified),
+            store_ms: ms(stored - executed),
             rss_mib: rss,
         });
     }
     let mut commit: Vec<f64> = points.iter().map(|p| p.commit_ms).collect();
     let mean = commit.iter().sum::<f64>() / commit.len().max(1) as f64;
+    let phase =
+        |f: fn(&BlockPoint) -> f64| points.iter().map(f).sum::<f64>() / points.len().max(1) as f64;
+    let phases = json!({
+        "verify_ms": phase(|p| p.verify_ms),
+        "execute_ms": phase(|p| p.execute_ms),
+        "store_ms": phase(|p| p.store_ms),
+    });
+    eprintln!("mean per block: {phases}");
     commit.sort_by(f64::total_cmp);
     eprintln!(
         "{} blocks of {} transfers: mean {mean:.1} ms a block (p50 {:.1}, p99 {:.1}); RSS at most {rss_max:.0} MiB of {:.0}",
@@ -370,6 +402,7 @@ pub fn run(config: &RunConfig) -> Value {
         config.budget_mib
     );
     json!({
+        "engine": config.engine,
         "open_s": open_s,
         "rss_after_open_mib": rss_open,
         "rss_max_mib": rss_max,
@@ -383,6 +416,7 @@ pub fn run(config: &RunConfig) -> Value {
         "commit_ms_mean": mean,
         "commit_ms_p50": percentile(&commit, 50.0),
         "commit_ms_p99": percentile(&commit, 99.0),
+        "phases_mean": phases,
         "blocks": points,
     })
 }

@@ -211,12 +211,10 @@ impl Node {
         s.journal_certificate(&notarization).expect("journal");
         s.persist_vote(&finalize).expect("finalize vote");
         s.journal_certificate(&fb.certificate).expect("journal");
-        s.commit(&exec, &fb).expect("commit");
+        s.commit(exec, &fb, &mut self.state).expect("commit");
         s.prune_after_finalized(view.saturating_sub(VIEW_WINDOW), height)
             .expect("prune");
-        let spent = start.elapsed();
-        self.state.commit(exec);
-        spent
+        start.elapsed()
     }
 
     /// Random reads a node's API serves: blocks, transaction locations,

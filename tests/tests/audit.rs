@@ -396,9 +396,10 @@ fn a_truncated_export_is_refused_by_the_tip_requirements() {
 /// store, and so `alliance-node export` refuses to export it.
 #[test]
 fn tampered_store_refuses_to_export() {
-    use alliance_node::store::Store;
+    use alliance_node::store::kv::scan_prefix;
+    use alliance_node::store::{state_source, Store};
     use alliance_protocol::genesis::Genesis;
-    use alliance_protocol::state::{StateKey, StateValue};
+    use alliance_protocol::state::StateValue;
 
     let c = Chain::new();
     let genesis =
@@ -406,26 +407,29 @@ fn tampered_store_refuses_to_export() {
     let db = c.dir.path().join("homes/node0/db");
     {
         let (store, _state) = Store::open(&db, &genesis).expect("open");
-        let (key, mut account) = alliance_node::store::kv::scan_prefix(store.raw_db(), b"s")
+        // A merchant's record (the state is written every few dozen blocks,
+        // so this short chain's written state is the genesis one): its
+        // issued points raised by 1,000.
+        let (key, mut merchant, hash) = scan_prefix(store.raw_db(), b"s")
             .find_map(|item| {
-                let (k, v) = item.expect("scan");
-                let k: StateKey = encoding::decode(&k[1..], 1 << 20).expect("key");
-                match encoding::decode(&v, 1 << 20).expect("value") {
-                    StateValue::Account(a) if !a.lots.is_empty() => Some((k, a)),
+                let (_, record) = item.expect("scan");
+                match state_source::parse_state_record(&record).expect("record") {
+                    (k, StateValue::Merchant(m)) => {
+                        let hash = StateValue::Merchant(m.clone()).tree_value();
+                        Some((k, m, hash))
+                    }
                     _ => None,
                 }
             })
-            .expect("an account with points");
-        account.lots[0].amount += 1_000;
-        let mut raw_key = vec![b's'];
-        raw_key.extend_from_slice(&encoding::encode(&key));
+            .expect("a merchant");
+        merchant.stats.issued += 1_000;
+        // The value changes on disk; its leaf hash stays.
         let raw = store.raw_db();
-        assert!(
-            raw.get(&raw_key).expect("get").is_some(),
-            "state key layout"
-        );
-        raw.insert(raw_key, encoding::encode(&StateValue::Account(account)))
-            .expect("insert");
+        raw.insert(
+            state_source::state_record_key(&key),
+            state_source::state_record_hashed(&hash, &key, &StateValue::Merchant(merchant)),
+        )
+        .expect("insert");
         raw.flush().expect("flush");
     }
     let o = node(&[

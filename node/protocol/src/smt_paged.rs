@@ -87,6 +87,14 @@ use crate::smt::{
 /// Largest bucket depth `D`: `2^24` buckets, a heap of 1.03 GiB.
 pub const MAX_BUCKET_BITS: usize = 24;
 
+/// Threads [`PagedTree::apply_over`] reads and rebuilds buckets on, at
+/// most.
+const PARALLEL_THREADS_MAX: usize = 4;
+
+/// Touched buckets from which [`PagedTree::apply_over`] spreads them over
+/// the cores (below, a thread costs more than it saves).
+const PARALLEL_BUCKETS_MIN: usize = 256;
+
 /// Bytes of one summary record, in memory and on disk: a kind byte, then
 /// the hash.
 pub const SUMMARY_BYTES: usize = 33;
@@ -298,7 +306,13 @@ pub fn prefix_bounds(prefix: &Hash32, bits: usize) -> (Hash32, Hash32) {
 }
 
 /// The buckets a batch changed, in bucket order, with their new summaries.
-pub type ChangedBuckets = Vec<(u32, Summary)>;
+pub type ChangedBuckets = Vec<BucketChange>;
+
+/// One bucket's new summary.
+pub type BucketChange = (u32, Summary);
+
+/// One leaf update: key hash, new value hash (`None` removes).
+type LeafUpdate = (Hash32, Option<Hash32>);
 
 // ---- the tree -----------------------------------------------------------------
 
@@ -549,35 +563,41 @@ impl PagedTree {
         updates: I,
     ) -> Result<Vec<(u32, Summary)>, PagedTreeError<S::Error>>
     where
-        S: LeafStore + ?Sized,
+        S: LeafStore + Sync + ?Sized,
+        S::Error: Send,
         I: IntoIterator<Item = (Hash32, Option<Hash32>)>,
     {
-        let (delta, changed) = self.apply_over(&TreeDelta::default(), store, updates)?;
+        let (delta, changed) = self.apply_over(&[], store, updates)?;
         self.merge(&delta);
         Ok(changed)
     }
 
-    /// [`PagedTree::apply`] on the tree as `delta` changes it, without
-    /// changing the tree: returns the delta of both (`delta`'s entries and
-    /// this batch's) and the buckets this batch changed. `store` must hold
-    /// the leaves of the tree as `delta` changes it, before the batch. This
-    /// is how a node executes blocks that are not final yet: the tree
-    /// stays the final state's, each block's delta holds every heap entry
-    /// changed since it.
+    /// [`PagedTree::apply`] on the tree as `deltas` change it (in order,
+    /// a later one winning), without changing anything: returns the delta
+    /// of this batch alone (the heap entries it changes, with their new
+    /// summaries) and the buckets it changed. `store` must hold the leaves
+    /// of the tree as `deltas` change it, before the batch. This is how a
+    /// node executes blocks whose state is not written yet: the tree stays
+    /// the written state's, and each block's delta applies on its parent's.
     pub fn apply_over<S, I>(
         &self,
-        delta: &TreeDelta,
+        deltas: &[&TreeDelta],
         store: &S,
         updates: I,
     ) -> Result<(TreeDelta, ChangedBuckets), PagedTreeError<S::Error>>
     where
-        S: LeafStore + ?Sized,
+        S: LeafStore + Sync + ?Sized,
+        S::Error: Send,
         I: IntoIterator<Item = (Hash32, Option<Hash32>)>,
     {
         let updates = normalize_updates(updates.into_iter().collect());
-        let view = View { tree: self, delta };
+        let view = View {
+            tree: self,
+            deltas,
+            own: None,
+        };
         // Phase 1, reads only: the new summaries of the touched buckets.
-        let mut changed = Vec::new();
+        let mut groups: Vec<(u32, &[LeafUpdate])> = Vec::new();
         let mut rest = &updates[..];
         while let Some((first, _)) = rest.first() {
             let bucket = self.bucket_of(first);
@@ -585,24 +605,53 @@ impl PagedTree {
             let n = rest.partition_point(|(k, _)| self.bucket_of(k) == bucket);
             let (group, tail) = rest.split_at(n);
             rest = tail;
-            let old = view.summary_at(self.bucket_position(bucket));
+            groups.push((bucket, group));
+        }
+        let rebuild = |(bucket, group): &(u32, &[LeafUpdate])| {
+            let old = view.summary_at(self.bucket_position(*bucket));
             let leaves = if old.kind == SubtreeKind::Empty {
                 Vec::new()
             } else {
-                self.read_bucket(store, bucket)?
+                self.read_bucket(store, *bucket)?
             };
             let mut subtree = Subtree::build(&leaves, self.bits);
             if Summary::from_pair(subtree.summary()) != old {
-                return Err(PagedTreeError::Inconsistent { bucket });
+                return Err(PagedTreeError::Inconsistent { bucket: *bucket });
             }
             subtree.update(group);
             let new = Summary::from_pair(subtree.summary());
-            if new != old {
-                changed.push((bucket, new));
+            Ok((new != old).then_some((*bucket, new)))
+        };
+        // Buckets are independent: a large batch reads and rebuilds them on
+        // every core (a store read is most of a bucket's cost).
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(PARALLEL_THREADS_MAX);
+        let results: Vec<Result<Option<BucketChange>, PagedTreeError<S::Error>>> = if threads > 1
+            && groups.len() >= PARALLEL_BUCKETS_MIN
+        {
+            let rebuild = &rebuild;
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = groups
+                    .chunks(groups.len().div_ceil(threads))
+                    .map(|chunk| scope.spawn(move || chunk.iter().map(rebuild).collect::<Vec<_>>()))
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().expect("a bucket rebuild does not panic"))
+                    .collect()
+            })
+        } else {
+            groups.iter().map(rebuild).collect()
+        };
+        let mut changed = Vec::new();
+        for result in results {
+            if let Some(c) = result? {
+                changed.push(c);
             }
         }
         // Phase 2, infallible: the buckets, then their paths up to the root.
-        let mut out = delta.clone();
+        let mut out = TreeDelta::default();
         for (bucket, summary) in &changed {
             out.entries.insert(self.bucket_position(*bucket), *summary);
         }
@@ -616,7 +665,8 @@ impl PagedTree {
                 let p = level_start(depth) + i;
                 let joined = View {
                     tree: self,
-                    delta: &out,
+                    deltas,
+                    own: Some(&out),
                 }
                 .joined_children(p);
                 out.entries.insert(p, joined);
@@ -633,9 +683,15 @@ impl PagedTree {
         }
     }
 
-    /// The root hash of the tree as `delta` changes it.
-    pub fn root_hash_over(&self, delta: &TreeDelta) -> Hash32 {
-        View { tree: self, delta }.summary_at(0).hash
+    /// The root hash of the tree as `deltas` change it.
+    pub fn root_hash_over(&self, deltas: &[&TreeDelta]) -> Hash32 {
+        View {
+            tree: self,
+            deltas,
+            own: None,
+        }
+        .summary_at(0)
+        .hash
     }
 
     /// The buckets `delta` changes, in bucket order, with their summaries
@@ -680,18 +736,22 @@ impl PagedTree {
         store: &S,
         key: &Hash32,
     ) -> Result<SmtProof, PagedTreeError<S::Error>> {
-        self.prove_over(&TreeDelta::default(), store, key)
+        self.prove_over(&[], store, key)
     }
 
-    /// [`PagedTree::prove`] on the tree as `delta` changes it (`store`
-    /// holding the leaves as `delta` changes them).
+    /// [`PagedTree::prove`] on the tree as `deltas` change it (`store`
+    /// holding the leaves as they change them).
     pub fn prove_over<S: LeafStore + ?Sized>(
         &self,
-        delta: &TreeDelta,
+        deltas: &[&TreeDelta],
         store: &S,
         key: &Hash32,
     ) -> Result<SmtProof, PagedTreeError<S::Error>> {
-        let view = View { tree: self, delta };
+        let view = View {
+            tree: self,
+            deltas,
+            own: None,
+        };
         let mut siblings = Vec::new();
         let (mut position, mut depth) = (0usize, 0usize);
         // Down the heap through internal nodes, as SparseMerkleTree::prove.
@@ -742,7 +802,8 @@ impl PagedTree {
     fn joined_children(&self, position: usize) -> Summary {
         View {
             tree: self,
-            delta: &TreeDelta::default(),
+            deltas: &[],
+            own: None,
         }
         .joined_children(position)
     }
@@ -792,15 +853,22 @@ impl PagedTree {
 }
 
 /// Heap entries of a [`PagedTree`] changed by batches not merged into it
-/// (a node's blocks that are not final yet): heap index to summary.
-/// [`PagedTree::apply_over`] on a delta returns the delta of both;
-/// [`PagedTree::merge`] writes one into the tree.
+/// (a node's blocks whose state is not written yet): heap index to
+/// summary. [`PagedTree::apply_over`] returns one batch's;
+/// [`TreeDelta::extend`] stacks them; [`PagedTree::merge`] writes one into
+/// the tree.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TreeDelta {
     entries: HashMap<usize, Summary>,
 }
 
 impl TreeDelta {
+    /// Adds `later`'s entries, which win over this delta's.
+    pub fn extend(&mut self, later: &TreeDelta) {
+        self.entries
+            .extend(later.entries.iter().map(|(p, s)| (*p, *s)));
+    }
+
     /// Whether it changes nothing.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
@@ -812,18 +880,25 @@ impl TreeDelta {
     }
 }
 
-/// A tree as a delta changes it (read only).
+/// A tree as deltas change it (read only): `own` (the batch being
+/// applied), then `deltas` from the last, then the tree.
 struct View<'a> {
     tree: &'a PagedTree,
-    delta: &'a TreeDelta,
+    deltas: &'a [&'a TreeDelta],
+    own: Option<&'a TreeDelta>,
 }
 
 impl View<'_> {
     fn summary_at(&self, position: usize) -> Summary {
-        match self.delta.entries.get(&position) {
-            Some(s) => *s,
-            None => self.tree.summary_at(position),
+        if let Some(s) = self.own.and_then(|d| d.entries.get(&position)) {
+            return *s;
         }
+        for d in self.deltas.iter().rev() {
+            if let Some(s) = d.entries.get(&position) {
+                return *s;
+            }
+        }
+        self.tree.summary_at(position)
     }
 
     /// The join of the children of `position` (above the buckets).
@@ -1356,10 +1431,10 @@ mod tests {
         for batch in batches {
             let updates = resolve(&store, &batch);
             let before = tree.clone();
-            let (next, changed_over) = unmerged
-                .apply_over(&delta, &store, updates.iter().copied())
+            let (own, changed_over) = unmerged
+                .apply_over(&[&delta], &store, updates.iter().copied())
                 .unwrap();
-            delta = next;
+            delta.extend(&own);
             let changed = tree.apply(&store, updates.iter().copied()).unwrap();
             prop_assert_eq!(&changed_over, &changed);
             write(&mut store, &updates);
@@ -1385,10 +1460,10 @@ mod tests {
             let mut probes = probes.clone();
             probes.extend(updates.iter().map(|(k, _)| *k));
             check(&tree, &store, &probes)?;
-            prop_assert_eq!(unmerged.root_hash_over(&delta), tree.root_hash());
+            prop_assert_eq!(unmerged.root_hash_over(&[&delta]), tree.root_hash());
             for key in &probes {
                 prop_assert_eq!(
-                    unmerged.prove_over(&delta, &store, key).unwrap(),
+                    unmerged.prove_over(&[&delta], &store, key).unwrap(),
                     tree.prove(&store, key).unwrap()
                 );
             }

@@ -3,7 +3,7 @@
 //! (millions of accounts and receipts), as [`crate::synth`] makes small
 //! chains block by block.
 //!
-//! The entries go in in chunks (entry, queue key, tree leaf), then the top
+//! The entries go in in chunks (record and index key), then the top
 //! of the state tree is built from the leaves in one ordered scan, then one
 //! block at height 1 carries the resulting state root (the caller builds and
 //! certifies it from the root). The store then opens as any other.
@@ -16,7 +16,7 @@ use alliance_protocol::state::{ChainTip, StateKey, StateValue};
 use alliance_protocol::{FinalizedBlock, Hash32};
 
 use super::kv::Batch;
-use super::{key, state_source, Engine, StoreError, BLOCK, HASH, META_GENESIS, META_TIP, STATE};
+use super::{key, state_source, Engine, StoreError, BLOCK, HASH, META_GENESIS, META_TIP};
 
 /// Entries written per engine transaction.
 const CHUNK_ENTRIES: usize = 200_000;
@@ -57,13 +57,17 @@ where
     let mut batch = Batch::default();
     let (mut written, mut in_batch) = (0u64, 0usize);
     for (k, v) in entries {
-        batch.put(key(STATE, &encoding::encode(&k)), encoding::encode(&v));
+        batch.put(
+            state_source::state_record_key(&k),
+            state_source::state_record(&k, &v),
+        );
         state_source::entry_writes(&mut batch, &k, Some(&v));
-        batch.put(state_source::leaf_key(&k.tree_key()), &v.tree_value().0[..]);
         written += 1;
         in_batch += 1;
         if in_batch == CHUNK_ENTRIES {
-            db.apply(std::mem::take(&mut batch))?;
+            // Durable chunks: a copy-on-write engine (redb) reuses the pages
+            // a chunk frees only after a durable commit.
+            db.apply_durable(std::mem::take(&mut batch))?;
             in_batch = 0;
             progress(written);
         }

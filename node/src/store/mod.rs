@@ -9,7 +9,7 @@
 //! | `b`    | height (u64 BE)        | [`FinalizedBlock`] (canonical bytes)   |
 //! | `h`    | block hash             | height (u64 BE)                        |
 //! | `t`    | tx hash                | [`TxLocation`]                         |
-//! | `s`    | encoded [`StateKey`]   | encoded [`StateValue`]                 |
+//! | `s`    | key hash of a [`StateKey`] | value hash, encoded key and [`StateValue`]: an entry and its state-tree leaf ([`state_source`]) |
 //! | `m`    | `genesis` / `tip`      | genesis hash / [`ChainTip`]            |
 //! | `v`    | view (u64 BE), kind    | this node's own [`SignedVote`]          |
 //! | `a`    | address, height, index | tx hash: the address's history          |
@@ -18,8 +18,7 @@
 //! | `j`    | view (u64 BE), kind    | consensus certificate journal          |
 //! | `u`    | height (u64 BE), hash  | unfinalized block this node voted for  |
 //! | `i`    | height (u64 BE)        | outcomes of a block whose `t` and `a` entries are not written yet ([`index`]) |
-//! | `q`    | queue, time (u64 BE), … | encoded [`StateKey`] of an expiry or receipt-queue entry ([`state_source`]) |
-//! | `l`    | key hash               | value hash: a leaf of the state tree   |
+//! | `q`    | index, then an order key | encoded [`StateKey`]: expiry and receipt queues in time order, claims, proposals ([`state_source`]) |
 //! | `p`    | bucket (u32 BE)        | summary of one bucket of the state tree ([`alliance_protocol::smt_paged`]) |
 //! | `m`    | `tree_bits`            | the state tree's bucket depth          |
 //!
@@ -142,6 +141,14 @@ const INDEX_LOG: u8 = b'i';
 /// Metadata keys all start with `m`.
 const META_GENESIS: &[u8] = b"mgenesis";
 const META_TIP: &[u8] = b"mtip";
+/// The height whose state `s`, `q` and `p` hold (u64 BE); absent: the tip.
+const META_STATE_HEIGHT: &[u8] = b"mstate_height";
+
+/// The state is written to the store with every this many blocks.
+pub const STATE_WRITE_BLOCKS: u64 = 32;
+/// ... or sooner, once this many entries have changed since the last write
+/// (a bound on the memory that holds them).
+pub const STATE_UNWRITTEN_MAX: usize = 200_000;
 
 /// Largest value the store decodes (a block plus certificate).
 const VALUE_BYTES_MAX: usize = alliance_protocol::limits::BLOCK_BYTES_MAX + 64 * 1024;
@@ -198,8 +205,9 @@ fn decode<T: serde::de::DeserializeOwned>(
 /// The chain store of one node.
 pub struct Store {
     db: Arc<dyn Kv>,
-    /// The tip height, shared with the state's [`state_source::KvSource`].
-    height: Arc<AtomicU64>,
+    /// The height whose state is written, shared with the state's
+    /// [`state_source::KvSource`].
+    state_height: Arc<AtomicU64>,
     genesis_hash: Hash32,
     tip: ChainTip,
     /// Index entries of recent blocks, not yet in `t` and `a`.
@@ -253,17 +261,15 @@ impl Store {
                 )));
             }
         }
+        let mut fresh = false;
         let tip =
             match db.get(META_GENESIS)? {
                 None => {
                     let state = LedgerState::from_genesis(genesis);
-                    let mut batch = Batch::default();
-                    for (k, v) in state.entries().expect("the genesis state is in memory") {
-                        batch.put(key(STATE, &encoding::encode(k)), encoding::encode(v));
-                    }
-                    batch.put(META_TIP, encoding::encode(&state.tip()));
-                    batch.put(META_GENESIS, &given.0[..]);
-                    db.apply(batch)?;
+                    let entries = state.entries().expect("the genesis state is in memory");
+                    state_source::write_entries(db.as_ref(), entries.clone())?;
+                    db.insert(META_TIP.to_vec(), encoding::encode(&state.tip()))?;
+                    fresh = true;
                     state.tip()
                 }
                 Some(stored) => {
@@ -281,46 +287,110 @@ impl Store {
                 }
             };
         let tree = match (state_source::stored_bits(db.as_ref())?, bits) {
-            // A new store, or one from before the state moved to disk.
-            (None, bits) => state_source::build_tree_records(
-                db.as_ref(),
-                bits.unwrap_or(state_source::DEFAULT_TREE_BITS),
-            )?,
+            (None, bits) => {
+                let bits = bits.unwrap_or(state_source::DEFAULT_TREE_BITS);
+                if fresh {
+                    let tree = state_source::rebucket(db.as_ref(), bits)?;
+                    // Last, so that a store is either whole or absent.
+                    let mut batch = Batch::default();
+                    batch.put(META_STATE_HEIGHT, &0u64.to_be_bytes()[..]);
+                    batch.put(META_GENESIS, &given.0[..]);
+                    db.apply_durable(batch)?;
+                    tree
+                } else {
+                    // A store from before the state moved to disk.
+                    state_source::migrate_legacy(db.as_ref(), bits)?
+                }
+            }
             (Some(stored), Some(bits)) if stored != bits => {
                 state_source::rebucket(db.as_ref(), bits)?
             }
             (Some(stored), _) => state_source::load_tree(db.as_ref(), stored)?,
         };
-        let height = Arc::new(AtomicU64::new(tip.height));
+        // The state is written every few dozen blocks: the blocks since
+        // are executed again, from the store (the state machine is
+        // deterministic), and their changes held in memory until the next
+        // write.
+        let written = match db.get(META_STATE_HEIGHT)? {
+            Some(b) => u64::from_be_bytes(
+                b.as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("state height record".into()))?,
+            ),
+            None => tip.height,
+        };
+        if written > tip.height {
+            return Err(StoreError::Corrupt(format!(
+                "the state is written at height {written}, past the tip {}",
+                tip.height
+            )));
+        }
+        let state_height = Arc::new(AtomicU64::new(written));
         let source = Arc::new(state_source::KvSource {
             db: db.clone(),
-            height: height.clone(),
+            height: state_height.clone(),
         });
-        let state = LedgerState::from_source(genesis.chain_id.clone(), tip, source, tree);
         let mut store = Store {
             db,
-            height,
+            state_height,
             genesis_hash: given,
             tip,
             pending: index::PendingIndex::default(),
         };
+        let written_tip = match written {
+            0 => LedgerState::from_genesis(genesis).tip(),
+            h => {
+                let fb = store
+                    .block(h)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("block {h} missing")))?;
+                ChainTip {
+                    height: h,
+                    hash: fb.block.hash(),
+                    timestamp_ms: fb.block.header.timestamp_ms,
+                }
+            }
+        };
+        let mut state =
+            LedgerState::from_source(genesis.chain_id.clone(), written_tip, source, tree);
+        for height in written + 1..=tip.height {
+            let fb = store
+                .block(height)?
+                .ok_or_else(|| StoreError::Corrupt(format!("block {height} missing")))?;
+            let verdicts = alliance_protocol::state::verify_signatures_parallel(&fb.block.txs);
+            let exec = state.execute_verified(&fb.block, &verdicts).map_err(|e| {
+                StoreError::Corrupt(format!(
+                    "block {height} does not apply on the state written at height {written} (the stored state does not match the state root): {e}"
+                ))
+            })?;
+            state.commit(exec);
+        }
         store.pending = store.pending_from_log()?;
         store.check_tip(&state, genesis)?;
         Ok((store, state))
     }
 
     /// Checks every stored state entry against the state tree's leaves and
-    /// queues, and the leaves' root against the tip's state root. Reads the
-    /// whole state once, in bounded memory (opening checks only the top of
-    /// the tree).
-    pub fn verify_state(&self, state: &LedgerState) -> Result<(), StoreError> {
+    /// index, and the leaves' root against the state root of the height
+    /// they hold ([`Store::state_height`]). Reads the whole state once, in
+    /// bounded memory (opening checks only the top of the tree).
+    pub fn verify_state(&self, genesis: &Genesis) -> Result<(), StoreError> {
         let bits = state_source::stored_bits(self.db.as_ref())?
             .ok_or_else(|| StoreError::Corrupt("no state tree depth".into()))?;
         let root = state_source::verify_records(self.db.as_ref(), bits)?;
-        if root != state.state_root() {
+        let height = self.state_height();
+        let expected = match height {
+            0 => LedgerState::from_genesis(genesis).state_root(),
+            h => {
+                self.block(h)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("block {h} missing")))?
+                    .block
+                    .header
+                    .state_root
+            }
+        };
+        if root != expected {
             return Err(StoreError::Corrupt(format!(
-                "the stored entries give state root {root}, the tip has {}",
-                state.state_root()
+                "the stored entries give state root {root}, block {height} has {expected}"
             )));
         }
         Ok(())
@@ -418,15 +488,28 @@ impl Store {
         self.genesis_hash
     }
 
-    /// Commits a finalized block: block, certificate, indexes, state changes
-    /// and tip, atomically, then fsyncs. Returns only once durable.
-    pub fn commit(&mut self, exec: &Execution, block: &FinalizedBlock) -> Result<(), StoreError> {
+    /// Commits a finalized block and applies it to `state` (the state this
+    /// store opened): block, certificate, indexes and tip, atomically, then
+    /// fsyncs; returns only once durable. The state's changes are written
+    /// with every [`STATE_WRITE_BLOCKS`]th block (or sooner, past
+    /// [`STATE_UNWRITTEN_MAX`] changed entries), in that block's batch;
+    /// until then they are held by `state`, and after a crash the blocks
+    /// since the last write are executed again at open.
+    pub fn commit(
+        &mut self,
+        exec: Execution,
+        block: &FinalizedBlock,
+        state: &mut LedgerState,
+    ) -> Result<(), StoreError> {
         let h = &block.block.header;
         if h.height != self.tip.height + 1 || h.prev_hash != self.tip.hash {
             return Err(StoreError::NotNext {
                 tip: self.tip.height,
                 got: h.height,
             });
+        }
+        if !exec.is_on_source() || state.tip() != self.tip {
+            return Err(StoreError::NotOnDisk);
         }
         debug_assert_eq!(exec.header, *h, "execution belongs to this block");
         let hash = block.block.hash();
@@ -440,29 +523,25 @@ impl Store {
         } else {
             batch.put(index::log_key(h.height), encoding::encode(&exec.outcomes));
         }
-        let deltas = self.claim_deltas(exec)?;
+        let deltas = claim_deltas(&exec, state)?;
         if !deltas.is_empty() {
             batch.put(
                 key(CLAIM_DELTA, &h.height.to_be_bytes()),
                 encoding::encode(&deltas),
             );
         }
-        let tree = exec.tree_writes().ok_or(StoreError::NotOnDisk)?;
-        for (k, v) in &exec.changes {
-            let sk = key(STATE, &encoding::encode(k));
-            match v {
-                Some(v) => batch.put(sk, encoding::encode(v)),
-                None => batch.delete(sk),
+        let write_state = h.height.is_multiple_of(STATE_WRITE_BLOCKS)
+            || state.unwritten_entries() + exec.changes.len() >= STATE_UNWRITTEN_MAX;
+        if write_state {
+            let writes = state
+                .writes_with(&exec)
+                .expect("an execution of a state on a source");
+            for (k, v) in &writes.entries {
+                state_source::write_entry(&mut batch, k, v.as_ref());
             }
-            state_source::entry_writes(&mut batch, k, v.as_ref());
+            state_source::bucket_writes(&mut batch, &writes.buckets);
+            batch.put(META_STATE_HEIGHT, &h.height.to_be_bytes()[..]);
         }
-        for (k, v) in &tree.leaves {
-            match v {
-                Some(v) => batch.put(state_source::leaf_key(k), &v.0[..]),
-                None => batch.delete(state_source::leaf_key(k)),
-            }
-        }
-        state_source::bucket_writes(&mut batch, &tree.buckets);
         let tip = ChainTip {
             height: h.height,
             hash,
@@ -476,38 +555,17 @@ impl Store {
             self.pending.add(h.height, entries);
         }
         self.tip = tip;
-        self.height.store(tip.height, Ordering::Release);
+        if write_state {
+            self.state_height.store(tip.height, Ordering::Release);
+        }
+        state.commit(exec);
         Ok(())
     }
 
-    /// How each claim changed in a block: new value minus the stored one.
-    fn claim_deltas(
-        &self,
-        exec: &Execution,
-    ) -> Result<Vec<(MerchantId, MerchantId, Claim)>, StoreError> {
-        let mut out = Vec::new();
-        for (k, v) in &exec.changes {
-            let (StateKey::Claim(creditor, debtor), Some(StateValue::Claim(new))) = (k, v) else {
-                continue;
-            };
-            let old = match self.db.get(&key(STATE, &encoding::encode(k)))? {
-                Some(b) => match decode(&b, "claim")? {
-                    StateValue::Claim(c) => c,
-                    _ => return Err(StoreError::Corrupt("claim key holds another value".into())),
-                },
-                None => Claim::default(),
-            };
-            let delta = Claim {
-                redeemed_points: new.redeemed_points - old.redeemed_points,
-                redeemed_value_centiminor: new.redeemed_value_centiminor
-                    - old.redeemed_value_centiminor,
-                confirmed_points: new.confirmed_points - old.confirmed_points,
-                confirmed_value_centiminor: new.confirmed_value_centiminor
-                    - old.confirmed_value_centiminor,
-            };
-            out.push((creditor.clone(), debtor.clone(), delta));
-        }
-        Ok(out)
+    /// The height whose state is written in the store (the tip's, or a few
+    /// dozen blocks before: see [`Store::commit`]).
+    pub fn state_height(&self) -> u64 {
+        self.state_height.load(Ordering::Acquire)
     }
 
     /// Claim changes summed over blocks `from..=to`: the settlement of a period.
@@ -751,6 +809,35 @@ impl Store {
     }
 }
 
+/// How each claim changed in a block: new value minus the value in
+/// `state`, the state the block applies to.
+fn claim_deltas(
+    exec: &Execution,
+    state: &LedgerState,
+) -> Result<Vec<(MerchantId, MerchantId, Claim)>, StoreError> {
+    let mut out = Vec::new();
+    for (k, v) in &exec.changes {
+        let (StateKey::Claim(creditor, debtor), Some(StateValue::Claim(new))) = (k, v) else {
+            continue;
+        };
+        let old = match state.get(k) {
+            Some(StateValue::Claim(c)) => c,
+            Some(_) => return Err(StoreError::Corrupt("claim key holds another value".into())),
+            None => Claim::default(),
+        };
+        let delta = Claim {
+            redeemed_points: new.redeemed_points - old.redeemed_points,
+            redeemed_value_centiminor: new.redeemed_value_centiminor
+                - old.redeemed_value_centiminor,
+            confirmed_points: new.confirmed_points - old.confirmed_points,
+            confirmed_value_centiminor: new.confirmed_value_centiminor
+                - old.confirmed_value_centiminor,
+        };
+        out.push((creditor.clone(), debtor.clone(), delta));
+    }
+    Ok(out)
+}
+
 /// Replays every stored block from genesis in memory, verifying hash links,
 /// certificates (against each height's validator set) and state roots, and
 /// returns the resulting state. This is what an auditor does with a node's
@@ -786,8 +873,7 @@ mod tests {
         let synth = Synth::new(&genesis.chain_id, 4, 20);
         for _ in 0..blocks {
             let (fb, exec) = synth.next_block(&state, 40, genesis.genesis_time_ms);
-            store.commit(&exec, &fb).unwrap();
-            state.commit(exec);
+            store.commit(exec, &fb, &mut state).unwrap();
         }
         (genesis, state.state_root())
     }
@@ -821,11 +907,10 @@ mod tests {
                     let (fb, exec) = synth.next_block(&state, 40, genesis.genesis_time_ms);
                     store.persist_voted_block(&fb.block).unwrap();
                     store.journal_certificate(&fb.certificate).unwrap();
-                    store.commit(&exec, &fb).unwrap();
+                    store.commit(exec, &fb, &mut state).unwrap();
                     store
                         .prune_voted_blocks_through(fb.block.header.height)
                         .unwrap();
-                    state.commit(exec);
                 }
                 state.state_root()
             };
@@ -1022,8 +1107,7 @@ mod tests {
         let synth = Synth::new(&genesis.chain_id, 4, 20);
         while log_records(&store) > 0 {
             let (fb, exec) = synth.next_block(&state, 40, genesis.genesis_time_ms);
-            store.commit(&exec, &fb).unwrap();
-            state.commit(exec);
+            store.commit(exec, &fb, &mut state).unwrap();
         }
         assert!(store.pending.is_empty());
         assert_eq!(store.tip().height, 2 * index::INDEX_BATCH_BLOCKS as u64);
@@ -1045,14 +1129,15 @@ mod tests {
     }
 
     /// A stored account with points, and a copy of it 1,000 points richer.
-    fn richer_account(store: &Store) -> (StateKey, StateValue) {
+    fn richer_account(store: &Store) -> (StateKey, StateValue, Hash32) {
         scan_prefix(store.raw_db(), &[STATE])
             .find_map(|item| {
-                let (k, v) = item.unwrap();
-                match decode(&v, "value").unwrap() {
-                    StateValue::Account(mut a) if !a.lots.is_empty() => {
+                let (_, record) = item.unwrap();
+                match state_source::parse_state_record(&record).unwrap() {
+                    (k, StateValue::Account(mut a)) if !a.lots.is_empty() => {
+                        let hash = StateValue::Account(a.clone()).tree_value();
                         a.lots[0].amount += 1_000;
-                        Some((decode(&k[1..], "key").unwrap(), StateValue::Account(a)))
+                        Some((k, StateValue::Account(a), hash))
                     }
                     _ => None,
                 }
@@ -1063,25 +1148,27 @@ mod tests {
     #[test]
     fn an_altered_balance_is_caught_by_the_state_root() {
         let dir = tempfile::tempdir().unwrap();
-        let (genesis, _) = chain(dir.path(), 3);
+        // Long enough for the state to be written at the tip.
+        let (genesis, _) = chain(dir.path(), STATE_WRITE_BLOCKS);
         let (store, state) = Store::open(dir.path(), &genesis).unwrap();
-        store.verify_state(&state).unwrap();
-        let (k, richer) = richer_account(&store);
+        store.verify_state(&genesis).unwrap();
+        let (k, richer, old_hash) = richer_account(&store);
         let db = store.raw_db();
-        db.insert(key(STATE, &encoding::encode(&k)), encoding::encode(&richer))
-            .unwrap();
+        let record = state_source::state_record_key(&k);
+        db.insert(
+            record.clone(),
+            state_source::state_record_hashed(&old_hash, &k, &richer),
+        )
+        .unwrap();
         // The entry no longer matches its leaf.
-        match store.verify_state(&state) {
+        match store.verify_state(&genesis) {
             Err(StoreError::Corrupt(why)) => assert!(why.contains("leaf"), "{why}"),
             other => panic!("tampering not detected: {other:?}"),
         }
         // Its leaf altered to match: the leaves no longer give the root.
-        db.insert(
-            state_source::leaf_key(&k.tree_key()),
-            richer.tree_value().0.to_vec(),
-        )
-        .unwrap();
-        match store.verify_state(&state) {
+        db.insert(record, state_source::state_record(&k, &richer))
+            .unwrap();
+        match store.verify_state(&genesis) {
             Err(StoreError::Corrupt(why)) => assert!(why.contains("state root"), "{why}"),
             other => panic!("tampering not detected: {other:?}"),
         }
@@ -1104,15 +1191,40 @@ mod tests {
     }
 
     #[test]
+    fn the_state_is_written_every_few_dozen_blocks_and_the_rest_replayed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, _) = chain(dir.path(), STATE_WRITE_BLOCKS + 8);
+        let synth = Synth::new(&genesis.chain_id, 4, 20);
+        for round in 0..2u64 {
+            let (mut store, mut state) = Store::open(dir.path(), &genesis).unwrap();
+            let tip = store.tip().height;
+            assert_eq!(tip, STATE_WRITE_BLOCKS + 8 + round * STATE_WRITE_BLOCKS);
+            assert_eq!(
+                store.state_height(),
+                tip / STATE_WRITE_BLOCKS * STATE_WRITE_BLOCKS
+            );
+            assert_eq!(state.tip(), store.tip());
+            store.verify_state(&genesis).unwrap();
+            let replayed = replay(&store, &genesis).unwrap();
+            assert_eq!(state.state_root(), replayed.state_root());
+            assert_eq!(state.claims(), replayed.claims());
+            for _ in 0..STATE_WRITE_BLOCKS {
+                let (fb, exec) = synth.next_block(&state, 40, genesis.genesis_time_ms);
+                store.commit(exec, &fb, &mut state).unwrap();
+            }
+        }
+    }
+
+    #[test]
     fn a_commit_that_does_not_extend_the_tip_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (genesis, _) = demo_genesis("store-test", 4, 1_700_000_000_000);
-        let (mut store, state) = Store::open(dir.path(), &genesis).unwrap();
+        let (mut store, mut state) = Store::open(dir.path(), &genesis).unwrap();
         let synth = Synth::new(&genesis.chain_id, 4, 20);
         let (fb, exec) = synth.next_block(&state, 10, genesis.genesis_time_ms);
-        store.commit(&exec, &fb).unwrap();
+        store.commit(exec.clone(), &fb, &mut state).unwrap();
         assert!(matches!(
-            store.commit(&exec, &fb),
+            store.commit(exec, &fb, &mut state),
             Err(StoreError::NotNext { tip: 1, got: 1 })
         ));
     }

@@ -1,15 +1,17 @@
 //! The ledger state on disk: the node's [`StateSource`].
 //!
-//! The state lives in the store, not in memory. Four key spaces hold it
+//! The state lives in the store, not in memory. Three key spaces hold it
 //! (see the table in [`super`]):
 //!
-//! - `s`: every entry, encoded key to encoded value (point reads);
-//! - `q`: the two time-ordered queues (expiry, receipt pruning) with keys
-//!   that sort as the state keys do, for the range reads of
-//!   [`StateSource::expiry_keys_until`] and
-//!   [`StateSource::receipts_before`] (the canonical encoding is little
-//!   endian, so `s` keys do not sort by time);
-//! - `l`: the state tree's leaves, key hash to value hash;
+//! - `s`: one record per entry, keyed by the entry's key hash (its path in
+//!   the state tree): the value hash, then the encoded key and value
+//!   ([`state_record`]). Keyed by hash, the records are also the tree's
+//!   leaves in key-hash order, so a bucket of the tree is one range read
+//!   and a changed entry is one write;
+//! - `q`: an ordered index of the entries read by range or by kind: the
+//!   two time-ordered queues (expiry, receipt pruning), with keys that sort
+//!   as the state keys do (the canonical encoding is little endian, so
+//!   encoded keys do not sort by time), and the claims and proposals;
 //! - `p`: the summary of each non-empty bucket of the tree's top
 //!   ([`PagedTree`]), from which the top is rebuilt at open.
 //!
@@ -22,14 +24,12 @@ use std::sync::Arc;
 use alliance_protocol::encoding;
 use alliance_protocol::smt_paged::{PagedTree, Summary};
 use alliance_protocol::state::{EntryKind, StateKey, StateSource, StateValue};
-use alliance_protocol::{Hash32, MerchantId};
+use alliance_protocol::Hash32;
 
 use super::kv::{scan_prefix, Batch, Kv};
 use super::{decode, key, StoreError, STATE};
 
-/// Prefix of the tree's leaves.
-pub(super) const LEAF: u8 = b'l';
-/// Prefix of the time-ordered queue keys.
+/// Prefix of the ordered index.
 pub(super) const QUEUE: u8 = b'q';
 /// Prefix of the bucket summaries.
 pub(super) const BUCKET: u8 = b'p';
@@ -44,12 +44,24 @@ pub const DEFAULT_TREE_BITS: usize = 16;
 
 const QUEUE_EXPIRY: u8 = 0;
 const QUEUE_RECEIPT: u8 = 1;
+const INDEX_CLAIM: u8 = 2;
+const INDEX_PROPOSAL: u8 = 3;
 
-/// The `q` key of a queue entry: sorts as [`StateKey`]'s order (time,
-/// then owner; time, then merchant, then receipt reference). `None` for
-/// other keys.
+/// The `q` key of an indexed entry: the queues sort as [`StateKey`]'s
+/// order (time, then owner; time, then merchant, then receipt reference);
+/// claims and proposals are listed by kind. `None` for other keys.
 pub(super) fn queue_key(k: &StateKey) -> Option<Vec<u8>> {
     match k {
+        StateKey::Claim(..) => {
+            let mut out = vec![QUEUE, INDEX_CLAIM];
+            out.extend_from_slice(&encoding::encode(k));
+            Some(out)
+        }
+        StateKey::Proposal(id) => {
+            let mut out = vec![QUEUE, INDEX_PROPOSAL];
+            out.extend_from_slice(&id.to_be_bytes());
+            Some(out)
+        }
         StateKey::Expiry(t, owner) => {
             let mut out = Vec::with_capacity(2 + 8 + 32);
             out.extend_from_slice(&[QUEUE, QUEUE_EXPIRY]);
@@ -72,9 +84,41 @@ pub(super) fn queue_key(k: &StateKey) -> Option<Vec<u8>> {
     }
 }
 
-/// The `l` key of a leaf.
-pub(super) fn leaf_key(hash: &Hash32) -> Vec<u8> {
-    key(LEAF, &hash.0)
+/// The `s` key of an entry: its key hash.
+pub fn state_record_key(k: &StateKey) -> Vec<u8> {
+    key(STATE, &k.tree_key().0)
+}
+
+/// The `s` record of an entry: its value hash (the tree leaf's), then the
+/// canonical encoding of `(key, value)`.
+pub fn state_record(k: &StateKey, v: &StateValue) -> Vec<u8> {
+    state_record_hashed(&v.tree_value(), k, v)
+}
+
+/// [`state_record`] with the value hash already computed.
+pub fn state_record_hashed(value_hash: &Hash32, k: &StateKey, v: &StateValue) -> Vec<u8> {
+    let mut out = value_hash.0.to_vec();
+    out.extend_from_slice(&encoding::encode(&(k, v)));
+    out
+}
+
+/// An `s` record's entry (the hash is not checked: see
+/// [`verify_records`]).
+pub fn parse_state_record(record: &[u8]) -> Result<(StateKey, StateValue), StoreError> {
+    let body = record
+        .get(32..)
+        .ok_or_else(|| StoreError::Corrupt("state record shorter than its hash".into()))?;
+    decode(body, "state record")
+}
+
+/// The writes of one state entry (`None`: deleted): its record and its
+/// index key.
+pub(super) fn write_entry(batch: &mut Batch, k: &StateKey, v: Option<&StateValue>) {
+    match v {
+        Some(v) => batch.put(state_record_key(k), state_record(k, v)),
+        None => batch.delete(state_record_key(k)),
+    }
+    entry_writes(batch, k, v);
 }
 
 /// The `p` key of a bucket.
@@ -82,7 +126,7 @@ pub(super) fn bucket_key(bucket: u32) -> Vec<u8> {
     key(BUCKET, &bucket.to_be_bytes())
 }
 
-/// Adds the queue and leaf writes of one state entry (`None`: deleted).
+/// Adds the index write of one state entry (`None`: deleted).
 pub(super) fn entry_writes(batch: &mut Batch, k: &StateKey, v: Option<&StateValue>) {
     if let Some(q) = queue_key(k) {
         match v {
@@ -144,11 +188,7 @@ impl StateSource for KvSource {
     }
 
     fn get(&self, k: &StateKey) -> Option<StateValue> {
-        let bytes = self
-            .db
-            .get(&key(STATE, &encoding::encode(k)))
-            .unwrap_or_else(|e| fatal("read", e))?;
-        Some(decode(&bytes, "state value").unwrap_or_else(|e| fatal("state value", e)))
+        read_entry(self.db.as_ref(), k).unwrap_or_else(|e| fatal("read", e))
     }
 
     fn expiry_keys_until(&self, until_ms: u64) -> Vec<StateKey> {
@@ -160,20 +200,17 @@ impl StateSource for KvSource {
     }
 
     fn entries_of(&self, kind: EntryKind) -> Vec<(StateKey, StateValue)> {
-        let sample = match kind {
-            EntryKind::Claim => {
-                let m = MerchantId::new("a").expect("a valid merchant id");
-                StateKey::Claim(m.clone(), m)
-            }
-            EntryKind::Proposal => StateKey::Proposal(0),
+        let index = match kind {
+            EntryKind::Claim => INDEX_CLAIM,
+            EntryKind::Proposal => INDEX_PROPOSAL,
         };
-        // The canonical encoding starts with the variant's index (4 bytes).
-        let prefix = key(STATE, &encoding::encode(&sample)[..4]);
-        let mut out: Vec<(StateKey, StateValue)> = scan_prefix(self.db.as_ref(), &prefix)
-            .map(|item| {
-                let (k, v) = item.unwrap_or_else(|e| fatal("scan", e));
-                let k: StateKey = decode(&k[1..], "state key").unwrap_or_else(|e| fatal("key", e));
-                let v = decode(&v, "state value").unwrap_or_else(|e| fatal("value", e));
+        let mut out: Vec<(StateKey, StateValue)> = self
+            .queue_keys(index, None, usize::MAX)
+            .into_iter()
+            .map(|k| {
+                let v = self
+                    .get(&k)
+                    .unwrap_or_else(|| fatal("index", format!("{k:?} is indexed but absent")));
                 (k, v)
             })
             .collect();
@@ -182,19 +219,38 @@ impl StateSource for KvSource {
     }
 
     fn leaves(&self, low: &Hash32, high: &Hash32) -> Vec<(Hash32, Hash32)> {
-        let lo = leaf_key(low);
-        let mut hi = leaf_key(high);
+        let lo = key(STATE, &low.0);
+        let mut hi = key(STATE, &high.0);
         hi.push(0); // inclusive of `high`
         self.db
             .range(&lo, &hi, false)
             .map(|item| {
                 let (k, v) = item.unwrap_or_else(|e| fatal("leaf read", e));
-                match (hash_at(&k, 1), hash_at(&v, 0)) {
-                    (Some(k), Some(v)) => (k, v),
-                    _ => fatal("leaf record", "not two 32-byte hashes"),
-                }
+                leaf_of(&k, &v).unwrap_or_else(|e| fatal("state record", e))
             })
             .collect()
+    }
+}
+
+/// The entry under `k`, read from its record (whose key must be `k`).
+pub(super) fn read_entry(db: &dyn Kv, k: &StateKey) -> Result<Option<StateValue>, StoreError> {
+    let Some(record) = db.get(&state_record_key(k))? else {
+        return Ok(None);
+    };
+    let (stored, value) = parse_state_record(&record)?;
+    if stored != *k {
+        return Err(StoreError::Corrupt(format!(
+            "the record of {k:?} holds {stored:?}"
+        )));
+    }
+    Ok(Some(value))
+}
+
+/// The tree leaf of an `s` record: its key hash and value hash.
+fn leaf_of(k: &[u8], v: &[u8]) -> Result<(Hash32, Hash32), StoreError> {
+    match (hash_at(k, 1), v.get(..32).and_then(|h| hash_at(h, 0))) {
+        (Some(k), Some(v)) => Ok((k, v)),
+        _ => Err(StoreError::Corrupt("state record key or hash".into())),
     }
 }
 
@@ -231,51 +287,60 @@ pub(super) fn load_tree(db: &dyn Kv, bits: usize) -> Result<PagedTree, StoreErro
         .map_err(|e| StoreError::Corrupt(format!("bucket summaries: {e}")))
 }
 
-/// Writes the queue keys, leaves and bucket summaries of every entry in
-/// `s` (a new store, or one written before the state moved to disk), for a
-/// tree of depth `bits`, and returns the tree. Reads every entry once.
-pub(super) fn build_tree_records(db: &dyn Kv, bits: usize) -> Result<PagedTree, StoreError> {
+/// Moves a store written before the state moved to disk (entries in `s`
+/// keyed by their encoded key, no index, no tree records) to this layout,
+/// with a tree of depth `bits`, and returns the tree. Such stores held
+/// their whole state in memory, so this holds it in memory once too.
+pub(super) fn migrate_legacy(db: &dyn Kv, bits: usize) -> Result<PagedTree, StoreError> {
     let mut batch = Batch::default();
-    // Old records of another depth or a partial build go first.
-    for prefix in [LEAF, QUEUE, BUCKET] {
-        for item in scan_prefix(db, &[prefix]) {
-            batch.delete(item?.0);
-        }
-    }
-    let mut leaves = Vec::new();
+    let mut entries = Vec::new();
     for item in scan_prefix(db, &[STATE]) {
         let (k, v) = item?;
         let sk: StateKey = decode(&k[1..], "state key")?;
         let sv: StateValue = decode(&v, format!("state value of {sk:?}"))?;
-        entry_writes(&mut batch, &sk, Some(&sv));
-        leaves.push((sk.tree_key(), sv.tree_value()));
+        batch.delete(k);
+        entries.push((sk, sv));
     }
-    leaves.sort_unstable();
-    for (k, v) in &leaves {
-        batch.put(leaf_key(k), &v.0[..]);
+    for prefix in [QUEUE, BUCKET] {
+        for item in scan_prefix(db, &[prefix]) {
+            batch.delete(item?.0);
+        }
     }
-    let tree = PagedTree::from_leaves(bits, leaves)
-        .map_err(|e| StoreError::Corrupt(format!("state tree: {e}")))?;
-    let buckets: Vec<(u32, Summary)> = tree.bucket_summaries().collect();
-    bucket_writes(&mut batch, &buckets);
-    batch.put(META_TREE_BITS, vec![bits as u8]);
-    db.apply_durable(batch)?;
-    Ok(tree)
+    db.apply(batch)?;
+    write_entries(db, entries)?;
+    rebucket(db, bits)
 }
 
-/// The tree of depth `bits` over the leaves in `l`, read once in key order
-/// (one bucket in memory at a time), and how many leaves there are.
-fn tree_of_stored_leaves(db: &dyn Kv, bits: usize) -> Result<(PagedTree, u64), StoreError> {
+/// Writes `entries` (a new store's) as records and index keys, not yet
+/// durably; [`rebucket`] then builds the tree and makes it all durable.
+pub(super) fn write_entries(
+    db: &dyn Kv,
+    entries: impl IntoIterator<Item = (StateKey, StateValue)>,
+) -> Result<(), StoreError> {
+    let mut batch = Batch::default();
+    for (k, v) in entries {
+        batch.put(state_record_key(&k), state_record(&k, &v));
+        entry_writes(&mut batch, &k, Some(&v));
+    }
+    db.apply(batch)?;
+    Ok(())
+}
+
+/// The tree of depth `bits` over the records in `s`, read once in key-hash
+/// order (one bucket in memory at a time), and how many there are.
+/// `check` sees each record first and may refuse it.
+fn tree_of_records(
+    db: &dyn Kv,
+    bits: usize,
+    mut check: impl FnMut(&[u8], &[u8]) -> Result<(), StoreError>,
+) -> Result<(PagedTree, u64), StoreError> {
     let (mut leaves, mut bad) = (0u64, None);
     let tree = PagedTree::from_leaves(
         bits,
-        scan_prefix(db, &[LEAF]).map_while(|item| {
-            let pair = item.map_err(StoreError::from).and_then(|(k, v)| {
-                match (hash_at(&k, 1), hash_at(&v, 0)) {
-                    (Some(k), Some(v)) => Ok((k, v)),
-                    _ => Err(StoreError::Corrupt("leaf record".into())),
-                }
-            });
+        scan_prefix(db, &[STATE]).map_while(|item| {
+            let pair = item
+                .map_err(StoreError::from)
+                .and_then(|(k, v)| check(&k, &v).and_then(|()| leaf_of(&k, &v)));
             match pair {
                 Ok(pair) => {
                     leaves += 1;
@@ -295,11 +360,11 @@ fn tree_of_stored_leaves(db: &dyn Kv, bits: usize) -> Result<(PagedTree, u64), S
     }
 }
 
-/// Rebuilds the tree of depth `bits` from the leaves in `l` (a change of
-/// depth, or a bulk load), rewriting the bucket summaries. Reads every leaf
-/// once, in bounded memory.
+/// Rebuilds the tree of depth `bits` from the records in `s` (a new store,
+/// a change of depth, or a bulk load), rewriting the bucket summaries,
+/// durably. Reads every record once, in bounded memory.
 pub(super) fn rebucket(db: &dyn Kv, bits: usize) -> Result<PagedTree, StoreError> {
-    let (tree, _) = tree_of_stored_leaves(db, bits)?;
+    let (tree, _) = tree_of_records(db, bits, |_, _| Ok(()))?;
     let mut batch = Batch::default();
     for item in scan_prefix(db, &[BUCKET]) {
         batch.delete(item?.0);
@@ -311,39 +376,32 @@ pub(super) fn rebucket(db: &dyn Kv, bits: usize) -> Result<PagedTree, StoreError
     Ok(tree)
 }
 
-/// Checks that the stored entries, leaves and queue keys agree, and returns
-/// the root of the leaves. Reads everything once, in bounded memory
-/// (`alliance-node verify`; opening checks only the tree's top against the
-/// tip).
+/// Checks every `s` record (its key hash and value hash are its entry's,
+/// its index key is there) and that the index holds nothing else, and
+/// returns the root of the records' leaves. Reads everything once, in
+/// bounded memory (`alliance-node verify`; opening checks only the tree's
+/// top against the tip).
 pub(super) fn verify_records(db: &dyn Kv, bits: usize) -> Result<Hash32, StoreError> {
-    let (mut entries, mut queued) = (0u64, 0u64);
-    for item in scan_prefix(db, &[STATE]) {
-        let (k, v) = item?;
-        let sk: StateKey = decode(&k[1..], "state key")?;
-        let sv: StateValue = decode(&v, format!("state value of {sk:?}"))?;
-        if let Some(q) = queue_key(&sk) {
-            if db.get(&q)?.is_none() {
-                return Err(StoreError::Corrupt(format!("{sk:?} is not queued")));
-            }
-            queued += 1;
-        }
-        let leaf = db.get(&leaf_key(&sk.tree_key()))?;
-        if leaf.as_deref() != Some(&sv.tree_value().0[..]) {
+    let mut indexed = 0u64;
+    let (tree, _) = tree_of_records(db, bits, |k, record| {
+        let (sk, sv) = parse_state_record(record)?;
+        let (key_hash, value_hash) = leaf_of(k, record)?;
+        if key_hash != sk.tree_key() || value_hash != sv.tree_value() {
             return Err(StoreError::Corrupt(format!(
                 "the entry {sk:?} differs from its leaf in the state tree: the stored state no longer matches the state root"
             )));
         }
-        entries += 1;
-    }
-    let (tree, leaves) = tree_of_stored_leaves(db, bits)?;
-    if leaves != entries {
-        return Err(StoreError::Corrupt(format!(
-            "{entries} entries but {leaves} tree leaves"
-        )));
-    }
-    if scan_prefix(db, &[QUEUE]).count() as u64 != queued {
+        if let Some(q) = queue_key(&sk) {
+            if db.get(&q)?.is_none() {
+                return Err(StoreError::Corrupt(format!("{sk:?} is not indexed")));
+            }
+            indexed += 1;
+        }
+        Ok(())
+    })?;
+    if scan_prefix(db, &[QUEUE]).count() as u64 != indexed {
         return Err(StoreError::Corrupt(
-            "the queues hold keys that are not entries".into(),
+            "the index holds keys that are not entries".into(),
         ));
     }
     Ok(tree.root_hash())

@@ -163,6 +163,10 @@ enum Command {
         /// Bucket depth of the state tree (about log2(entries / 12)).
         #[arg(long, default_value_t = 22)]
         bits: usize,
+        /// Storage engine (redb, the node's; fjall and lmdb with
+        /// `--features extra-engines`).
+        #[arg(long, default_value = "redb")]
+        engine: String,
         /// Write JSON here (stdout too).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -191,6 +195,9 @@ enum Command {
         /// Resident-memory budget to report against, MiB.
         #[arg(long, default_value_t = 1024.0)]
         budget_mib: f64,
+        /// Storage engine it was generated with.
+        #[arg(long, default_value = "redb")]
+        engine: String,
         /// Write JSON here (stdout too).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -492,6 +499,7 @@ fn main() {
             receipts,
             signers,
             bits,
+            engine,
             out,
         } => {
             let v = big_state::generate(&big_state::GenConfig {
@@ -500,6 +508,7 @@ fn main() {
                 receipts,
                 signers,
                 bits,
+                engine,
             });
             write(&out, &v);
         }
@@ -511,6 +520,7 @@ fn main() {
             txs_per_block,
             queries,
             budget_mib,
+            engine,
             out,
         } => {
             let v = big_state::run(&big_state::RunConfig {
@@ -521,6 +531,7 @@ fn main() {
                 txs_per_block,
                 queries,
                 budget_mib,
+                engine,
             });
             let mut summary = v.clone();
             summary["blocks"] = json!(v["blocks"].as_array().map_or(0, Vec::len));

@@ -83,35 +83,31 @@ pub struct Execution {
 enum ExecTree {
     /// The whole tree (a state in memory).
     Memory(SparseMerkleTree),
-    /// A state on a source: the heap entries changed since the source's
-    /// height, and what the store writes for this block.
+    /// A state on a source: the heap entries this block changes (on its
+    /// parent's tree) and its leaf changes, `(key hash, value hash)`.
     Paged {
         delta: TreeDelta,
-        writes: TreeWrites,
+        leaves: Vec<(Hash32, Option<Hash32>)>,
     },
 }
 
-/// What a store writes to its tree for a block of a state on a source
-/// ([`Execution::tree_writes`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TreeWrites {
-    /// The block's leaf changes, `(key hash, value hash)`; `None` removes.
-    pub leaves: Vec<(Hash32, Option<Hash32>)>,
-    /// The bucket summaries of the tree after the block that differ from
-    /// the source's (the block's and those of unfinal ancestors it was
-    /// executed on, which the store rewrites with the same values).
-    pub buckets: Vec<(u32, Summary)>,
+impl Execution {
+    /// Whether this is an execution of a state on a source (a store's).
+    pub fn is_on_source(&self) -> bool {
+        matches!(self.tree, ExecTree::Paged { .. })
+    }
 }
 
-impl Execution {
-    /// What a store writes to the state tree with this block; `None` for an
-    /// execution of a state held in memory.
-    pub fn tree_writes(&self) -> Option<&TreeWrites> {
-        match &self.tree {
-            ExecTree::Memory(_) => None,
-            ExecTree::Paged { writes, .. } => Some(writes),
-        }
-    }
+/// What a store writes to bring its state to a state on it
+/// ([`LedgerState::writes_with`]): every entry changed since the source's
+/// height (`None`: deleted), in key order, and the tree's changed bucket
+/// summaries, in bucket order.
+#[derive(Debug, Clone, Default)]
+pub struct StateWrites {
+    /// Changed entries.
+    pub entries: Vec<(StateKey, Option<StateValue>)>,
+    /// Changed bucket summaries.
+    pub buckets: Vec<(u32, Summary)>,
 }
 
 impl LedgerState {
@@ -199,8 +195,35 @@ impl LedgerState {
     pub fn state_root(&self) -> Hash32 {
         match &self.backing {
             Backing::Memory { tree, .. } => tree.root_hash(),
-            Backing::Paged(p) => p.tree.root_hash_over(&p.layers.delta),
+            Backing::Paged(p) => p.tree.root_hash_over(&[&p.layers.delta]),
         }
+    }
+
+    /// Entries changed since the source's height (0 for a state in
+    /// memory): what [`LedgerState::writes_with`] would write.
+    pub fn unwritten_entries(&self) -> usize {
+        match &self.backing {
+            Backing::Memory { .. } => 0,
+            Backing::Paged(p) => p.layers.entries.len(),
+        }
+    }
+
+    /// The writes that bring this state's source to the state after
+    /// `exec` (the next block): the changes of every block committed on the
+    /// state since the source's height, and `exec`'s. `None` for a state in
+    /// memory or an execution of one.
+    pub fn writes_with(&self, exec: &Execution) -> Option<StateWrites> {
+        let (Backing::Paged(p), ExecTree::Paged { delta, .. }) = (&self.backing, &exec.tree) else {
+            return None;
+        };
+        let mut entries = p.layers.entries.clone();
+        entries.extend(exec.changes.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let mut all = p.layers.delta.clone();
+        all.extend(delta);
+        Some(StateWrites {
+            entries: entries.into_iter().collect(),
+            buckets: p.tree.delta_buckets(&all),
+        })
     }
 
     /// Every entry, in key order (for storage, export and audits), of a
@@ -222,7 +245,7 @@ impl LedgerState {
             Backing::Paged(p) => {
                 let proof = p
                     .tree
-                    .prove_over(&p.layers.delta, &p.leaf_store(), &key.tree_key())
+                    .prove_over(&[&p.layers.delta], &p.leaf_store(), &key.tree_key())
                     .unwrap_or_else(|e| panic!("state tree and store out of step: {e}"));
                 (p.get(key).map(|v| v.into_owned()), proof)
             }
@@ -236,6 +259,28 @@ impl LedgerState {
 
     fn view(&self) -> Overlay<'_> {
         Overlay::new(&self.backing)
+    }
+
+    /// For a state on a source and a large batch, the accounts the
+    /// transactions read, fetched ahead on every core (the rules then read
+    /// them from memory). A hint: what it misses is read on demand.
+    fn prefetch<'t>(
+        &self,
+        txs: impl Iterator<Item = &'t Transaction>,
+    ) -> Option<overlay::Prefetched> {
+        let Backing::Paged(p) = &self.backing else {
+            return None;
+        };
+        let mut keys = std::collections::HashSet::new();
+        for tx in txs {
+            keys.insert(StateKey::Account(tx.signer));
+            if let crate::tx::TxBody::Issue { to, .. } | crate::tx::TxBody::Transfer { to, .. } =
+                &tx.body
+            {
+                keys.insert(StateKey::Account(*to));
+            }
+        }
+        (keys.len() >= PREFETCH_KEYS_MIN).then(|| p.prefetch(keys.into_iter().collect()))
     }
 
     /// Alliance parameters.
@@ -334,7 +379,8 @@ impl LedgerState {
             height,
             timestamp_ms,
         };
-        let mut o = self.view();
+        let prefetched = self.prefetch(txs.iter());
+        let mut o = Overlay::with_prefetched(&self.backing, prefetched.as_ref());
         rules::begin_block(&mut o, timestamp_ms);
         let mut outcomes = Vec::with_capacity(txs.len());
         for (tx, sig_ok) in txs.iter().zip(signatures_ok) {
@@ -366,13 +412,9 @@ impl LedgerState {
             Backing::Paged(p) => {
                 let (delta, _) = p
                     .tree
-                    .apply_over(&p.layers.delta, &p.leaf_store(), leaves.iter().copied())
+                    .apply_over(&[&p.layers.delta], &p.leaf_store(), leaves.iter().copied())
                     .unwrap_or_else(|e| panic!("state tree and store out of step: {e}"));
-                let buckets = p.tree.delta_buckets(&delta);
-                ExecTree::Paged {
-                    delta,
-                    writes: TreeWrites { leaves, buckets },
-                }
+                ExecTree::Paged { delta, leaves }
             }
         }
     }
@@ -380,7 +422,9 @@ impl LedgerState {
     fn root_of(&self, tree: &ExecTree) -> Hash32 {
         match (tree, &self.backing) {
             (ExecTree::Memory(t), _) => t.root_hash(),
-            (ExecTree::Paged { delta, .. }, Backing::Paged(p)) => p.tree.root_hash_over(delta),
+            (ExecTree::Paged { delta, .. }, Backing::Paged(p)) => {
+                p.tree.root_hash_over(&[&p.layers.delta, delta])
+            }
             (ExecTree::Paged { .. }, Backing::Memory { .. }) => {
                 unreachable!("a paged execution comes from a state on a source")
             }
@@ -551,7 +595,8 @@ impl LedgerState {
             height,
             timestamp_ms,
         };
-        let mut o = self.view();
+        let prefetched = self.prefetch(candidates.iter());
+        let mut o = Overlay::with_prefetched(&self.backing, prefetched.as_ref());
         rules::begin_block(&mut o, timestamp_ms);
         let mut txs = Vec::new();
         let mut bytes = 0usize;
@@ -644,26 +689,27 @@ impl LedgerState {
                 }
                 *tree = after;
             }
-            (Backing::Paged(p), ExecTree::Paged { delta, writes }) => {
+            (Backing::Paged(p), ExecTree::Paged { delta, leaves }) => {
                 if p.source.height() >= exec.header.height {
-                    // The store holds this block: only the top of the tree
-                    // moves. Its delta may repeat entries of blocks already
-                    // merged, with the same values.
-                    assert!(
-                        p.layers.is_empty(),
-                        "a state with unfinal blocks on top commits a final one"
-                    );
+                    // The source holds the state after this block (the store
+                    // wrote it with the changes of the blocks before it
+                    // since its last write): only the top of the tree moves.
                     assert_eq!(
                         p.source.height(),
                         exec.header.height,
                         "the source is past the block committed"
                     );
-                    Arc::make_mut(&mut p.tree).merge(&delta);
+                    let tree = Arc::make_mut(&mut p.tree);
+                    tree.merge(&p.layers.delta);
+                    tree.merge(&delta);
+                    p.layers = Layers::default();
                 } else {
-                    // A block not final yet: its changes stay in memory.
+                    // The source is behind: the changes stay in memory
+                    // (a block not final yet, or whose state the store
+                    // writes later).
                     p.layers.entries.extend(exec.changes);
-                    p.layers.leaves.extend(writes.leaves);
-                    p.layers.delta = delta;
+                    p.layers.leaves.extend(leaves);
+                    p.layers.delta.extend(&delta);
                 }
             }
             _ => unreachable!("an execution is committed to the kind of state it came from"),
@@ -691,6 +737,9 @@ impl LedgerState {
 pub fn verify_signatures(txs: &[Transaction]) -> Vec<bool> {
     txs.iter().map(Transaction::verify_signature).collect()
 }
+
+/// Accounts from which a block's execution on a source reads them ahead.
+const PREFETCH_KEYS_MIN: usize = 64;
 
 /// Signer keys one [`verify_signatures_parallel`] call decodes at most once.
 const PARALLEL_VERIFY_KEYS: usize = 4_096;

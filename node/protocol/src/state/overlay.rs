@@ -14,16 +14,27 @@ use crate::merchant::{AllianceParams, Merchant, MerchantId};
 /// Writes of a block: `None` deletes the entry.
 pub type ChangeSet = BTreeMap<StateKey, Option<StateValue>>;
 
+/// Committed entries read ahead of execution (see
+/// [`super::LedgerState`]'s prefetch): `None` for an absent entry.
+pub(crate) type Prefetched = std::collections::HashMap<StateKey, Option<StateValue>>;
+
 pub(crate) struct Overlay<'a> {
     base: &'a Backing,
+    prefetched: Option<&'a Prefetched>,
     block: ChangeSet,
     tx: ChangeSet,
 }
 
 impl<'a> Overlay<'a> {
     pub(crate) fn new(base: &'a Backing) -> Self {
+        Overlay::with_prefetched(base, None)
+    }
+
+    /// An overlay whose base reads look in `prefetched` first.
+    pub(crate) fn with_prefetched(base: &'a Backing, prefetched: Option<&'a Prefetched>) -> Self {
         Overlay {
             base,
+            prefetched,
             block: ChangeSet::new(),
             tx: ChangeSet::new(),
         }
@@ -34,6 +45,9 @@ impl<'a> Overlay<'a> {
             return v.as_ref().map(Cow::Borrowed);
         }
         if let Some(v) = self.block.get(key) {
+            return v.as_ref().map(Cow::Borrowed);
+        }
+        if let Some(v) = self.prefetched.and_then(|p| p.get(key)) {
             return v.as_ref().map(Cow::Borrowed);
         }
         self.base.get(key)

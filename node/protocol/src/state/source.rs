@@ -114,12 +114,6 @@ pub(crate) struct Layers {
     pub(crate) delta: TreeDelta,
 }
 
-impl Layers {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.entries.is_empty() && self.leaves.is_empty() && self.delta.is_empty()
-    }
-}
-
 /// A state on a source: the source, the top of its tree, and the layers of
 /// unfinal blocks on top.
 #[derive(Clone)]
@@ -187,6 +181,34 @@ impl Paged {
             };
         }
         map.into_iter().collect()
+    }
+
+    /// The entries of `keys` (distinct), read on every core: a store read
+    /// is most of the cost of executing a transaction on a large state.
+    pub(crate) fn prefetch(&self, keys: Vec<StateKey>) -> super::overlay::Prefetched {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(4);
+        let read = |chunk: &[StateKey]| -> Vec<(StateKey, Option<StateValue>)> {
+            chunk
+                .iter()
+                .map(|k| (k.clone(), self.get(k).map(Cow::into_owned)))
+                .collect()
+        };
+        if threads < 2 || keys.len() < 64 {
+            return read(&keys).into_iter().collect();
+        }
+        let read = &read;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = keys
+                .chunks(keys.len().div_ceil(threads))
+                .map(|chunk| scope.spawn(move || read(chunk)))
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().expect("a prefetch does not panic"))
+                .collect()
+        })
     }
 
     /// The tree's leaves as the layers change them.
@@ -262,9 +284,10 @@ impl MemSource {
         inner.leaves.iter().map(|(k, v)| (*k, *v)).collect()
     }
 
-    /// Writes a block's changes and moves to its height, as a store's
-    /// commit does.
-    pub fn write(&self, height: u64, changes: &ChangeSet) {
+    /// Writes the changes of the blocks up to `height` (from
+    /// [`LedgerState::writes_with`](super::LedgerState::writes_with)) and
+    /// moves to that height, as a store's commit does.
+    pub fn write(&self, height: u64, changes: &[(StateKey, Option<StateValue>)]) {
         let mut inner = self.inner.write().expect("lock");
         for (k, v) in changes {
             match v {
