@@ -1216,6 +1216,42 @@ mod tests {
     }
 
     #[test]
+    fn a_store_from_before_the_state_moved_to_disk_is_converted_at_open() {
+        // The old layout, written by hand: every entry under its encoded
+        // key, no index and no tree records; blocks and tip as ever.
+        let (genesis, _) = demo_genesis("store-test", 4, 1_700_000_000_000);
+        let synth = Synth::new(&genesis.chain_id, 4, 20);
+        let mut memory = LedgerState::from_genesis(&genesis);
+        let db = MemKv::default();
+        let mut batch = Batch::default();
+        for _ in 0..5 {
+            let (fb, exec) = synth.next_block(&memory, 30, genesis.genesis_time_ms);
+            let h = fb.block.header.height;
+            batch.put(key(BLOCK, &h.to_be_bytes()), fb.to_bytes());
+            batch.put(key(HASH, &fb.block.hash().0), &h.to_be_bytes()[..]);
+            memory.commit(exec);
+        }
+        for (k, v) in memory.entries().unwrap() {
+            batch.put(key(STATE, &encoding::encode(k)), encoding::encode(v));
+        }
+        batch.put(META_TIP, encoding::encode(&memory.tip()));
+        batch.put(META_GENESIS, &genesis.hash().0[..]);
+        db.apply_durable(batch).unwrap();
+        let (store, state) = Store::open_on(Box::new(db.clone()), &genesis).unwrap();
+        assert_eq!(state.tip(), memory.tip());
+        assert_eq!(state.state_root(), memory.state_root());
+        assert_eq!(state.claims(), memory.claims());
+        for (k, v) in memory.entries().unwrap() {
+            assert_eq!(state.get(k).as_ref(), Some(v));
+        }
+        store.verify_state(&genesis).unwrap();
+        drop((store, state));
+        // Converted once: the next open reads the new layout.
+        let (_, state) = Store::open_on(Box::new(db), &genesis).unwrap();
+        assert_eq!(state.state_root(), memory.state_root());
+    }
+
+    #[test]
     fn a_commit_that_does_not_extend_the_tip_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (genesis, _) = demo_genesis("store-test", 4, 1_700_000_000_000);

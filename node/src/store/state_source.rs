@@ -289,26 +289,37 @@ pub(super) fn load_tree(db: &dyn Kv, bits: usize) -> Result<PagedTree, StoreErro
 
 /// Moves a store written before the state moved to disk (entries in `s`
 /// keyed by their encoded key, no index, no tree records) to this layout,
-/// with a tree of depth `bits`, and returns the tree. Such stores held
-/// their whole state in memory, so this holds it in memory once too.
+/// with a tree of depth `bits`, and returns the tree: one atomic batch, so
+/// a crash leaves the old layout or the new one. Such stores held their
+/// whole state in memory, so this holds it in memory once too.
 pub(super) fn migrate_legacy(db: &dyn Kv, bits: usize) -> Result<PagedTree, StoreError> {
     let mut batch = Batch::default();
-    let mut entries = Vec::new();
-    for item in scan_prefix(db, &[STATE]) {
-        let (k, v) = item?;
-        let sk: StateKey = decode(&k[1..], "state key")?;
-        let sv: StateValue = decode(&v, format!("state value of {sk:?}"))?;
-        batch.delete(k);
-        entries.push((sk, sv));
-    }
+    let mut leaves = Vec::new();
     for prefix in [QUEUE, BUCKET] {
         for item in scan_prefix(db, &[prefix]) {
             batch.delete(item?.0);
         }
     }
-    db.apply(batch)?;
-    write_entries(db, entries)?;
-    rebucket(db, bits)
+    for item in scan_prefix(db, &[STATE]) {
+        let (k, v) = item?;
+        let sk: StateKey = decode(&k[1..], "state key")?;
+        let sv: StateValue = decode(&v, format!("state value of {sk:?}"))?;
+        batch.delete(k);
+        batch.put(state_record_key(&sk), state_record(&sk, &sv));
+        entry_writes(&mut batch, &sk, Some(&sv));
+        leaves.push((sk.tree_key(), sv.tree_value()));
+    }
+    leaves.sort_unstable();
+    let tree = PagedTree::from_leaves(bits, leaves)
+        .map_err(|e| StoreError::Corrupt(format!("state tree: {e}")))?;
+    let buckets: Vec<(u32, Summary)> = tree.bucket_summaries().collect();
+    bucket_writes(&mut batch, &buckets);
+    batch.put(META_TREE_BITS, vec![bits as u8]);
+    // A legacy key is deleted and its record put under another key; the
+    // batch keeps each key's writes in order, and the two never collide
+    // (a record key is a key hash).
+    db.apply_durable(batch)?;
+    Ok(tree)
 }
 
 /// Writes `entries` (a new store's) as records and index keys, not yet
