@@ -763,6 +763,11 @@ fn on_a_source(
         let last = i + 1 == history.len();
         while pending.len() > 2 || (last && !pending.is_empty()) {
             let (height, exec) = pending.remove(0);
+            if height % 2 == 0 {
+                // No copy alive: the final state's layers grow in place
+                // (otherwise they grow on its own side of the copy).
+                drop(std::mem::replace(&mut spec, states[0].clone()));
+            }
             if height % 3 == 0 || last && pending.is_empty() {
                 let writes = fin.writes_with(&exec).expect("a state on a source");
                 source.write(height, &writes.entries);

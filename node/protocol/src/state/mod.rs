@@ -195,7 +195,7 @@ impl LedgerState {
     pub fn state_root(&self) -> Hash32 {
         match &self.backing {
             Backing::Memory { tree, .. } => tree.root_hash(),
-            Backing::Paged(p) => p.tree.root_hash_over(&[&p.layers.delta]),
+            Backing::Paged(p) => p.tree.root_hash_over(&p.layers.deltas()),
         }
     }
 
@@ -204,7 +204,7 @@ impl LedgerState {
     pub fn unwritten_entries(&self) -> usize {
         match &self.backing {
             Backing::Memory { .. } => 0,
-            Backing::Paged(p) => p.layers.entries.len(),
+            Backing::Paged(p) => p.layers.len(),
         }
     }
 
@@ -216,9 +216,9 @@ impl LedgerState {
         let (Backing::Paged(p), ExecTree::Paged { delta, .. }) = (&self.backing, &exec.tree) else {
             return None;
         };
-        let mut entries = p.layers.entries.clone();
+        let mut entries = p.layers.merged_entries();
         entries.extend(exec.changes.iter().map(|(k, v)| (k.clone(), v.clone())));
-        let mut all = p.layers.delta.clone();
+        let mut all = p.layers.merged_delta();
         all.extend(delta);
         Some(StateWrites {
             entries: entries.into_iter().collect(),
@@ -245,7 +245,7 @@ impl LedgerState {
             Backing::Paged(p) => {
                 let proof = p
                     .tree
-                    .prove_over(&[&p.layers.delta], &p.leaf_store(), &key.tree_key())
+                    .prove_over(&p.layers.deltas(), &p.leaf_store(), &key.tree_key())
                     .unwrap_or_else(|e| panic!("state tree and store out of step: {e}"));
                 (p.get(key).map(|v| v.into_owned()), proof)
             }
@@ -412,7 +412,7 @@ impl LedgerState {
             Backing::Paged(p) => {
                 let (delta, _) = p
                     .tree
-                    .apply_over(&[&p.layers.delta], &p.leaf_store(), leaves.iter().copied())
+                    .apply_over(&p.layers.deltas(), &p.leaf_store(), leaves.iter().copied())
                     .unwrap_or_else(|e| panic!("state tree and store out of step: {e}"));
                 ExecTree::Paged { delta, leaves }
             }
@@ -423,7 +423,8 @@ impl LedgerState {
         match (tree, &self.backing) {
             (ExecTree::Memory(t), _) => t.root_hash(),
             (ExecTree::Paged { delta, .. }, Backing::Paged(p)) => {
-                p.tree.root_hash_over(&[&p.layers.delta, delta])
+                let [shared, own] = p.layers.deltas();
+                p.tree.root_hash_over(&[shared, own, delta])
             }
             (ExecTree::Paged { .. }, Backing::Memory { .. }) => {
                 unreachable!("a paged execution comes from a state on a source")
@@ -700,16 +701,16 @@ impl LedgerState {
                         "the source is past the block committed"
                     );
                     let tree = Arc::make_mut(&mut p.tree);
-                    tree.merge(&p.layers.delta);
+                    for unwritten in p.layers.deltas() {
+                        tree.merge(unwritten);
+                    }
                     tree.merge(&delta);
                     p.layers = Layers::default();
                 } else {
                     // The source is behind: the changes stay in memory
                     // (a block not final yet, or whose state the store
                     // writes later).
-                    p.layers.entries.extend(exec.changes);
-                    p.layers.leaves.extend(leaves);
-                    p.layers.delta.extend(&delta);
+                    p.layers.add(exec.changes, leaves, &delta);
                 }
             }
             _ => unreachable!("an execution is committed to the kind of state it came from"),

@@ -106,12 +106,96 @@ pub(crate) fn map_receipts_before<V>(
 
 /// Changes of blocks executed on top of a [`StateSource`] and not in it:
 /// their entries, their tree leaves, and the tree's heap entries they
-/// changed (cumulative since the source's height).
+/// changed.
 #[derive(Clone, Default)]
-pub(crate) struct Layers {
+pub(crate) struct Layer {
     pub(crate) entries: ChangeSet,
     pub(crate) leaves: BTreeMap<Hash32, Option<Hash32>>,
     pub(crate) delta: TreeDelta,
+}
+
+impl Layer {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.leaves.is_empty() && self.delta.is_empty()
+    }
+
+    fn add(
+        &mut self,
+        changes: ChangeSet,
+        leaves: Vec<(Hash32, Option<Hash32>)>,
+        delta: &TreeDelta,
+    ) {
+        self.entries.extend(changes);
+        self.leaves.extend(leaves);
+        self.delta.extend(delta);
+    }
+}
+
+/// The layers of a state on a source, in two parts so that a speculative
+/// copy is cheap: `shared` (the final state's unwritten blocks, shared by
+/// every copy) under `own` (the blocks this copy added while `shared` was
+/// shared). A commit goes into `shared` while this state is its only
+/// holder and `own` is empty, into `own` otherwise.
+#[derive(Clone, Default)]
+pub(crate) struct Layers {
+    shared: Arc<Layer>,
+    own: Layer,
+}
+
+impl Layers {
+    /// The two parts, the older first.
+    pub(crate) fn parts(&self) -> [&Layer; 2] {
+        [&self.shared, &self.own]
+    }
+
+    /// The tree deltas, the older first.
+    pub(crate) fn deltas(&self) -> [&TreeDelta; 2] {
+        [&self.shared.delta, &self.own.delta]
+    }
+
+    /// The entry under `key` if the layers change it (`Some(None)`:
+    /// deleted).
+    pub(crate) fn get(&self, key: &StateKey) -> Option<&Option<StateValue>> {
+        self.own
+            .entries
+            .get(key)
+            .or_else(|| self.shared.entries.get(key))
+    }
+
+    /// Entries changed (an upper bound: a key in both parts counts twice).
+    pub(crate) fn len(&self) -> usize {
+        self.shared.entries.len() + self.own.entries.len()
+    }
+
+    /// Adds a block's changes on top.
+    pub(crate) fn add(
+        &mut self,
+        changes: ChangeSet,
+        leaves: Vec<(Hash32, Option<Hash32>)>,
+        delta: &TreeDelta,
+    ) {
+        if self.own.is_empty() {
+            if let Some(shared) = Arc::get_mut(&mut self.shared) {
+                shared.add(changes, leaves, delta);
+                return;
+            }
+        }
+        self.own.add(changes, leaves, delta);
+    }
+
+    /// Every changed entry, the later change winning.
+    pub(crate) fn merged_entries(&self) -> ChangeSet {
+        let mut out = self.shared.entries.clone();
+        out.extend(self.own.entries.iter().map(|(k, v)| (k.clone(), v.clone())));
+        out
+    }
+
+    /// The two deltas as one.
+    pub(crate) fn merged_delta(&self) -> TreeDelta {
+        let mut out = self.shared.delta.clone();
+        out.extend(&self.own.delta);
+        out
+    }
 }
 
 /// A state on a source: the source, the top of its tree, and the layers of
@@ -125,7 +209,7 @@ pub(crate) struct Paged {
 
 impl Paged {
     pub(crate) fn get(&self, key: &StateKey) -> Option<Cow<'_, StateValue>> {
-        match self.layers.entries.get(key) {
+        match self.layers.get(key) {
             Some(v) => v.as_ref().map(Cow::Borrowed),
             None => self.source.get(key).map(Cow::Owned),
         }
@@ -137,22 +221,32 @@ impl Paged {
             .expiry_keys_until(until_ms)
             .into_iter()
             .collect();
-        for (k, v) in self.layers.entries.range(expiry_range(until_ms)) {
-            match v {
-                Some(_) => keys.insert(k.clone()),
-                None => keys.remove(k),
-            };
+        for layer in self.layers.parts() {
+            for (k, v) in layer.entries.range(expiry_range(until_ms)) {
+                match v {
+                    Some(_) => keys.insert(k.clone()),
+                    None => keys.remove(k),
+                };
+            }
         }
         keys.into_iter().collect()
     }
 
     pub(crate) fn receipts_before(&self, before_ms: u64, limit: usize) -> Vec<StateKey> {
+        // The older part first, so that the later change of a key wins.
         let layered: Vec<(&StateKey, bool)> = self
             .layers
-            .entries
-            .range(receipt_queue_start()..)
-            .take_while(|(k, _)| matches!(k, StateKey::ReceiptQueue(t, ..) if *t < before_ms))
-            .map(|(k, v)| (k, v.is_some()))
+            .parts()
+            .into_iter()
+            .flat_map(|layer| {
+                layer
+                    .entries
+                    .range(receipt_queue_start()..)
+                    .take_while(
+                        |(k, _)| matches!(k, StateKey::ReceiptQueue(t, ..) if *t < before_ms),
+                    )
+                    .map(|(k, v)| (k, v.is_some()))
+            })
             .collect();
         // The layers delete at most this many of the source's first keys.
         let deleted = layered.iter().filter(|(_, present)| !present).count();
@@ -174,11 +268,13 @@ impl Paged {
     pub(crate) fn entries_of(&self, kind: EntryKind) -> Vec<(StateKey, StateValue)> {
         let mut map: BTreeMap<StateKey, StateValue> =
             self.source.entries_of(kind).into_iter().collect();
-        for (k, v) in self.layers.entries.iter().filter(|(k, _)| kind.holds(k)) {
-            match v {
-                Some(v) => map.insert(k.clone(), v.clone()),
-                None => map.remove(k),
-            };
+        for layer in self.layers.parts() {
+            for (k, v) in layer.entries.iter().filter(|(k, _)| kind.holds(k)) {
+                match v {
+                    Some(v) => map.insert(k.clone(), v.clone()),
+                    None => map.remove(k),
+                };
+            }
         }
         map.into_iter().collect()
     }
@@ -213,9 +309,10 @@ impl Paged {
 
     /// The tree's leaves as the layers change them.
     pub(crate) fn leaf_store(&self) -> LayeredLeaves<'_> {
+        let [shared, own] = self.layers.parts();
         LayeredLeaves {
             source: self.source.as_ref(),
-            changes: &self.layers.leaves,
+            changes: [&shared.leaves, &own.leaves],
         }
     }
 }
@@ -224,7 +321,8 @@ impl Paged {
 /// state on a source.
 pub(crate) struct LayeredLeaves<'a> {
     source: &'a dyn StateSource,
-    changes: &'a BTreeMap<Hash32, Option<Hash32>>,
+    /// The layers' leaf changes, the older first.
+    changes: [&'a BTreeMap<Hash32, Option<Hash32>>; 2],
 }
 
 impl LeafStore for LayeredLeaves<'_> {
@@ -238,11 +336,13 @@ impl LeafStore for LayeredLeaves<'_> {
         let (low, high) = prefix_bounds(prefix, bits);
         let mut leaves: BTreeMap<Hash32, Hash32> =
             self.source.leaves(&low, &high).into_iter().collect();
-        for (k, v) in self.changes.range(low..=high) {
-            match v {
-                Some(v) => leaves.insert(*k, *v),
-                None => leaves.remove(k),
-            };
+        for changes in self.changes {
+            for (k, v) in changes.range(low..=high) {
+                match v {
+                    Some(v) => leaves.insert(*k, *v),
+                    None => leaves.remove(k),
+                };
+            }
         }
         Ok(leaves.into_iter().collect())
     }
