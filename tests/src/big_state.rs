@@ -43,41 +43,57 @@ const POINTS: u64 = 1_000;
 /// Points of a signer's lot: a transfer of 1 point a block for a long run.
 const SIGNER_POINTS: u64 = 1_000_000;
 
-/// What to generate.
-#[derive(Debug, Clone)]
+/// What to generate (the options of `alliance-bench big-state-generate`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct GenConfig {
     /// Data directory of the new store (must not exist or be empty).
+    #[arg(long)]
     pub dir: PathBuf,
     /// Accounts.
+    #[arg(long, default_value_t = 10_000_000)]
     pub accounts: u64,
-    /// Used receipts.
+    /// Used receipts (each with its receipt-queue entry).
+    #[arg(long, default_value_t = 20_000_000)]
     pub receipts: u64,
-    /// Accounts with signing keys (the transfers' senders).
+    /// Accounts with signing keys (the senders of `big-state-run`).
+    #[arg(long, default_value_t = 20_000)]
     pub signers: u64,
-    /// Bucket depth of the state tree.
+    /// Bucket depth of the state tree (about log2(entries / 12)).
+    #[arg(long, default_value_t = 21)]
     pub bits: usize,
-    /// Storage engine ([`Engine::NAMES`]).
+    /// Storage engine (redb, the node's; fjall and lmdb with
+    /// `--features extra-engines`).
+    #[arg(long, default_value = "redb")]
     pub engine: String,
 }
 
-/// What to measure on a generated store.
-#[derive(Debug, Clone)]
+/// What to measure on a generated store (the options of `alliance-bench
+/// big-state-run`).
+#[derive(Debug, Clone, clap::Args)]
 pub struct RunConfig {
     /// The generated store's data directory.
+    #[arg(long)]
     pub dir: PathBuf,
-    /// Accounts and signers it was generated with.
+    /// Accounts it was generated with.
+    #[arg(long, default_value_t = 10_000_000)]
     pub accounts: u64,
-    /// Accounts with signing keys.
+    /// Signers it was generated with.
+    #[arg(long, default_value_t = 20_000)]
     pub signers: u64,
     /// Blocks of transfers to commit.
+    #[arg(long, default_value_t = 96)]
     pub blocks: u64,
     /// Transfers per block.
+    #[arg(long, default_value_t = 1_000)]
     pub txs_per_block: usize,
     /// Balance queries and proofs to serve.
+    #[arg(long, default_value_t = 10_000)]
     pub queries: usize,
-    /// Resident-memory budget, MiB (reported against).
+    /// Resident-memory budget to report against, MiB.
+    #[arg(long, default_value_t = 1024.0)]
     pub budget_mib: f64,
-    /// Storage engine it was generated with ([`Engine::NAMES`]).
+    /// Storage engine it was generated with.
+    #[arg(long, default_value = "redb")]
     pub engine: String,
 }
 

@@ -148,25 +148,8 @@ enum Command {
     },
     /// Writes a large generated ledger state straight into a new store.
     BigStateGenerate {
-        /// Data directory of the new store.
-        #[arg(long)]
-        dir: PathBuf,
-        /// Accounts.
-        #[arg(long, default_value_t = 10_000_000)]
-        accounts: u64,
-        /// Used receipts (each with its receipt-queue entry).
-        #[arg(long, default_value_t = 20_000_000)]
-        receipts: u64,
-        /// Accounts with signing keys (the senders of `big-state-run`).
-        #[arg(long, default_value_t = 20_000)]
-        signers: u64,
-        /// Bucket depth of the state tree (about log2(entries / 12)).
-        #[arg(long, default_value_t = 22)]
-        bits: usize,
-        /// Storage engine (redb, the node's; fjall and lmdb with
-        /// `--features extra-engines`).
-        #[arg(long, default_value = "redb")]
-        engine: String,
+        #[command(flatten)]
+        config: big_state::GenConfig,
         /// Write JSON here (stdout too).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -174,30 +157,8 @@ enum Command {
     /// Opens a generated store, serves balance queries and proofs, commits
     /// blocks of transfers; open time, latencies, commit time, RSS.
     BigStateRun {
-        /// The generated store's data directory.
-        #[arg(long)]
-        dir: PathBuf,
-        /// Accounts it was generated with.
-        #[arg(long, default_value_t = 10_000_000)]
-        accounts: u64,
-        /// Signers it was generated with.
-        #[arg(long, default_value_t = 20_000)]
-        signers: u64,
-        /// Blocks of transfers to commit.
-        #[arg(long, default_value_t = 200)]
-        blocks: u64,
-        /// Transfers per block.
-        #[arg(long, default_value_t = 1_000)]
-        txs_per_block: usize,
-        /// Balance queries and proofs.
-        #[arg(long, default_value_t = 10_000)]
-        queries: usize,
-        /// Resident-memory budget to report against, MiB.
-        #[arg(long, default_value_t = 1024.0)]
-        budget_mib: f64,
-        /// Storage engine it was generated with.
-        #[arg(long, default_value = "redb")]
-        engine: String,
+        #[command(flatten)]
+        config: big_state::RunConfig,
         /// Write JSON here (stdout too).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -493,46 +454,11 @@ fn main() {
             });
             save(&out, &v);
         }
-        Command::BigStateGenerate {
-            dir,
-            accounts,
-            receipts,
-            signers,
-            bits,
-            engine,
-            out,
-        } => {
-            let v = big_state::generate(&big_state::GenConfig {
-                dir,
-                accounts,
-                receipts,
-                signers,
-                bits,
-                engine,
-            });
-            write(&out, &v);
+        Command::BigStateGenerate { config, out } => {
+            write(&out, &big_state::generate(&config));
         }
-        Command::BigStateRun {
-            dir,
-            accounts,
-            signers,
-            blocks,
-            txs_per_block,
-            queries,
-            budget_mib,
-            engine,
-            out,
-        } => {
-            let v = big_state::run(&big_state::RunConfig {
-                dir,
-                accounts,
-                signers,
-                blocks,
-                txs_per_block,
-                queries,
-                budget_mib,
-                engine,
-            });
+        Command::BigStateRun { config, out } => {
+            let v = big_state::run(&config);
             let mut summary = v.clone();
             summary["blocks"] = json!(v["blocks"].as_array().map_or(0, Vec::len));
             println!("{}", serde_json::to_string_pretty(&summary).expect("json"));
