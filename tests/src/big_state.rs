@@ -166,60 +166,74 @@ pub fn generate(config: &GenConfig) -> Value {
             m.stats.issued = issued[at];
         }
     }
-    let signers = config.signers;
-    let account_ids = ids.clone();
-    let accounts = (0..config.accounts).flat_map(move |i| {
-        let owner = account_key(i, signers);
-        let expiry = expiry_of(i);
-        let lot = Lot {
-            issuer: merchant_of(&account_ids, i),
-            expiry_ms: Some(expiry),
-            amount: if i < signers { SIGNER_POINTS } else { POINTS },
-        };
-        [
-            (
-                StateKey::Account(owner),
-                StateValue::Account(Account {
-                    nonce: 0,
-                    lots: vec![lot],
-                }),
-            ),
-            (StateKey::Expiry(expiry, owner), StateValue::Expiry),
-        ]
-    });
-    let receipts = (0..config.receipts).flat_map(move |j| {
-        let merchant = merchant_of(&ids, j);
-        let receipt_ref = format!("r{j:010}");
-        // Spread over the 89 days before the genesis (inside the window).
-        let time = GENESIS_MS - (j % 89) * DAY_MS - (j % 1_000);
-        [
-            (
-                StateKey::Receipt(merchant.clone(), receipt_ref.clone()),
-                StateValue::Receipt(UsedReceipt {
-                    height: 1,
-                    receipt_time_ms: time,
-                }),
-            ),
-            (
-                StateKey::ReceiptQueue(time, merchant, receipt_ref),
-                StateValue::ReceiptQueue,
-            ),
-        ]
-    });
-    let total = head.len() as u64 + 2 * config.accounts + 2 * config.receipts;
+    let (signers, accounts, head_len) = (config.signers, config.accounts, head.len() as u64);
+    // Entry `i`: the genesis entries, then two per account (the account,
+    // its expiry-queue entry), then two per receipt (the receipt, its
+    // receipt-queue entry).
+    let entry_at = |i: u64| -> (StateKey, StateValue) {
+        if i < head_len {
+            return head[i as usize].clone();
+        }
+        let j = i - head_len;
+        if j < 2 * accounts {
+            let a = j / 2;
+            let owner = account_key(a, signers);
+            let expiry = expiry_of(a);
+            if j.is_multiple_of(2) {
+                let lot = Lot {
+                    issuer: merchant_of(&ids, a),
+                    expiry_ms: Some(expiry),
+                    amount: if a < signers { SIGNER_POINTS } else { POINTS },
+                };
+                (
+                    StateKey::Account(owner),
+                    StateValue::Account(Account {
+                        nonce: 0,
+                        lots: vec![lot],
+                    }),
+                )
+            } else {
+                (StateKey::Expiry(expiry, owner), StateValue::Expiry)
+            }
+        } else {
+            let r = (j - 2 * accounts) / 2;
+            let merchant = merchant_of(&ids, r);
+            let receipt_ref = format!("r{r:010}");
+            // Spread over the 89 days before the genesis (inside the window).
+            let time = GENESIS_MS - (r % 89) * DAY_MS - (r % 1_000);
+            if (j - 2 * accounts).is_multiple_of(2) {
+                (
+                    StateKey::Receipt(merchant, receipt_ref),
+                    StateValue::Receipt(UsedReceipt {
+                        height: 1,
+                        receipt_time_ms: time,
+                    }),
+                )
+            } else {
+                (
+                    StateKey::ReceiptQueue(time, merchant, receipt_ref),
+                    StateValue::ReceiptQueue,
+                )
+            }
+        }
+    };
+    let total = head_len + 2 * config.accounts + 2 * config.receipts;
     let start = Instant::now();
     let mut last_print = Instant::now();
     let loaded = bulk::bulk_load(
-        &config.dir,
-        engine(&config.engine),
+        bulk::NewStore {
+            path: &config.dir,
+            engine: engine(&config.engine),
+            bits: config.bits,
+        },
         &genesis,
-        head.into_iter().chain(accounts).chain(receipts),
-        config.bits,
+        total,
+        entry_at,
         |root| tip_block(&genesis, &keys, root),
         |written| {
             if last_print.elapsed() > Duration::from_secs(10) {
                 eprintln!(
-                    "{written} of {total} entries, {:.0} s",
+                    "{written} of {total} records, {:.0} s",
                     start.elapsed().as_secs_f64()
                 );
                 last_print = Instant::now();
