@@ -1,5 +1,5 @@
 //! The on-disk chain: finalized blocks with certificates, indexes and the
-//! ledger state, in one sled tree.
+//! ledger state, in one ordered key space of the storage engine ([`kv`]).
 //!
 //! Key layout (one tree, one-byte prefixes, so that a block commit is a
 //! single atomic `apply_batch`):
@@ -219,8 +219,10 @@ impl Store {
     /// with the ledger state at the stored tip, checked against the tip
     /// header's state root.
     ///
-    /// The engine is the one whose files `path` holds, or redb for a new
-    /// directory ([`Engine::for_dir`]).
+    /// The state reads the store ([`state_source::KvSource`]), so it keeps
+    /// the database open too: drop both to close it. The engine is the one
+    /// whose files `path` holds, or redb for a new directory
+    /// ([`Engine::for_dir`]).
     pub fn open(path: &Path, genesis: &Genesis) -> Result<(Store, LedgerState), StoreError> {
         let engine = Engine::for_dir(path, None, engine::DEFAULT_CACHE_BYTES)?;
         Store::open_with(path, genesis, engine)

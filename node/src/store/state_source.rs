@@ -102,8 +102,8 @@ pub fn state_record_hashed(value_hash: &Hash32, k: &StateKey, v: &StateValue) ->
     out
 }
 
-/// An `s` record's entry (the hash is not checked: see
-/// [`verify_records`]).
+/// An `s` record's entry (the hash is not checked: [`super::Store::verify_state`]
+/// checks it).
 pub fn parse_state_record(record: &[u8]) -> Result<(StateKey, StateValue), StoreError> {
     let body = record
         .get(32..)
