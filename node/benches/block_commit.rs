@@ -86,16 +86,7 @@ impl Leader {
                 let from = &self.customers[(self.next_sender + i) % CUSTOMERS];
                 let to = self.customers[(self.next_sender + i * 7 + 1) % CUSTOMERS].public();
                 let nonce = self.state.account(&from.public()).nonce;
-                Transaction::sign(
-                    CHAIN,
-                    from,
-                    nonce,
-                    TxBody::Transfer {
-                        to,
-                        amount: 1,
-                        memo: String::new(),
-                    },
-                )
+                alliance_protocol::fixtures::transfer(CHAIN, from, nonce, to, 1)
             })
             .collect();
         self.next_sender = (self.next_sender + TXS) % CUSTOMERS;

@@ -25,9 +25,7 @@ use alliance_protocol::light::EntryProof;
 use alliance_protocol::state::{
     verify_signatures_parallel, Account, LedgerState, Lot, StateKey, StateValue, UsedReceipt,
 };
-use alliance_protocol::{
-    Block, BlockHeader, FinalizedBlock, Keypair, MerchantId, PublicKey, Transaction, TxBody,
-};
+use alliance_protocol::{Block, BlockHeader, FinalizedBlock, Keypair, MerchantId, PublicKey};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -372,15 +370,8 @@ pub fn run(config: &RunConfig) -> Value {
             next += 1;
             let to = account_key(rng.gen_range(0..config.accounts), config.signers);
             let nonce = state.account(&from.public()).nonce;
-            txs.push(Transaction::sign(
-                CHAIN,
-                from,
-                nonce,
-                TxBody::Transfer {
-                    to,
-                    amount: 1,
-                    memo: String::new(),
-                },
+            txs.push(alliance_protocol::fixtures::transfer(
+                CHAIN, from, nonce, to, 1,
             ));
         }
         let time = state.tip().timestamp_ms + 1_000;

@@ -103,3 +103,24 @@ pub fn certify(
         signers.iter().map(|k| (k.public(), k.sign(&msg.0))),
     )
 }
+
+/// A transfer of `amount` points from `from` (with its next `nonce`) to
+/// `to`, without a memo, signed (benchmarks and tools).
+pub fn transfer(
+    chain_id: &str,
+    from: &Keypair,
+    nonce: u64,
+    to: crate::crypto::PublicKey,
+    amount: u64,
+) -> crate::tx::Transaction {
+    crate::tx::Transaction::sign(
+        chain_id,
+        from,
+        nonce,
+        crate::tx::TxBody::Transfer {
+            to,
+            amount,
+            memo: String::new(),
+        },
+    )
+}
