@@ -20,7 +20,7 @@
 //! | `i`    | height (u64 BE)        | outcomes of a block whose `t` and `a` entries are not written yet ([`index`]) |
 //! | `q`    | index, then an order key | encoded [`StateKey`]: expiry and receipt queues in time order, claims, proposals ([`state_source`]) |
 //! | `p`    | bucket (u32 BE)        | summary of one bucket of the state tree ([`alliance_protocol::smt_paged`]) |
-//! | `m`    | `tree_bits`            | the state tree's bucket depth          |
+//! | `m`    | `tree_bits`, `state_height` | the state tree's bucket depth; the height whose state `s`, `q`, `p` hold |
 //!
 //! The ledger state is read from the store ([`state_source::KvSource`]);
 //! memory holds only the top of its tree.
@@ -241,28 +241,8 @@ impl Store {
     /// [`Store::open`] on any storage engine (the simulation uses
     /// [`MemKv`]).
     pub fn open_on(db: Box<dyn Kv>, genesis: &Genesis) -> Result<(Store, LedgerState), StoreError> {
-        Store::open_on_with_bits(db, genesis, None)
-    }
-
-    /// [`Store::open_on`] with the state tree's bucket depth: `None` keeps
-    /// the store's ([`state_source::DEFAULT_TREE_BITS`] for a new store);
-    /// another depth than the store's rebuilds the tree's top from its
-    /// leaves (reads every leaf once).
-    pub fn open_on_with_bits(
-        db: Box<dyn Kv>,
-        genesis: &Genesis,
-        bits: Option<usize>,
-    ) -> Result<(Store, LedgerState), StoreError> {
         let db: Arc<dyn Kv> = Arc::from(db);
         let given = genesis.hash();
-        if let Some(bits) = bits {
-            if bits > alliance_protocol::smt_paged::MAX_BUCKET_BITS {
-                return Err(StoreError::Corrupt(format!(
-                    "state tree depth {bits} is above {}",
-                    alliance_protocol::smt_paged::MAX_BUCKET_BITS
-                )));
-            }
-        }
         let mut fresh = false;
         let tip =
             match db.get(META_GENESIS)? {
@@ -288,9 +268,9 @@ impl Store {
                     }
                 }
             };
-        let tree = match (state_source::stored_bits(db.as_ref())?, bits) {
-            (None, bits) => {
-                let bits = bits.unwrap_or(state_source::DEFAULT_TREE_BITS);
+        let tree = match state_source::stored_bits(db.as_ref())? {
+            None => {
+                let bits = state_source::DEFAULT_TREE_BITS;
                 if fresh {
                     let tree = state_source::rebucket(db.as_ref(), bits)?;
                     // Last, so that a store is either whole or absent.
@@ -304,10 +284,7 @@ impl Store {
                     state_source::migrate_legacy(db.as_ref(), bits)?
                 }
             }
-            (Some(stored), Some(bits)) if stored != bits => {
-                state_source::rebucket(db.as_ref(), bits)?
-            }
-            (Some(stored), _) => state_source::load_tree(db.as_ref(), stored)?,
+            Some(stored) => state_source::load_tree(db.as_ref(), stored)?,
         };
         // The state is written every few dozen blocks: the blocks since
         // are executed again, from the store (the state machine is

@@ -38,8 +38,8 @@ pub(super) const META_TREE_BITS: &[u8] = b"mtree_bits";
 
 /// Bucket depth of a new store's tree: 65,536 buckets, 4.3 MB in memory,
 /// a few leaves a bucket up to about a million entries. A store meant for
-/// tens of millions of entries is created deeper
-/// ([`super::Store::open_on_with_bits`]): `D ≈ log2(entries / 12)`.
+/// tens of millions of entries is created deeper by a bulk load
+/// ([`super::bulk::NewStore`]): `D ≈ log2(entries / 12)`.
 pub const DEFAULT_TREE_BITS: usize = 16;
 
 const QUEUE_EXPIRY: u8 = 0;
@@ -305,8 +305,7 @@ pub(super) fn migrate_legacy(db: &dyn Kv, bits: usize) -> Result<PagedTree, Stor
         let sk: StateKey = decode(&k[1..], "state key")?;
         let sv: StateValue = decode(&v, format!("state value of {sk:?}"))?;
         batch.delete(k);
-        batch.put(state_record_key(&sk), state_record(&sk, &sv));
-        entry_writes(&mut batch, &sk, Some(&sv));
+        write_entry(&mut batch, &sk, Some(&sv));
         leaves.push((sk.tree_key(), sv.tree_value()));
     }
     leaves.sort_unstable();
@@ -330,8 +329,7 @@ pub(super) fn write_entries(
 ) -> Result<(), StoreError> {
     let mut batch = Batch::default();
     for (k, v) in entries {
-        batch.put(state_record_key(&k), state_record(&k, &v));
-        entry_writes(&mut batch, &k, Some(&v));
+        write_entry(&mut batch, &k, Some(&v));
     }
     db.apply(batch)?;
     Ok(())
@@ -371,8 +369,8 @@ fn tree_of_records(
     }
 }
 
-/// Rebuilds the tree of depth `bits` from the records in `s` (a new store,
-/// a change of depth, or a bulk load), rewriting the bucket summaries,
+/// Rebuilds the tree of depth `bits` from the records in `s` (a new store
+/// or a bulk load), rewriting the bucket summaries,
 /// durably. Reads every record once, in bounded memory.
 pub(super) fn rebucket(db: &dyn Kv, bits: usize) -> Result<PagedTree, StoreError> {
     let (tree, _) = tree_of_records(db, bits, |_, _| Ok(()))?;
