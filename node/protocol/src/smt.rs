@@ -30,9 +30,10 @@
 //! size is the depth of the key's position, O(log n).
 //!
 //! [`crate::smt_paged`] computes the same root and proofs with its leaves in
-//! a store: it builds subtrees below a fixed depth with this module's code
-//! (`Subtree`) and joins their summaries by the same collapse rule
-//! (`join_rule`), the one copy of it.
+//! a store: it hashes subtrees below a fixed depth with this module's code
+//! (`summary_of` and `summaries_before_after` for roots, without building
+//! nodes; `Subtree` for proofs) and joins their summaries by the same
+//! collapse rule (`join_rule`), the one copy of it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -462,6 +463,72 @@ impl Subtree {
     pub(crate) fn prove(&self, key: &Hash32, siblings_above: Vec<Hash32>) -> SmtProof {
         prove_from(self.root.as_ref(), self.depth, key, siblings_above)
     }
+}
+
+/// The (kind, hash) summary of the canonical subtree at `depth` over
+/// `leaves` (sorted by key, keys distinct, all under the position): what
+/// [`Subtree::build`] then [`Subtree::summary`] give, computed without
+/// building nodes.
+pub(crate) fn summary_of(leaves: &[(Hash32, Hash32)], depth: usize) -> (SubtreeKind, Hash32) {
+    match leaves {
+        [] => (SubtreeKind::Empty, Hash32::ZERO),
+        [(key, value)] => (SubtreeKind::Leaf, leaf_hash(key, value)),
+        _ => {
+            debug_assert!(depth < 256, "two distinct keys share at most 255 bits");
+            let mid = leaves.partition_point(|(k, _)| !bit(k, depth));
+            join_summaries(
+                summary_of(&leaves[..mid], depth + 1),
+                summary_of(&leaves[mid..], depth + 1),
+            )
+        }
+    }
+}
+
+/// The summaries of the canonical subtree at `depth` over `leaves`, before
+/// and after `updates` (both sorted by key, keys distinct, all under the
+/// position; a `None` update removes its key): what building the subtree,
+/// then [`Subtree::update`], give, without building nodes. A part of the
+/// subtree that no update reaches is hashed once, for both.
+pub(crate) fn summaries_before_after(
+    leaves: &[(Hash32, Hash32)],
+    updates: &[Update],
+    depth: usize,
+) -> ((SubtreeKind, Hash32), (SubtreeKind, Hash32)) {
+    if updates.is_empty() {
+        let same = summary_of(leaves, depth);
+        return (same, same);
+    }
+    if let [(key, value)] = updates {
+        // At most one key before, and the one updated is it (or nothing was
+        // there): no split needed.
+        let alone = match leaves {
+            [] => true,
+            [(k, _)] => k == key,
+            _ => false,
+        };
+        if alone {
+            let new = value.map_or((SubtreeKind::Empty, Hash32::ZERO), |v| {
+                (SubtreeKind::Leaf, leaf_hash(key, &v))
+            });
+            return (summary_of(leaves, depth), new);
+        }
+    }
+    // Two or more distinct keys among the leaves and the updates: they part
+    // at some bit at or below `depth`.
+    debug_assert!(depth < 256, "two distinct keys share at most 255 bits");
+    let leaf_mid = leaves.partition_point(|(k, _)| !bit(k, depth));
+    let update_mid = updates.partition_point(|(k, _)| !bit(k, depth));
+    let (left_old, left_new) =
+        summaries_before_after(&leaves[..leaf_mid], &updates[..update_mid], depth + 1);
+    let (right_old, right_new) =
+        summaries_before_after(&leaves[leaf_mid..], &updates[update_mid..], depth + 1);
+    let old = join_summaries(left_old, right_old);
+    let new = if (left_new, right_new) == (left_old, right_old) {
+        old
+    } else {
+        join_summaries(left_new, right_new)
+    };
+    (old, new)
 }
 
 impl PartialEq for SparseMerkleTree {
@@ -1043,6 +1110,42 @@ mod tests {
             }
             prop_assert_eq!(t.root_hash(), Hash32::ZERO);
             prop_assert!(t.is_empty());
+        }
+
+        #[test]
+        fn summaries_without_nodes_equal_the_built_subtree(
+            map in entries(),
+            ops in ops(),
+            prefix_bits in 0usize..12,
+        ) {
+            // All keys under one position of depth `prefix_bits` (the first
+            // bits forced to 1), as a paged tree's bucket is.
+            let under = |mut k: Hash32| {
+                for i in 0..prefix_bits {
+                    k.0[i / 8] |= 0x80 >> (i % 8);
+                }
+                k
+            };
+            let map: BTreeMap<Hash32, Hash32> = map.into_iter().map(|(k, v)| (under(k), v)).collect();
+            let ops = normalize_updates(ops.into_iter().map(|(k, v)| (under(k), v)).collect());
+            let leaves: Vec<(Hash32, Hash32)> = map.iter().map(|(k, v)| (*k, *v)).collect();
+            let mut built = Subtree::build(&leaves, prefix_bits);
+            let before = built.summary();
+            built.update(&ops);
+            let after = built.summary();
+            prop_assert_eq!(summary_of(&leaves, prefix_bits), before);
+            prop_assert_eq!(summaries_before_after(&leaves, &ops, prefix_bits), (before, after));
+            if prefix_bits == 0 {
+                let mut model = map.clone();
+                for (k, v) in &ops {
+                    match v {
+                        Some(v) => model.insert(*k, *v),
+                        None => model.remove(k),
+                    };
+                }
+                prop_assert_eq!(before.1, reference_root(&map));
+                prop_assert_eq!(after.1, reference_root(&model));
+            }
         }
 
         #[test]

@@ -80,8 +80,8 @@ use std::fmt;
 
 use crate::crypto::Hash32;
 use crate::smt::{
-    bit, join_rule, join_summaries, normalize_updates, same_prefix, Joined, SmtProof, Subtree,
-    SubtreeKind,
+    bit, join_rule, join_summaries, normalize_updates, same_prefix, summaries_before_after,
+    summary_of, Joined, SmtProof, Subtree, SubtreeKind,
 };
 
 /// Largest bucket depth `D`: `2^24` buckets, a heap of 1.03 GiB.
@@ -392,7 +392,7 @@ impl PagedTree {
 
     /// `leaves`: sorted, distinct, all in `bucket`.
     fn set_bucket_from_leaves(&mut self, bucket: u32, leaves: &[(Hash32, Hash32)]) {
-        let summary = Summary::from_pair(Subtree::build(leaves, self.bits).summary());
+        let summary = Summary::from_pair(summary_of(leaves, self.bits));
         self.set(self.bucket_position(bucket), summary);
     }
 
@@ -614,12 +614,11 @@ impl PagedTree {
             } else {
                 self.read_bucket(store, *bucket)?
             };
-            let mut subtree = Subtree::build(&leaves, self.bits);
-            if Summary::from_pair(subtree.summary()) != old {
+            let (before, after) = summaries_before_after(&leaves, group, self.bits);
+            if Summary::from_pair(before) != old {
                 return Err(PagedTreeError::Inconsistent { bucket: *bucket });
             }
-            subtree.update(group);
-            let new = Summary::from_pair(subtree.summary());
+            let new = Summary::from_pair(after);
             Ok((new != old).then_some((*bucket, new)))
         };
         // Buckets are independent: a large batch reads and rebuilds them on

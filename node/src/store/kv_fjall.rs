@@ -6,9 +6,10 @@
 
 use std::path::Path;
 
+use fjall::config::PinningPolicy;
 use fjall::{KeyspaceCreateOptions, PersistMode};
 
-use super::kv::{engine_error, Batch, Entries, Kv, KvError, Write};
+use super::kv::{engine_error, Batch, Entries, Kv, KvError, Visit, Write};
 
 /// fjall, with fsyncs only where the store asks for them.
 pub struct FjallKv {
@@ -25,7 +26,13 @@ impl FjallKv {
             .open()
             .map_err(engine_error)?;
         let keys = db
-            .keyspace("kv", KeyspaceCreateOptions::default)
+            .keyspace("kv", || {
+                // Every table's index and filter blocks stay in memory (a few
+                // bytes a key): a point or range read then costs one data
+                // block, not an index reload from disk each time.
+                KeyspaceCreateOptions::default()
+                    .filter_block_pinning_policy(PinningPolicy::all(true))
+            })
             .map_err(engine_error)?;
         Ok(FjallKv { db, keys })
     }
@@ -51,6 +58,13 @@ impl Kv for FjallKv {
     }
     fn flush(&self) -> Result<(), KvError> {
         self.db.persist(PersistMode::SyncAll).map_err(engine_error)
+    }
+    fn for_each_in(&self, lo: &[u8], hi: &[u8], visit: &mut Visit<'_>) -> Result<(), KvError> {
+        for guard in self.keys.range(lo..hi) {
+            let (k, v) = guard.into_inner().map_err(engine_error)?;
+            visit(&k, &v)?;
+        }
+        Ok(())
     }
     fn range(&self, lo: &[u8], hi: &[u8], reverse: bool) -> Entries<'_> {
         let iter = self.keys.range(lo.to_vec()..hi.to_vec());

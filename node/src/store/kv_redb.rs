@@ -13,7 +13,7 @@ use std::path::Path;
 
 use redb::{Durability, ReadableDatabase, TableDefinition};
 
-use super::kv::{Batch, Entries, Kv, KvError, Write};
+use super::kv::{Batch, Entries, Kv, KvError, Visit, Write};
 
 /// A key or value read from the table.
 type Guard<'a> = redb::AccessGuard<'a, &'static [u8]>;
@@ -97,6 +97,15 @@ impl Kv for RedbKv {
     }
     fn apply_durable(&self, batch: Batch) -> Result<(), KvError> {
         self.commit(batch, Durability::Immediate)
+    }
+    fn for_each_in(&self, lo: &[u8], hi: &[u8], visit: &mut Visit<'_>) -> Result<(), KvError> {
+        let txn = self.db.begin_read().map_err(engine_error)?;
+        let table = txn.open_table(TABLE).map_err(engine_error)?;
+        for item in table.range(lo..hi).map_err(engine_error)? {
+            let (k, v) = item.map_err(engine_error)?;
+            visit(k.value(), v.value())?;
+        }
+        Ok(())
     }
     fn range(&self, lo: &[u8], hi: &[u8], reverse: bool) -> Entries<'_> {
         let iter = (|| {
