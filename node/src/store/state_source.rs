@@ -26,7 +26,7 @@ use alliance_protocol::smt_paged::{PagedTree, Summary};
 use alliance_protocol::state::{EntryKind, StateKey, StateSource, StateValue};
 use alliance_protocol::Hash32;
 
-use super::kv::{scan_prefix, Batch, Kv, KvError};
+use super::kv::{scan_prefix, Batch, Kv};
 use super::{decode, key, StoreError, STATE};
 
 /// Prefix of the ordered index.
@@ -223,23 +223,12 @@ impl StateSource for KvSource {
         let mut hi = key(STATE, &high.0);
         hi.push(0); // inclusive of `high`
         let mut out = Vec::new();
-        let mut bad = None;
-        let read = self
-            .db
-            .for_each_in(&lo, &hi, &mut |k, v| match leaf_of(k, v) {
-                Ok(leaf) => {
-                    out.push(leaf);
-                    Ok(())
-                }
-                Err(e) => {
-                    bad = Some(e);
-                    Err(KvError::Engine("stopped at a bad record".into()))
-                }
-            });
-        if let Some(e) = bad {
-            fatal("state record", e);
-        }
-        read.unwrap_or_else(|e| fatal("leaf read", e));
+        self.db
+            .for_each_in(&lo, &hi, &mut |k, v| {
+                out.push(leaf_of(k, v).unwrap_or_else(|e| fatal("state record", e)));
+                Ok(())
+            })
+            .unwrap_or_else(|e| fatal("leaf read", e));
         out
     }
 }
