@@ -9,7 +9,8 @@
 #
 #   scripts/bench-big-state.sh                      # the issue's size
 #   scripts/bench-big-state.sh --accounts 1000000 --receipts 2000000 --bits 19
-#   ENGINE=fjall scripts/bench-big-state.sh ...     # built with extra-engines
+#   ENGINE=redb scripts/bench-big-state.sh ...      # another engine (lmdb:
+#                                                   # built with extra-engines)
 #
 # Options go to `alliance-bench big-state-generate` (--accounts, --receipts,
 # --signers, --bits); BLOCKS and QUERIES set the run. The store is kept in
@@ -17,9 +18,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
-engine="${ENGINE:-redb}"
+engine="${ENGINE:-fjall}"
 features=()
-[ "$engine" != redb ] && features=(--features extra-engines)
+[ "$engine" = lmdb ] && features=(--features extra-engines)
 cargo build --release -q -p alliance-tests --bin alliance-bench "${features[@]}"
 dir="${DIR:-$target/big-state}"
 accounts=10000000

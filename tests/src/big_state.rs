@@ -59,9 +59,9 @@ pub struct GenConfig {
     /// Bucket depth of the state tree (about log2(entries / 12)).
     #[arg(long, default_value_t = 21)]
     pub bits: usize,
-    /// Storage engine (redb, the node's; fjall and lmdb with
+    /// Storage engine (fjall, the node's; redb; lmdb with
     /// `--features extra-engines`).
-    #[arg(long, default_value = "redb")]
+    #[arg(long, default_value = "fjall")]
     pub engine: String,
 }
 
@@ -105,9 +105,10 @@ fn engine(name: &str) -> Engine {
         .unwrap_or(alliance_node::store::engine::DEFAULT_CACHE_BYTES);
     match Engine::from_name(name) {
         Some(Engine::Redb { .. }) => Engine::Redb { cache_bytes: cache },
+        Some(Engine::Fjall { .. }) if name == "fjall" => Engine::Fjall { cache_bytes: cache },
         Some(e) => e,
         None => panic!(
-            "unknown engine {name:?}: one of {:?} (fjall and lmdb: build with --features extra-engines)",
+            "unknown engine {name:?}: one of {:?} (lmdb: build with --features extra-engines)",
             Engine::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>()
         ),
     }

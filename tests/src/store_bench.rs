@@ -103,7 +103,7 @@ impl Node {
     fn open(config: &Config) -> Node {
         let engine = Engine::from_name(&config.engine).unwrap_or_else(|| {
             panic!(
-                "unknown engine {:?}: one of {:?} (fjall and lmdb: build with --features extra-engines)",
+                "unknown engine {:?}: one of {:?} (lmdb: build with --features extra-engines)",
                 config.engine,
                 Engine::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>()
             )

@@ -1,12 +1,12 @@
 //! The storage engines a store can be opened on.
 //!
-//! The node's engine is redb ([`Engine::default`]): measured side by side
-//! with sled, fjall and LMDB under the node's own write and read pattern, it
-//! is the one whose memory stays flat (docs/dependencies.md, issue #14).
-//! sled stays selectable so that a data directory made by an earlier
-//! version still opens, and can be migrated ([`migrate`]). The other
-//! candidates (fjall, LMDB) are built only with the `extra-engines` feature,
-//! for `alliance-bench store` to measure them again.
+//! The node's engine is fjall ([`Engine::default`]): measured side by side
+//! with redb, sled and LMDB under the node's own write and read pattern, and
+//! on a 60 M-entry state, it is the one whose write cost and memory stay flat
+//! as the store grows (docs/dependencies.md, issue #14). redb and sled stay
+//! selectable so that a data directory made by an earlier version still
+//! opens, and can be migrated ([`migrate`]). LMDB is built only with the
+//! `extra-engines` feature, for `alliance-bench store` to measure it again.
 //!
 //! A data directory holds one engine's files, and the engine is detected
 //! from them ([`StoreKind::detect`]); asking for another engine than the one
@@ -19,15 +19,14 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::kv::{scan_prefix, Batch, Kv, KvError, MemKv, SledKv};
-#[cfg(feature = "extra-engines")]
 use super::kv_fjall::FjallKv;
 #[cfg(feature = "extra-engines")]
 use super::kv_lmdb::LmdbKv;
 use super::kv_redb::RedbKv;
 use super::StoreError;
 
-/// The page cache the node gives redb by default (a quarter of the
-/// default 1 GiB memory budget).
+/// The block (or page) cache the node gives its engine by default (a
+/// quarter of the default 1 GiB memory budget).
 pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
 /// The cache the engines got in the side-by-side benchmark of issue #14
 /// (`alliance-bench store`): the `-cache64m` sled variants and fjall.
@@ -41,13 +40,19 @@ const LOCK_WAIT: Duration = Duration::from_secs(3);
 const REDB_FILE: &str = "store.redb";
 /// A file sled 0.34 always creates in its directory.
 const SLED_MARKER: &str = "conf";
+/// The file fjall 3 keeps its format version in, and its directory of
+/// keyspaces.
+const FJALL_MARKERS: (&str, &str) = ("version", "keyspaces");
 
 /// The engines a node's data directory can hold (the `store_engine`
 /// setting of config.toml).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
-    /// redb: the default for new data directories.
+    /// fjall: the default for new data directories.
+    Fjall,
+    /// redb: data directories made between issue #14's first engine change
+    /// and the move to fjall.
     Redb,
     /// sled: data directories made before issue #14.
     Sled,
@@ -56,7 +61,9 @@ pub enum StoreKind {
 impl StoreKind {
     /// The engine whose files `dir` holds, if any.
     pub fn detect(dir: &Path) -> Option<StoreKind> {
-        if dir.join(REDB_FILE).is_file() {
+        if dir.join(FJALL_MARKERS.0).is_file() && dir.join(FJALL_MARKERS.1).is_dir() {
+            Some(StoreKind::Fjall)
+        } else if dir.join(REDB_FILE).is_file() {
             Some(StoreKind::Redb)
         } else if dir.join(SLED_MARKER).is_file() {
             Some(StoreKind::Sled)
@@ -68,6 +75,7 @@ impl StoreKind {
     /// The setting's spelling.
     pub fn name(self) -> &'static str {
         match self {
+            StoreKind::Fjall => "fjall",
             StoreKind::Redb => "redb",
             StoreKind::Sled => "sled",
         }
@@ -76,6 +84,7 @@ impl StoreKind {
     /// The engine of this kind with a cache of `cache_bytes`.
     pub fn engine(self, cache_bytes: u64) -> Engine {
         match self {
+            StoreKind::Fjall => Engine::Fjall { cache_bytes },
             StoreKind::Redb => Engine::Redb { cache_bytes },
             StoreKind::Sled => Engine::Sled {
                 cache_bytes,
@@ -96,10 +105,11 @@ impl std::str::FromStr for StoreKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
+            "fjall" => Ok(StoreKind::Fjall),
             "redb" => Ok(StoreKind::Redb),
             "sled" => Ok(StoreKind::Sled),
             other => Err(format!(
-                "unknown store engine `{other}`: use `redb` (the default) or `sled`"
+                "unknown store engine `{other}`: use `fjall` (the default), `redb` or `sled`"
             )),
         }
     }
@@ -108,7 +118,12 @@ impl std::str::FromStr for StoreKind {
 /// A storage engine and its configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
-    /// redb ([`RedbKv`]): the node's engine.
+    /// fjall ([`FjallKv`]): the node's engine.
+    Fjall {
+        /// fjall's block cache.
+        cache_bytes: u64,
+    },
+    /// redb ([`RedbKv`]).
     Redb {
         /// redb's page cache.
         cache_bytes: u64,
@@ -123,9 +138,6 @@ pub enum Engine {
         /// `Mode::HighThroughput` instead of `Mode::LowSpace`.
         high_throughput: bool,
     },
-    /// fjall ([`FjallKv`]), measured only.
-    #[cfg(feature = "extra-engines")]
-    Fjall,
     /// LMDB through heed ([`LmdbKv`]), measured only.
     #[cfg(feature = "extra-engines")]
     Lmdb,
@@ -134,9 +146,9 @@ pub enum Engine {
 }
 
 impl Default for Engine {
-    /// The node's engine: redb with a 256 MiB page cache.
+    /// The node's engine: fjall with a 256 MiB block cache.
     fn default() -> Engine {
-        StoreKind::Redb.engine(DEFAULT_CACHE_BYTES)
+        StoreKind::Fjall.engine(DEFAULT_CACHE_BYTES)
     }
 }
 
@@ -144,8 +156,16 @@ impl Engine {
     /// Every name [`Engine::from_name`] knows, with what it is.
     pub const NAMES: &'static [(&'static str, &'static str)] = &[
         (
+            "fjall",
+            "the node's engine: fjall 3, 256 MiB block cache, 32 MiB memtables, journal fsync at flush",
+        ),
+        (
+            "fjall-cache64m",
+            "fjall with a 64 MiB block cache, as in the side-by-side comparison of issue #14",
+        ),
+        (
             "redb",
-            "the node's engine: redb 4, 256 MiB cache, Durability::None per batch, Immediate at flush or with the batch",
+            "redb 4, 256 MiB cache, Durability::None per batch, Immediate at flush or with the batch",
         ),
         (
             "redb-cache64m",
@@ -170,11 +190,6 @@ impl Engine {
         ),
         #[cfg(feature = "extra-engines")]
         (
-            "fjall",
-            "fjall 3, 64 MiB block cache, journal fsync at flush",
-        ),
-        #[cfg(feature = "extra-engines")]
-        (
             "lmdb",
             "LMDB through heed 0.22, batches committed together at flush",
         ),
@@ -189,15 +204,15 @@ impl Engine {
             high_throughput,
         };
         Some(match name {
-            "redb" => Engine::default(),
+            "fjall" => Engine::default(),
+            "fjall-cache64m" => StoreKind::Fjall.engine(COMPARISON_CACHE_BYTES),
+            "redb" => StoreKind::Redb.engine(DEFAULT_CACHE_BYTES),
             "redb-cache64m" => StoreKind::Redb.engine(COMPARISON_CACHE_BYTES),
             "sled" => StoreKind::Sled.engine(SLED_DEFAULT_CACHE_BYTES),
             "sled-cache64m" => sled(COMPARISON_CACHE_BYTES, None, false),
             "sled-flush500" => sled(SLED_DEFAULT_CACHE_BYTES, Some(500), false),
             "sled-cache64m-flush500" => sled(COMPARISON_CACHE_BYTES, Some(500), false),
             "sled-throughput" => sled(COMPARISON_CACHE_BYTES, None, true),
-            #[cfg(feature = "extra-engines")]
-            "fjall" => Engine::Fjall,
             #[cfg(feature = "extra-engines")]
             "lmdb" => Engine::Lmdb,
             "mem" => Engine::Mem,
@@ -206,7 +221,7 @@ impl Engine {
     }
 
     /// The engine to open data directory `dir` on: the one whose files it
-    /// holds, else `wanted`, else redb. Refused when `dir` holds another
+    /// holds, else `wanted`, else fjall. Refused when `dir` holds another
     /// engine's files than `wanted`.
     pub fn for_dir(
         dir: &Path,
@@ -222,7 +237,7 @@ impl Engine {
                 })
             }
             (Some(found), _) => found,
-            (None, wanted) => wanted.unwrap_or(StoreKind::Redb),
+            (None, wanted) => wanted.unwrap_or(StoreKind::Fjall),
         };
         Ok(kind.engine(cache_bytes))
     }
@@ -230,6 +245,7 @@ impl Engine {
     /// Opens (or creates) this engine's data in directory `path`.
     pub fn open(self, path: &Path) -> Result<Box<dyn Kv>, StoreError> {
         Ok(match self {
+            Engine::Fjall { cache_bytes } => Box::new(open_fjall(path, cache_bytes)?),
             Engine::Redb { cache_bytes } => Box::new(open_redb(path, cache_bytes)?),
             Engine::Sled {
                 cache_bytes,
@@ -249,11 +265,24 @@ impl Engine {
                 Box::new(open_sled(&config, path)?)
             }
             #[cfg(feature = "extra-engines")]
-            Engine::Fjall => Box::new(FjallKv::open(path, COMPARISON_CACHE_BYTES)?),
-            #[cfg(feature = "extra-engines")]
             Engine::Lmdb => Box::new(LmdbKv::open(path)?),
             Engine::Mem => Box::new(MemKv::new()),
         })
+    }
+}
+
+/// Opens fjall's database in `dir`, waiting briefly for a handle (in
+/// tests, a just-dropped one) to let it go.
+fn open_fjall(dir: &Path, cache_bytes: u64) -> Result<FjallKv, StoreError> {
+    let deadline = Instant::now() + LOCK_WAIT;
+    loop {
+        match FjallKv::open(dir, cache_bytes) {
+            Err(KvError::InUse) if Instant::now() <= deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(KvError::InUse) => return Err(StoreError::InUse(dir.display().to_string())),
+            other => return Ok(other?),
+        }
     }
 }
 
@@ -383,13 +412,13 @@ mod tests {
     }
 
     #[test]
-    fn a_new_directory_gets_redb_and_an_old_one_keeps_its_engine() {
+    fn a_new_directory_gets_fjall_and_an_old_one_keeps_its_engine() {
         let dir = tempfile::tempdir().unwrap();
         let (genesis, _) = demo_genesis("engine-test", 4, 1_700_000_000_000);
         let fresh = dir.path().join("fresh");
         assert_eq!(StoreKind::detect(&fresh), None);
         drop(Store::open(&fresh, &genesis).unwrap());
-        assert_eq!(StoreKind::detect(&fresh), Some(StoreKind::Redb));
+        assert_eq!(StoreKind::detect(&fresh), Some(StoreKind::Fjall));
 
         let old = dir.path().join("old");
         let root = sled_store_with_blocks(&old, &genesis);
@@ -398,69 +427,71 @@ mod tests {
         let (store, state) = Store::open(&old, &genesis).unwrap();
         assert_eq!((store.tip().height, state.state_root().0), (5, root));
         drop((store, state));
-        // Asking for redb on it is refused, naming both engines; nothing is
+        // Asking for fjall on it is refused, naming both engines; nothing is
         // created beside it.
-        let err = Engine::for_dir(&old, Some(StoreKind::Redb), DEFAULT_CACHE_BYTES).unwrap_err();
+        let err = Engine::for_dir(&old, Some(StoreKind::Fjall), DEFAULT_CACHE_BYTES).unwrap_err();
         assert!(
             matches!(
                 err,
                 StoreError::EngineMismatch {
                     found: StoreKind::Sled,
-                    wanted: StoreKind::Redb,
+                    wanted: StoreKind::Fjall,
                     ..
                 }
             ),
             "{err}"
         );
-        assert!(err.to_string().contains("migrate-store --to redb"), "{err}");
-        assert!(!old.join(REDB_FILE).exists());
+        assert!(
+            err.to_string().contains("migrate-store --to fjall"),
+            "{err}"
+        );
+        assert_eq!(StoreKind::detect(&old), Some(StoreKind::Sled));
+        assert!(!old.join(FJALL_MARKERS.1).exists());
     }
 
     #[test]
-    fn migrating_sled_to_redb_keeps_every_key_and_the_tip() {
+    fn migrating_sled_to_redb_to_fjall_keeps_every_key_and_the_tip() {
         let dir = tempfile::tempdir().unwrap();
         let (genesis, _) = demo_genesis("engine-test", 4, 1_700_000_000_000);
         let db = dir.path().join("db");
         let root = sled_store_with_blocks(&db, &genesis);
-        let keys_before = {
-            let kv = StoreKind::Sled
-                .engine(DEFAULT_CACHE_BYTES)
-                .open(&db)
-                .unwrap();
+        let keys_of = |kind: StoreKind| {
+            let kv = kind.engine(DEFAULT_CACHE_BYTES).open(&db).unwrap();
             scan_prefix(kv.as_ref(), &[])
                 .map(Result::unwrap)
                 .collect::<Vec<_>>()
         };
-        let (copied, backup) = migrate(&db, StoreKind::Redb).unwrap();
-        assert_eq!(copied, keys_before.len() as u64);
-        assert_eq!(StoreKind::detect(&db), Some(StoreKind::Redb));
-        assert_eq!(StoreKind::detect(&backup), Some(StoreKind::Sled));
-        let kv = StoreKind::Redb
-            .engine(DEFAULT_CACHE_BYTES)
-            .open(&db)
-            .unwrap();
-        let keys_after = scan_prefix(kv.as_ref(), &[])
-            .map(Result::unwrap)
-            .collect::<Vec<_>>();
-        assert_eq!(keys_after, keys_before);
-        drop(kv);
-        let (store, state) = Store::open(&db, &genesis).unwrap();
-        assert_eq!((store.tip().height, state.state_root().0), (5, root));
-        // A second migration to the same engine is refused.
-        drop((store, state));
-        assert!(migrate(&db, StoreKind::Redb).is_err());
+        let keys_before = keys_of(StoreKind::Sled);
+        for (from, to) in [
+            (StoreKind::Sled, StoreKind::Redb),
+            (StoreKind::Redb, StoreKind::Fjall),
+        ] {
+            let (copied, backup) = migrate(&db, to).unwrap();
+            assert_eq!(copied, keys_before.len() as u64);
+            assert_eq!(StoreKind::detect(&db), Some(to));
+            assert_eq!(StoreKind::detect(&backup), Some(from));
+            assert_eq!(keys_of(to), keys_before);
+            let (store, state) = Store::open(&db, &genesis).unwrap();
+            assert_eq!((store.tip().height, state.state_root().0), (5, root));
+            // A second migration to the same engine is refused.
+            drop((store, state));
+            assert!(migrate(&db, to).is_err());
+        }
     }
 
     #[test]
-    fn a_redb_store_open_elsewhere_is_in_use() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = Engine::default().open(dir.path()).unwrap();
-        match Engine::default().open(dir.path()) {
-            Err(StoreError::InUse(_)) => {}
-            Err(e) => panic!("expected InUse, got {e}"),
-            Ok(_) => panic!("a second handle opened the same redb file"),
+    fn a_store_open_elsewhere_is_in_use() {
+        for kind in [StoreKind::Fjall, StoreKind::Redb] {
+            let dir = tempfile::tempdir().unwrap();
+            let engine = kind.engine(DEFAULT_CACHE_BYTES);
+            let first = engine.open(dir.path()).unwrap();
+            match engine.open(dir.path()) {
+                Err(StoreError::InUse(_)) => {}
+                Err(e) => panic!("{kind}: expected InUse, got {e}"),
+                Ok(_) => panic!("{kind}: a second handle opened the same store"),
+            }
+            drop(first);
+            engine.open(dir.path()).unwrap();
         }
-        drop(first);
-        Engine::default().open(dir.path()).unwrap();
     }
 }

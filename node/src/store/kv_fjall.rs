@@ -1,15 +1,37 @@
-//! fjall behind [`Kv`]: a log-structured merge tree (pure Rust).
+//! fjall behind [`Kv`]: a log-structured merge tree (pure Rust), the
+//! node's engine.
 //!
 //! A [`Kv::apply`] is one fjall write batch: fjall writes it to its journal
-//! as one checksummed record (atomic on recovery) and hands it to the OS;
-//! [`Kv::flush`] fsyncs the journal ([`fjall::PersistMode::SyncAll`]).
+//! as one checksummed record and hands it to the OS, so a killed process
+//! keeps it; after a crash, recovery truncates a torn last record, so a
+//! batch is there whole or not at all. [`Kv::flush`] fsyncs the journal
+//! ([`fjall::PersistMode::SyncAll`]), which makes every earlier batch
+//! durable. Memory: the block cache (`cache_bytes`) plus the memtables
+//! (at most [`MEMTABLE_BYTES`] each, flushed to tables in the background).
 
 use std::path::Path;
 
 use fjall::config::PinningPolicy;
 use fjall::{KeyspaceCreateOptions, PersistMode};
 
-use super::kv::{engine_error, Batch, Entries, Kv, KvError, Visit, Write};
+use super::kv::{Batch, Entries, Kv, KvError, Visit, Write};
+
+/// The size at which a memtable is sealed and written out as a table
+/// (fjall's default, 64 MiB, would take a sixteenth of the default memory
+/// budget per memtable).
+pub const MEMTABLE_BYTES: u64 = 32 << 20;
+
+/// fjall's error as the store's: I/O stays I/O (a full or read-only disk is
+/// reported as such), a database locked by another handle is
+/// [`KvError::InUse`].
+fn engine_error(e: impl Into<fjall::Error>) -> KvError {
+    match e.into() {
+        fjall::Error::Io(io) => KvError::Io(io),
+        fjall::Error::Storage(fjall::LsmError::Io(io)) => KvError::Io(io),
+        fjall::Error::Locked => KvError::InUse,
+        other => KvError::Engine(other.to_string()),
+    }
+}
 
 /// fjall, with fsyncs only where the store asks for them.
 pub struct FjallKv {
@@ -35,6 +57,7 @@ impl FjallKv {
                 // the open 5.4 s). Partitioning applies to tables as they
                 // are written.
                 KeyspaceCreateOptions::default()
+                    .max_memtable_size(MEMTABLE_BYTES)
                     .filter_block_partitioning_policy(PinningPolicy::all(true))
                     .index_block_partitioning_policy(PinningPolicy::all(true))
                     .filter_block_pinning_policy(PinningPolicy::all(true))

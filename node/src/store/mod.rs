@@ -52,7 +52,6 @@ pub mod engine;
 pub mod evidence;
 pub mod index;
 pub mod kv;
-#[cfg(feature = "extra-engines")]
 pub mod kv_fjall;
 #[cfg(feature = "extra-engines")]
 pub mod kv_lmdb;

@@ -116,10 +116,10 @@ enum Command {
     /// The chain store alone on one storage engine (issue #14): RSS, disk
     /// and commit rate every `--every` blocks.
     Store {
-        /// redb (the node's), sled, sled-cache64m, sled-flush500,
-        /// sled-cache64m-flush500, sled-throughput or mem; fjall and lmdb
-        /// with `--features extra-engines`.
-        #[arg(long, default_value = "redb")]
+        /// fjall (the node's), fjall-cache64m, redb, redb-cache64m, sled,
+        /// sled-cache64m, sled-flush500, sled-cache64m-flush500,
+        /// sled-throughput or mem; lmdb with `--features extra-engines`.
+        #[arg(long, default_value = "fjall")]
         engine: String,
         /// Transfers per block.
         #[arg(long, default_value_t = 1_000)]
