@@ -38,12 +38,12 @@ pub struct NodeConfig {
     /// Mempool capacity in transactions.
     pub mempool_txs_max: usize,
     /// The node's memory budget in MiB: the resident memory it is sized to
-    /// stay under whatever the chain length and load (the store's page
-    /// cache is a quarter of it). Exported as `alliance_memory_budget_bytes`
+    /// stay under whatever the chain length and load (the store's cache is
+    /// a share of it: a sixteenth on fjall, a quarter on redb and sled). Exported as `alliance_memory_budget_bytes`
     /// beside `alliance_resident_memory_bytes`.
     pub memory_budget_mib: u64,
-    /// The storage engine of a new data directory: `redb` (unset: redb) or
-    /// `sled`. An existing data directory opens on the engine whose files
+    /// The storage engine of a new data directory: `fjall` (unset: fjall),
+    /// `redb` or `sled`. An existing data directory opens on the engine whose files
     /// it holds; naming another one is refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_engine: Option<StoreKind>,
@@ -128,12 +128,10 @@ impl NodeConfig {
         Ok(())
     }
 
-    /// The store's page cache: a quarter of the memory budget (the
-    /// indexes' hot pages, one per active account, must fit: at a
-    /// sixteenth, 20,000 active accounts already missed, see
-    /// docs/benchmarks.md).
-    pub fn store_cache_bytes(&self) -> u64 {
-        (self.memory_budget_mib << 20) / 4
+    /// The memory budget in bytes (the store's engine takes its cache out
+    /// of it: `StoreKind::cache_bytes`).
+    pub fn memory_budget_bytes(&self) -> u64 {
+        self.memory_budget_mib << 20
     }
 
     /// Peer addresses as configured.
@@ -189,8 +187,8 @@ mod tests {
         std::fs::write(dir.path().join(CONFIG_FILE), c.to_toml()).unwrap();
         assert!(c.to_toml().contains("store_engine = \"sled\""));
         assert_eq!(NodeConfig::load(dir.path()).unwrap(), c);
-        assert_eq!(c.store_cache_bytes(), 128 << 20);
-        // Unset: not written, and new directories get redb.
+        assert_eq!(c.memory_budget_bytes(), 512 << 20);
+        // Unset: not written, and new directories get fjall.
         assert!(!NodeConfig::default().to_toml().contains("store_engine"));
         for bad in ["store_engine = \"rocksdb\"", "memory_budget_mib = 64"] {
             std::fs::write(dir.path().join(CONFIG_FILE), bad).unwrap();

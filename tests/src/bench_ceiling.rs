@@ -1,7 +1,7 @@
 //! The machine's ceiling for an alliance, measured in the same run as the
 //! load: how fast one core verifies ed25519 signatures (ed25519-dalek one by
 //! one and batched; the protocol's rule one by one and in the batches the
-//! node uses), and how fast the node's storage engine (redb) writes durable
+//! node uses), and how fast the node's storage engine (fjall) writes durable
 //! batches. Every validator
 //! verifies every transaction once and all of them share the same cores, so
 //! `cores x batch rate / validators` bounds the alliance's throughput from
@@ -33,7 +33,7 @@ pub struct Ceiling {
     /// (`sigverify::verify_txs_on_this_thread`, every signer distinct, keys
     /// decoded per call).
     pub rule_batch_per_s: f64,
-    /// The node's storage engine (redb, through `store::Kv`): records per
+    /// The node's storage engine (fjall, through `store::Kv`): records per
     /// second written in batches of 1,000 (~200-byte values, the size of a
     /// transaction and its index entries), each batch applied atomically
     /// and flushed (fsync).

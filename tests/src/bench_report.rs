@@ -146,7 +146,7 @@ pub fn render(
     push(
         &mut out,
         &format!(
-            "| the node's store (redb): batches of 1,000 × 200-byte records, `apply` + `flush` | {:.0} records/s ({:.0} flushed batches/s) |",
+            "| the node's store (fjall): batches of 1,000 × 200-byte records, `apply` + `flush` | {:.0} records/s ({:.0} flushed batches/s) |",
             f(ceiling, "store_records_per_s"),
             f(ceiling, "store_batches_per_s")
         ),

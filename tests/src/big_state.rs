@@ -91,23 +91,22 @@ pub struct RunConfig {
     #[arg(long, default_value_t = 1024.0)]
     pub budget_mib: f64,
     /// Storage engine it was generated with.
-    #[arg(long, default_value = "redb")]
+    #[arg(long, default_value = "fjall")]
     pub engine: String,
 }
 
-/// The engine named `name`, with the node's default cache (or
-/// `BIG_STATE_CACHE_MIB`).
+/// The engine named `name`, with its cache at the node's default budget
+/// (or `BIG_STATE_CACHE_MIB`).
 fn engine(name: &str) -> Engine {
     let cache = std::env::var("BIG_STATE_CACHE_MIB")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
-        .map(|m| m << 20)
-        .unwrap_or(alliance_node::store::engine::DEFAULT_CACHE_BYTES);
-    match Engine::from_name(name) {
-        Some(Engine::Redb { .. }) => Engine::Redb { cache_bytes: cache },
-        Some(Engine::Fjall { .. }) if name == "fjall" => Engine::Fjall { cache_bytes: cache },
-        Some(e) => e,
-        None => panic!(
+        .map(|m| m << 20);
+    match (Engine::from_name(name), cache) {
+        (Some(Engine::Redb { .. }), Some(cache_bytes)) => Engine::Redb { cache_bytes },
+        (Some(Engine::Fjall { .. }), Some(cache_bytes)) => Engine::Fjall { cache_bytes },
+        (Some(e), _) => e,
+        (None, _) => panic!(
             "unknown engine {name:?}: one of {:?} (lmdb: build with --features extra-engines)",
             Engine::NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>()
         ),

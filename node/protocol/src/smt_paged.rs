@@ -11,7 +11,8 @@
 //!   are the `2^D` buckets; bucket `b` holds the leaves whose key hash
 //!   starts with the `D` bits of `b`. The leaves themselves, `(key_hash,
 //!   value_hash)` pairs, live in a [`LeafStore`] ordered by key hash (the
-//!   node's is a redb table; [`BTreeMap<Hash32, Hash32>`] is one too). A
+//!   node's is a range of its key-value store; [`BTreeMap<Hash32, Hash32>`]
+//!   is one too). A
 //!   bucket's subtree is never kept: when a bucket changes, or a proof goes
 //!   through it, its leaves are read once and its subtree is built by
 //!   `crate::smt`'s own code.

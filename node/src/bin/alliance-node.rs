@@ -71,7 +71,7 @@ enum Command {
         out: PathBuf,
     },
     /// Move a stopped node's chain store to another storage engine (e.g. a
-    /// sled store made before redb became the default). Copies every key
+    /// redb or sled store made before fjall became the default). Copies every key
     /// into HOME/db.new, then renames HOME/db to HOME/db.ENGINE-backup and
     /// HOME/db.new to HOME/db; delete the backup once the node runs.
     MigrateStore {
@@ -82,7 +82,7 @@ enum Command {
         #[arg(long)]
         genesis: PathBuf,
         /// The engine to move to.
-        #[arg(long, default_value = "redb")]
+        #[arg(long, default_value = "fjall")]
         to: alliance_node::store::StoreKind,
     },
     /// Replay the stored chain from genesis, verifying certificates, links
@@ -117,7 +117,7 @@ struct RunArgs {
     /// Memory budget in MiB (default 1024). Overrides config.toml.
     #[arg(long)]
     memory_budget_mib: Option<u64>,
-    /// Storage engine of a new data directory: redb (default) or sled.
+    /// Storage engine of a new data directory: fjall (default), redb or sled.
     /// Overrides config.toml; an existing store opens on its own engine.
     #[arg(long)]
     store_engine: Option<alliance_node::store::StoreKind>,
@@ -426,7 +426,7 @@ fn run_node(args: RunArgs) -> Result<()> {
     config.validate().map_err(|why| anyhow::anyhow!("{why}"))?;
     let genesis = read_genesis(&args.genesis)?;
     let db = args.home.join("db");
-    let (store, state) = Engine::for_dir(&db, config.store_engine, config.store_cache_bytes())
+    let (store, state) = Engine::for_dir(&db, config.store_engine, config.memory_budget_bytes())
         .and_then(|engine| Store::open_with(&db, &genesis, engine))
         .map_err(|e| storage_error(&db, e.into()))?;
     let parse = |list: &[String], what: &str| -> Result<Vec<libp2p::Multiaddr>> {

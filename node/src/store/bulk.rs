@@ -105,7 +105,8 @@ pub fn bulk_load(
             batch.put(k, v);
         }
         // Durable chunks: a copy-on-write engine (redb) reuses the pages
-        // a chunk frees only after a durable commit.
+        // a chunk frees only after a durable commit; fjall's journal is
+        // released once its memtables are written out.
         db.apply_durable(std::mem::take(&mut batch))?;
         written += chunk.len() as u64;
         progress(written);

@@ -25,9 +25,12 @@ use super::kv_lmdb::LmdbKv;
 use super::kv_redb::RedbKv;
 use super::StoreError;
 
-/// The block (or page) cache the node gives its engine by default (a
-/// quarter of the default 1 GiB memory budget).
-pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+/// The node's default memory budget (`memory_budget_mib` of config.toml),
+/// of which each engine takes a share for its cache
+/// ([`StoreKind::cache_bytes`]).
+pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 1 << 30;
+/// A B-tree engine's page cache at the default budget (a quarter of it).
+pub const DEFAULT_CACHE_BYTES: u64 = DEFAULT_MEMORY_BUDGET_BYTES / 4;
 /// The cache the engines got in the side-by-side benchmark of issue #14
 /// (`alliance-bench store`): the `-cache64m` sled variants and fjall.
 const COMPARISON_CACHE_BYTES: u64 = 64 << 20;
@@ -79,6 +82,30 @@ impl StoreKind {
             StoreKind::Redb => "redb",
             StoreKind::Sled => "sled",
         }
+    }
+
+    /// The cache this engine gets out of a memory budget of `budget_bytes`.
+    ///
+    /// - fjall: a sixteenth (64 MiB of 1 GiB). Its reads on a large state
+    ///   miss a cache of any size this budget allows (on 60 M entries a
+    ///   256 MiB cache made a block 6 % faster than 64 MiB), while a cache
+    ///   fills with blocks of tables compaction has already replaced, and
+    ///   the time it takes to fill is time the node's memory keeps growing
+    ///   (docs/benchmarks.md, the 30-minute runs).
+    /// - redb, sled: a quarter. A B-tree engine's hot pages (an index page
+    ///   per active account) must fit: at a sixteenth, 20,000 active
+    ///   accounts already missed.
+    pub fn cache_bytes(self, budget_bytes: u64) -> u64 {
+        match self {
+            StoreKind::Fjall => budget_bytes / 16,
+            StoreKind::Redb | StoreKind::Sled => budget_bytes / 4,
+        }
+    }
+
+    /// The engine of this kind with its share of a memory budget of
+    /// `budget_bytes` ([`StoreKind::cache_bytes`]).
+    pub fn engine_for_budget(self, budget_bytes: u64) -> Engine {
+        self.engine(self.cache_bytes(budget_bytes))
     }
 
     /// The engine of this kind with a cache of `cache_bytes`.
@@ -146,9 +173,10 @@ pub enum Engine {
 }
 
 impl Default for Engine {
-    /// The node's engine: fjall with a 256 MiB block cache.
+    /// The node's engine at the default memory budget: fjall with a 64 MiB
+    /// block cache.
     fn default() -> Engine {
-        StoreKind::Fjall.engine(DEFAULT_CACHE_BYTES)
+        StoreKind::Fjall.engine_for_budget(DEFAULT_MEMORY_BUDGET_BYTES)
     }
 }
 
@@ -157,11 +185,11 @@ impl Engine {
     pub const NAMES: &'static [(&'static str, &'static str)] = &[
         (
             "fjall",
-            "the node's engine: fjall 3, 256 MiB block cache, 32 MiB memtables, journal fsync at flush",
+            "the node's engine: fjall 3, 64 MiB block cache, 32 MiB memtables, journal fsync at flush",
         ),
         (
-            "fjall-cache64m",
-            "fjall with a 64 MiB block cache, as in the side-by-side comparison of issue #14",
+            "fjall-cache256m",
+            "fjall with a 256 MiB block cache (a quarter of the default budget, as redb gets)",
         ),
         (
             "redb",
@@ -205,7 +233,7 @@ impl Engine {
         };
         Some(match name {
             "fjall" => Engine::default(),
-            "fjall-cache64m" => StoreKind::Fjall.engine(COMPARISON_CACHE_BYTES),
+            "fjall-cache256m" => StoreKind::Fjall.engine(DEFAULT_CACHE_BYTES),
             "redb" => StoreKind::Redb.engine(DEFAULT_CACHE_BYTES),
             "redb-cache64m" => StoreKind::Redb.engine(COMPARISON_CACHE_BYTES),
             "sled" => StoreKind::Sled.engine(SLED_DEFAULT_CACHE_BYTES),
@@ -221,12 +249,13 @@ impl Engine {
     }
 
     /// The engine to open data directory `dir` on: the one whose files it
-    /// holds, else `wanted`, else fjall. Refused when `dir` holds another
-    /// engine's files than `wanted`.
+    /// holds, else `wanted`, else fjall, with its share of a memory budget
+    /// of `budget_bytes`. Refused when `dir` holds another engine's files
+    /// than `wanted`.
     pub fn for_dir(
         dir: &Path,
         wanted: Option<StoreKind>,
-        cache_bytes: u64,
+        budget_bytes: u64,
     ) -> Result<Engine, StoreError> {
         let kind = match (StoreKind::detect(dir), wanted) {
             (Some(found), Some(wanted)) if found != wanted => {
@@ -239,7 +268,7 @@ impl Engine {
             (Some(found), _) => found,
             (None, wanted) => wanted.unwrap_or(StoreKind::Fjall),
         };
-        Ok(kind.engine(cache_bytes))
+        Ok(kind.engine_for_budget(budget_bytes))
     }
 
     /// Opens (or creates) this engine's data in directory `path`.
@@ -371,8 +400,12 @@ pub fn migrate(dir: &Path, to: StoreKind) -> Result<(u64, std::path::PathBuf), S
         }
     }
     let copied = {
-        let src = from.engine(DEFAULT_CACHE_BYTES).open(dir)?;
-        let dst = to.engine(DEFAULT_CACHE_BYTES).open(&new_dir)?;
+        let src = from
+            .engine_for_budget(DEFAULT_MEMORY_BUDGET_BYTES)
+            .open(dir)?;
+        let dst = to
+            .engine_for_budget(DEFAULT_MEMORY_BUDGET_BYTES)
+            .open(&new_dir)?;
         let copied = copy_all(src.as_ref(), dst.as_ref())?;
         let recount = scan_prefix(dst.as_ref(), &[]).count() as u64;
         if recount != copied {
@@ -429,7 +462,8 @@ mod tests {
         drop((store, state));
         // Asking for fjall on it is refused, naming both engines; nothing is
         // created beside it.
-        let err = Engine::for_dir(&old, Some(StoreKind::Fjall), DEFAULT_CACHE_BYTES).unwrap_err();
+        let err =
+            Engine::for_dir(&old, Some(StoreKind::Fjall), DEFAULT_MEMORY_BUDGET_BYTES).unwrap_err();
         assert!(
             matches!(
                 err,

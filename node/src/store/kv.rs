@@ -1,6 +1,6 @@
 //! The narrow interface between the chain store and its storage engine: an
 //! ordered map of byte strings with atomic batches and an explicit
-//! durability point. The engines are in [`super::engine`] (redb is the
+//! durability point. The engines are in [`super::engine`] (fjall is the
 //! node's; [`SledKv`] opens older data directories); [`MemKv`] keeps
 //! everything in memory and forgets what was not flushed when told to crash
 //! (the deterministic simulation and tests use it).

@@ -220,10 +220,10 @@ impl Store {
     ///
     /// The state reads the store ([`state_source::KvSource`]), so it keeps
     /// the database open too: drop both to close it. The engine is the one
-    /// whose files `path` holds, or redb for a new directory
+    /// whose files `path` holds, or fjall for a new directory
     /// ([`Engine::for_dir`]).
     pub fn open(path: &Path, genesis: &Genesis) -> Result<(Store, LedgerState), StoreError> {
-        let engine = Engine::for_dir(path, None, engine::DEFAULT_CACHE_BYTES)?;
+        let engine = Engine::for_dir(path, None, engine::DEFAULT_MEMORY_BUDGET_BYTES)?;
         Store::open_with(path, genesis, engine)
     }
 
