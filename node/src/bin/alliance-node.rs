@@ -589,9 +589,6 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
-    // Before any thread starts (alliance_node::alloc: resident memory that
-    // would otherwise keep rising in per-thread arenas).
-    alliance_node::alloc::bound_malloc_arenas();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -185,7 +185,7 @@ impl Engine {
     pub const NAMES: &'static [(&'static str, &'static str)] = &[
         (
             "fjall",
-            "the node's engine: fjall 3, 64 MiB block cache, 16 MiB memtables, journal fsync at flush",
+            "the node's engine: fjall 3, 64 MiB block cache, 32 MiB memtables, journal fsync at flush",
         ),
         (
             "fjall-cache256m",

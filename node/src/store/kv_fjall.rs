@@ -16,12 +16,10 @@ use fjall::{KeyspaceCreateOptions, PersistMode};
 
 use super::kv::{Batch, Entries, Kv, KvError, Visit, Write};
 
-/// The size at which a memtable is sealed and written out as a table.
-/// fjall's default, 64 MiB, would take a sixteenth of the default memory
-/// budget per memtable; the node's resident memory rises and falls by about
-/// a memtable as each fills and is written out, and the journal on disk
-/// holds a memtable's worth until then.
-pub const MEMTABLE_BYTES: u64 = 16 << 20;
+/// The size at which a memtable is sealed and written out as a table
+/// (fjall's default, 64 MiB, would take a sixteenth of the default memory
+/// budget per memtable).
+pub const MEMTABLE_BYTES: u64 = 32 << 20;
 
 /// fjall's error as the store's: I/O stays I/O (a full or read-only disk is
 /// reported as such), a database locked by another handle is
