@@ -39,12 +39,13 @@ pub struct NodeConfig {
     pub mempool_txs_max: usize,
     /// The node's memory budget in MiB: the resident memory it is sized to
     /// stay under whatever the chain length and load (the store's cache is
-    /// a share of it: a sixteenth on fjall, a quarter on redb and sled). Exported as `alliance_memory_budget_bytes`
-    /// beside `alliance_resident_memory_bytes`.
+    /// a share of it: a sixteenth on fjall, a quarter on redb and sled).
+    /// Exported as `alliance_memory_budget_bytes` beside
+    /// `alliance_resident_memory_bytes`.
     pub memory_budget_mib: u64,
     /// The storage engine of a new data directory: `fjall` (unset: fjall),
-    /// `redb` or `sled`. An existing data directory opens on the engine whose files
-    /// it holds; naming another one is refused.
+    /// `redb` or `sled`. An existing data directory opens on the engine
+    /// whose files it holds; naming another one is refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_engine: Option<StoreKind>,
 }

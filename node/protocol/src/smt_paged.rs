@@ -12,10 +12,9 @@
 //!   starts with the `D` bits of `b`. The leaves themselves, `(key_hash,
 //!   value_hash)` pairs, live in a [`LeafStore`] ordered by key hash (the
 //!   node's is a range of its key-value store; [`BTreeMap<Hash32, Hash32>`]
-//!   is one too). A
-//!   bucket's subtree is never kept: when a bucket changes, or a proof goes
-//!   through it, its leaves are read once and its subtree is built by
-//!   `crate::smt`'s own code.
+//!   is one too). A bucket's subtree is never kept: when a bucket changes,
+//!   or a proof goes through it, its leaves are read once and its subtree
+//!   is built by `crate::smt`'s own code.
 //! - **Heap** (upper tier, in memory). For every position of depths
 //!   `0 ..= D`, a complete binary heap of `2^(D+1) - 1` entries holds a
 //!   [`Summary`] of the canonical subtree there: [`SubtreeKind::Empty`]

@@ -71,9 +71,10 @@ enum Command {
         out: PathBuf,
     },
     /// Move a stopped node's chain store to another storage engine (e.g. a
-    /// redb or sled store made before fjall became the default). Copies every key
-    /// into HOME/db.new, then renames HOME/db to HOME/db.ENGINE-backup and
-    /// HOME/db.new to HOME/db; delete the backup once the node runs.
+    /// redb or sled store made before fjall became the default). Copies
+    /// every key into HOME/db.new, then renames HOME/db to
+    /// HOME/db.ENGINE-backup and HOME/db.new to HOME/db; delete the backup
+    /// once the node runs.
     MigrateStore {
         /// Node home directory.
         #[arg(long)]

@@ -32,7 +32,7 @@ pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 1 << 30;
 /// A B-tree engine's page cache at the default budget (a quarter of it).
 pub const DEFAULT_CACHE_BYTES: u64 = DEFAULT_MEMORY_BUDGET_BYTES / 4;
 /// The cache the engines got in the side-by-side benchmark of issue #14
-/// (`alliance-bench store`): the `-cache64m` sled variants and fjall.
+/// (`alliance-bench store`): the `-cache64m` redb and sled variants.
 const COMPARISON_CACHE_BYTES: u64 = 64 << 20;
 /// sled's own default cache, sled's configuration in the node until
 /// issue #14.
@@ -274,8 +274,12 @@ impl Engine {
     /// Opens (or creates) this engine's data in directory `path`.
     pub fn open(self, path: &Path) -> Result<Box<dyn Kv>, StoreError> {
         Ok(match self {
-            Engine::Fjall { cache_bytes } => Box::new(open_fjall(path, cache_bytes)?),
-            Engine::Redb { cache_bytes } => Box::new(open_redb(path, cache_bytes)?),
+            Engine::Fjall { cache_bytes } => {
+                Box::new(open_waiting(path, || FjallKv::open(path, cache_bytes))?)
+            }
+            Engine::Redb { cache_bytes } => Box::new(open_waiting(path, || {
+                RedbKv::open(&path.join(REDB_FILE), cache_bytes as usize)
+            })?),
             Engine::Sled {
                 cache_bytes,
                 flush_every_ms,
@@ -300,27 +304,12 @@ impl Engine {
     }
 }
 
-/// Opens fjall's database in `dir`, waiting briefly for a handle (in
-/// tests, a just-dropped one) to let it go.
-fn open_fjall(dir: &Path, cache_bytes: u64) -> Result<FjallKv, StoreError> {
+/// Opens an engine's data in `dir` with `open`, waiting briefly for a
+/// handle (in tests, a just-dropped one) that holds it to let it go.
+fn open_waiting<K>(dir: &Path, open: impl Fn() -> Result<K, KvError>) -> Result<K, StoreError> {
     let deadline = Instant::now() + LOCK_WAIT;
     loop {
-        match FjallKv::open(dir, cache_bytes) {
-            Err(KvError::InUse) if Instant::now() <= deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(KvError::InUse) => return Err(StoreError::InUse(dir.display().to_string())),
-            other => return Ok(other?),
-        }
-    }
-}
-
-/// Opens redb's file in `dir`, waiting briefly for a handle (in tests, a
-/// just-dropped one) to let it go.
-fn open_redb(dir: &Path, cache_bytes: u64) -> Result<RedbKv, StoreError> {
-    let deadline = Instant::now() + LOCK_WAIT;
-    loop {
-        match RedbKv::open(&dir.join(REDB_FILE), cache_bytes as usize) {
+        match open() {
             Err(KvError::InUse) if Instant::now() <= deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
