@@ -5,6 +5,7 @@
 //! sled, key files, genesis tooling, and synthetic chains for tests.
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod api;
 #[cfg(feature = "byzantine")]
 pub mod byzantine;

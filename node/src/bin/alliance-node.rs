@@ -590,6 +590,8 @@ async fn shutdown_signal() {
 }
 
 fn main() -> ExitCode {
+    // Resident memory follows what is in use (alliance_node::alloc).
+    alliance_node::alloc::start_trimming();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
