@@ -396,7 +396,7 @@ pub async fn history(
     let more = entries.len() > limit;
     let mut items = Vec::new();
     let mut cache: Option<FinalizedBlock> = None;
-    for (height, index, hash) in entries.into_iter().take(limit) {
+    for (height, index) in entries.into_iter().take(limit) {
         if cache.as_ref().map(|b| b.block.header.height) != Some(height) {
             cache = chain.store().block(height).map_err(ApiError::storage)?;
         }
@@ -404,6 +404,7 @@ pub async fn history(
         let Some(tx) = fb.block.txs.get(index as usize) else {
             continue;
         };
+        let hash = tx.hash();
         let loc = chain
             .store()
             .tx_location(&hash)

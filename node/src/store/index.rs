@@ -18,7 +18,7 @@
 //! block and its outcomes ([`BlockIndex::of_block`], the one derivation). Reads consult the pending entries
 //! first; they are newer than everything in the index.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use alliance_protocol::state::TxOutcome;
 use alliance_protocol::{encoding, Hash32, PublicKey, Transaction};
@@ -38,8 +38,8 @@ pub const PENDING_ENTRIES_MAX: usize = 200_000;
 pub struct BlockIndex {
     /// Each transaction's hash and location.
     pub txs: Vec<(Hash32, TxLocation)>,
-    /// History lines: address, position in the block, transaction hash.
-    pub history: Vec<(PublicKey, u32, Hash32)>,
+    /// History lines: address, position in the block.
+    pub history: Vec<(PublicKey, u32)>,
 }
 
 impl BlockIndex {
@@ -57,7 +57,7 @@ impl BlockIndex {
             };
             entries.txs.push((hash, loc));
             for addr in super::involved(tx) {
-                entries.history.push((addr, i as u32, hash));
+                entries.history.push((addr, i as u32));
             }
         }
         entries
@@ -74,7 +74,7 @@ impl BlockIndex {
 pub struct PendingIndex {
     txs: HashMap<Hash32, TxLocation>,
     /// History lines by their store key (same order as in the store).
-    history: BTreeMap<Vec<u8>, Hash32>,
+    history: BTreeSet<Vec<u8>>,
     /// Heights whose entries are here, ascending.
     heights: Vec<u64>,
 }
@@ -86,9 +86,9 @@ impl PendingIndex {
         for (hash, loc) in block.txs {
             self.txs.insert(hash, loc);
         }
-        for (address, index, hash) in block.history {
+        for (address, index) in block.history {
             self.history
-                .insert(super::history_key(&address, height, index), hash);
+                .insert(super::history_key(&address, height, index));
         }
         self.heights.push(height);
     }
@@ -107,11 +107,13 @@ impl PendingIndex {
         for (hash, loc) in self.txs.iter().chain(next.txs.iter().map(|(h, l)| (h, l))) {
             batch.put(super::key(super::TX, &hash.0), encoding::encode(loc));
         }
-        for (k, hash) in &self.history {
-            batch.put(k.clone(), &hash.0[..]);
+        // A history line is its key (address, height, position): the
+        // value is empty (the transaction's hash is in its block).
+        for k in &self.history {
+            batch.put(k.clone(), Vec::new());
         }
-        for (address, index, hash) in &next.history {
-            batch.put(super::history_key(address, height, *index), &hash.0[..]);
+        for (address, index) in &next.history {
+            batch.put(super::history_key(address, height, *index), Vec::new());
         }
         for h in &self.heights {
             batch.delete(log_key(*h));
@@ -133,7 +135,7 @@ impl PendingIndex {
         &'a self,
         lo: &[u8],
         hi: &[u8],
-    ) -> impl Iterator<Item = (&'a Vec<u8>, &'a Hash32)> + 'a {
+    ) -> impl Iterator<Item = &'a Vec<u8>> + 'a {
         self.history.range(lo.to_vec()..hi.to_vec()).rev()
     }
 
