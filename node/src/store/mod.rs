@@ -589,24 +589,18 @@ impl Store {
         // The location is in the key. The value is empty (stores written
         // before held the transaction's hash there: ignored).
         let parse = |k: &[u8]| -> Result<(u64, u32), StoreError> {
-            let corrupt = || StoreError::Corrupt("history entry".into());
-            let n = 1 + 32;
-            let height = u64::from_be_bytes(
-                k.get(n..n + 8)
-                    .ok_or_else(corrupt)?
-                    .try_into()
-                    .map_err(|_| corrupt())?,
-            );
-            let index = u32::from_be_bytes(
-                k.get(n + 8..n + 12)
-                    .ok_or_else(corrupt)?
-                    .try_into()
-                    .map_err(|_| corrupt())?,
-            );
-            if k.len() != n + 12 {
-                return Err(corrupt());
-            }
-            Ok((height, index))
+            // Prefix and address, then height and position.
+            let Some(rest) = k
+                .get(1 + 32..)
+                .and_then(|rest| <[u8; 12]>::try_from(rest).ok())
+            else {
+                return Err(StoreError::Corrupt("history entry".into()));
+            };
+            let (height, index) = rest.split_at(8);
+            Ok((
+                u64::from_be_bytes(height.try_into().expect("8 bytes")),
+                u32::from_be_bytes(index.try_into().expect("4 bytes")),
+            ))
         };
         // Pending lines are newer than any written one: they come first.
         let mut out = Vec::new();
