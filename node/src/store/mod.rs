@@ -56,6 +56,7 @@ pub mod kv_fjall;
 #[cfg(feature = "extra-engines")]
 pub mod kv_lmdb;
 pub mod kv_redb;
+pub mod leaf_cache;
 pub mod state_source;
 
 pub use engine::{Engine, StoreKind};
@@ -211,6 +212,9 @@ pub struct Store {
     tip: ChainTip,
     /// Index entries of recent blocks, not yet in `t` and `a`.
     pending: index::PendingIndex,
+    /// Buckets of the state tree last read, shared with the state's
+    /// source: a state write drops those it changes.
+    leaf_cache: Arc<leaf_cache::LeafCache>,
 }
 
 impl Store {
@@ -304,9 +308,11 @@ impl Store {
             )));
         }
         let state_height = Arc::new(AtomicU64::new(written));
+        let leaf_cache = Arc::new(leaf_cache::LeafCache::new(leaf_cache::LEAF_CACHE_BYTES));
         let source = Arc::new(state_source::KvSource {
             db: db.clone(),
             height: state_height.clone(),
+            leaf_cache: leaf_cache.clone(),
         });
         let mut store = Store {
             db,
@@ -314,6 +320,7 @@ impl Store {
             genesis_hash: given,
             tip,
             pending: index::PendingIndex::default(),
+            leaf_cache,
         };
         let written_tip = match written {
             0 => LedgerState::from_genesis(genesis).tip(),
@@ -510,12 +517,13 @@ impl Store {
         }
         let write_state = h.height.is_multiple_of(STATE_WRITE_BLOCKS)
             || state.unwritten_entries() + exec.changes.len() >= STATE_UNWRITTEN_MAX;
+        let mut state_written_keys = Vec::new();
         if write_state {
             let writes = state
                 .writes_with(&exec)
                 .expect("an execution of a state on a source");
             for (k, v) in &writes.entries {
-                state_source::write_entry(&mut batch, k, v.as_ref());
+                state_written_keys.push(state_source::write_entry(&mut batch, k, v.as_ref()));
             }
             state_source::bucket_writes(&mut batch, &writes.buckets);
             batch.put(META_STATE_HEIGHT, &h.height.to_be_bytes()[..]);
@@ -526,7 +534,15 @@ impl Store {
             timestamp_ms: h.timestamp_ms,
         };
         batch.put(META_TIP, encoding::encode(&tip));
+        // A state write changes the leaves of the entries it writes: their
+        // cached buckets go, and no bucket is read through the cache until
+        // the write is applied (leaf_cache.rs).
+        let cache_guard = write_state.then(|| {
+            self.leaf_cache
+                .begin_write(state_written_keys.iter().copied())
+        });
         self.db.apply_durable(batch)?;
+        drop(cache_guard);
         if write_index {
             self.pending.clear();
         } else {
@@ -544,6 +560,12 @@ impl Store {
     /// dozen blocks before: see [`Store::commit`]).
     pub fn state_height(&self) -> u64 {
         self.state_height.load(Ordering::Acquire)
+    }
+
+    /// The cache of the state tree's buckets in front of the store: its
+    /// hits and size, and its bypass for benchmarks.
+    pub fn leaf_cache(&self) -> &leaf_cache::LeafCache {
+        &self.leaf_cache
     }
 
     /// Claim changes summed over blocks `from..=to`: the settlement of a period.

@@ -27,6 +27,7 @@ use alliance_protocol::state::{EntryKind, StateKey, StateSource, StateValue};
 use alliance_protocol::Hash32;
 
 use super::kv::{scan_prefix, Batch, Kv};
+use super::leaf_cache::{LeafCache, Lookup};
 use super::{decode, key, StoreError, STATE};
 
 /// Prefix of the ordered index.
@@ -112,13 +113,16 @@ pub fn parse_state_record(record: &[u8]) -> Result<(StateKey, StateValue), Store
 }
 
 /// The writes of one state entry (`None`: deleted): its record and its
-/// index key.
-pub(super) fn write_entry(batch: &mut Batch, k: &StateKey, v: Option<&StateValue>) {
+/// index key. Returns the entry's key hash (its tree leaf's key).
+pub(super) fn write_entry(batch: &mut Batch, k: &StateKey, v: Option<&StateValue>) -> Hash32 {
+    let key_hash = k.tree_key();
+    let record_key = key(STATE, &key_hash.0);
     match v {
-        Some(v) => batch.put(state_record_key(k), state_record(k, v)),
-        None => batch.delete(state_record_key(k)),
+        Some(v) => batch.put(record_key, state_record(k, v)),
+        None => batch.delete(record_key),
     }
     entry_writes(batch, k, v);
+    key_hash
 }
 
 /// The `p` key of a bucket.
@@ -152,6 +156,9 @@ pub(super) fn bucket_writes(batch: &mut Batch, buckets: &[(u32, Summary)]) {
 pub struct KvSource {
     pub(super) db: Arc<dyn Kv>,
     pub(super) height: Arc<AtomicU64>,
+    /// Buckets last read, shared with the store, whose state writes drop
+    /// the buckets they change.
+    pub(super) leaf_cache: Arc<LeafCache>,
 }
 
 /// A read the state machine cannot do without failed: see
@@ -219,6 +226,10 @@ impl StateSource for KvSource {
     }
 
     fn leaves(&self, low: &Hash32, high: &Hash32) -> Vec<(Hash32, Hash32)> {
+        let epoch = match self.leaf_cache.get(low, high) {
+            Lookup::Hit(leaves) => return leaves,
+            Lookup::Miss(epoch) => epoch,
+        };
         let lo = key(STATE, &low.0);
         let mut hi = key(STATE, &high.0);
         hi.push(0); // inclusive of `high`
@@ -229,6 +240,7 @@ impl StateSource for KvSource {
                 Ok(())
             })
             .unwrap_or_else(|e| fatal("leaf read", e));
+        self.leaf_cache.insert(epoch, *low, *high, &out);
         out
     }
 }

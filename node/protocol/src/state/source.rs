@@ -334,8 +334,17 @@ impl LeafStore for LayeredLeaves<'_> {
         bits: usize,
     ) -> Result<Vec<(Hash32, Hash32)>, Self::Error> {
         let (low, high) = prefix_bounds(prefix, bits);
-        let mut leaves: BTreeMap<Hash32, Hash32> =
-            self.source.leaves(&low, &high).into_iter().collect();
+        let stored = self.source.leaves(&low, &high);
+        if self
+            .changes
+            .iter()
+            .all(|changes| changes.range(low..=high).next().is_none())
+        {
+            // Most buckets a block touches in a large state: no unwritten
+            // block changed them.
+            return Ok(stored);
+        }
+        let mut leaves: BTreeMap<Hash32, Hash32> = stored.into_iter().collect();
         for changes in self.changes {
             for (k, v) in changes.range(low..=high) {
                 match v {
