@@ -41,8 +41,60 @@ pub enum DecodeError {
 /// Encodes a value canonically. Encoding our own types cannot fail (no maps
 /// of unknown length, no unsupported serde features), so a failure is a bug.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    bincode::serde::encode_to_vec(value, config())
-        .expect("canonical encoding of a protocol type never fails")
+    // Room for a transaction, so that most encodings allocate once (bincode's
+    // own `encode_to_vec` starts empty and grows at every field).
+    let mut out = Vec::with_capacity(ENCODE_CAPACITY);
+    bincode::serde::encode_into_writer(value, VecOut(&mut out), config())
+        .expect("canonical encoding of a protocol type never fails");
+    out
+}
+
+/// The first allocation of [`encode`]: more than a typical transaction.
+const ENCODE_CAPACITY: usize = 256;
+
+/// Bytes written to a vector.
+struct VecOut<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for VecOut<'_> {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Bytes fed to a hash through a small buffer: the encoding is hashed
+/// without being built ([`hash_value`]).
+struct HashOut {
+    hash: Sha256,
+    buf: [u8; HASH_BUFFER],
+    len: usize,
+}
+
+/// Bytes [`HashOut`] gathers before it hashes them (bincode writes a field
+/// at a time, often one byte).
+const HASH_BUFFER: usize = 256;
+
+impl HashOut {
+    fn finish(mut self) -> Hash32 {
+        self.hash.update(&self.buf[..self.len]);
+        Hash32(self.hash.finalize().into())
+    }
+}
+
+impl bincode::enc::write::Writer for HashOut {
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        if self.len + bytes.len() > HASH_BUFFER {
+            self.hash.update(&self.buf[..self.len]);
+            self.len = 0;
+            if bytes.len() > HASH_BUFFER {
+                self.hash.update(bytes);
+                return Ok(());
+            }
+        }
+        self.buf[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+        Ok(())
+    }
 }
 
 /// Decodes a value, rejecting inputs over `max_bytes`, malformed inputs and
@@ -74,7 +126,17 @@ pub fn hash_with_domain(domain: &str, bytes: &[u8]) -> Hash32 {
 
 /// Canonical hash of a serialisable value under a domain.
 pub fn hash_value<T: Serialize>(domain: &str, value: &T) -> Hash32 {
-    hash_with_domain(domain, &encode(value))
+    let mut hash = Sha256::new();
+    hash.update(domain.as_bytes());
+    hash.update([0u8]);
+    let mut out = HashOut {
+        hash,
+        buf: [0; HASH_BUFFER],
+        len: 0,
+    };
+    bincode::serde::encode_into_writer(value, &mut out, config())
+        .expect("canonical encoding of a protocol type never fails");
+    out.finish()
 }
 
 /// The domains used for hashing and signing. Versioned so that a format
@@ -102,6 +164,38 @@ pub mod domain {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Bytes that bincode writes in one piece (as `serde_bytes` types do),
+    /// where a `Vec<u8>` is written a byte at a time.
+    #[derive(Debug)]
+    struct Piece(Vec<u8>);
+
+    impl Serialize for Piece {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(&self.0)
+        }
+    }
+
+    proptest! {
+        /// Hashing a value as it is encoded is hashing its encoding, for
+        /// values below, across and far beyond the hash's buffer, written
+        /// in pieces of every size.
+        #[test]
+        fn hash_value_is_the_hash_of_the_encoding(
+            parts in proptest::collection::vec(
+                (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..600)),
+                0..8,
+            ),
+        ) {
+            let parts: Vec<(u8, Piece)> =
+                parts.into_iter().map(|(b, v)| (b, Piece(v))).collect();
+            prop_assert_eq!(
+                hash_value("d", &parts),
+                hash_with_domain("d", &encode(&parts))
+            );
+        }
+    }
 
     #[test]
     fn rejects_trailing_bytes() {

@@ -26,6 +26,7 @@ pub mod address;
 pub mod audit;
 pub mod block;
 pub mod certificate;
+pub mod cores;
 pub mod crypto;
 pub mod encoding;
 pub mod export;

@@ -308,9 +308,7 @@ pub fn verify_txs_on_this_thread(txs: &[Transaction], cache: &mut KeyCache) -> V
 /// across calls.
 pub fn verify_txs(txs: &[Transaction], cache: &mut KeyCache) -> Vec<bool> {
     cache.learn(txs);
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let threads = crate::cores::available();
     if txs.len() < PARALLEL_MIN || threads < 2 {
         return verify_txs_on_this_thread(txs, cache);
     }

@@ -623,9 +623,7 @@ impl PagedTree {
         };
         // Buckets are independent: a large batch reads and rebuilds them on
         // every core (a store read is most of a bucket's cost).
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(PARALLEL_THREADS_MAX);
+        let threads = crate::cores::available().min(PARALLEL_THREADS_MAX);
         let results: Vec<Result<Option<BucketChange>, PagedTreeError<S::Error>>> = if threads > 1
             && groups.len() >= PARALLEL_BUCKETS_MIN
         {

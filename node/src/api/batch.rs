@@ -73,7 +73,7 @@ fn refused(e: ApiError) -> BatchItemResult {
     ))]
 pub async fn submit_batch(
     State(s): State<Arc<Shared>>,
-    body: Result<Json<Vec<serde_json::Value>>, JsonRejection>,
+    body: Result<Json<Vec<Box<serde_json::value::RawValue>>>, JsonRejection>,
 ) -> Result<Json<BatchSubmitResponse>, ApiError> {
     let Json(items) = body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
@@ -96,11 +96,13 @@ pub async fn submit_batch(
             "this node is catching up with the alliance; retry shortly or use another node",
         ));
     }
-    // Parse each item on its own: a malformed one is refused alone.
+    // Parse each item on its own: a malformed one is refused alone. Items
+    // are kept as their raw text and parsed once into a transaction (no
+    // JSON tree is built for them).
     let mut results: Vec<Option<BatchItemResult>> = Vec::with_capacity(items.len());
     let mut txs = Vec::with_capacity(items.len());
     for item in items {
-        match serde_json::from_value::<Transaction>(item) {
+        match serde_json::from_str::<Transaction>(item.get()) {
             Ok(tx) => {
                 txs.push(tx);
                 results.push(None);

@@ -34,7 +34,7 @@ pub struct Loaded {
 
 /// Entry `i` of `count` in the parallel passes below, on every core.
 fn par_map<T: Send>(count: u64, f: impl Fn(u64) -> T + Sync) -> Vec<T> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let threads = alliance_protocol::cores::available() as u64;
     let per = count.div_ceil(threads.max(1));
     let f = &f;
     std::thread::scope(|scope| {

@@ -282,9 +282,7 @@ impl Paged {
     /// The entries of `keys` (distinct), read on every core: a store read
     /// is most of the cost of executing a transaction on a large state.
     pub(crate) fn prefetch(&self, keys: Vec<StateKey>) -> super::overlay::Prefetched {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(4);
+        let threads = crate::cores::available().min(4);
         let read = |chunk: &[StateKey]| -> Vec<(StateKey, Option<StateValue>)> {
             chunk
                 .iter()
