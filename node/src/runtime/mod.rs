@@ -18,6 +18,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod driver;
+pub mod gossip_out;
 pub mod io;
 pub mod node;
 pub mod shared;

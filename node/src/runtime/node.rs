@@ -32,8 +32,6 @@ const TIMER_QUEUE_LEN: usize = 1_024;
 /// Sync answers queued at most (requests in flight are capped by the
 /// network, see `NetworkLimits::sync_pending_requests_max`).
 const RESPONSE_QUEUE_LEN: usize = 64;
-/// Transaction gossip payloads waiting for the network at most.
-const TX_GOSSIP_QUEUE_LEN: usize = 256;
 
 /// A driver event in the real node.
 type NodeEvent = Event<(MessageId, PeerId), SyncResponder>;
@@ -122,7 +120,7 @@ impl Node {
         net: NetworkHandle,
         events: mpsc::Receiver<NetworkEvent>,
     ) -> Result<(Self, Arc<Shared>), crate::store::StoreError> {
-        let (tx_gossip, mut gossip_rx) = mpsc::channel::<Vec<u8>>(TX_GOSSIP_QUEUE_LEN);
+        let (tx_gossip, gossip_rx) = mpsc::channel(super::gossip_out::GOSSIP_QUEUE_LEN);
         let shared = Shared::new(
             genesis,
             Chain::new(store, state),
@@ -138,9 +136,13 @@ impl Node {
         );
         let gossip_net = net.clone();
         tokio::spawn(async move {
-            while let Some(bytes) = gossip_rx.recv().await {
-                if let Err(e) = gossip_net.publish_transaction(bytes).await {
-                    tracing::warn!(error = %e, "could not gossip submitted transactions");
+            let mut gatherer =
+                super::gossip_out::Gatherer::new(gossip_rx, super::gossip_out::GOSSIP_GATHER);
+            while let Some(txs) = gatherer.next_batch().await {
+                for bytes in super::shared::gossip_batches(&txs) {
+                    if let Err(e) = gossip_net.publish_transaction(bytes).await {
+                        tracing::warn!(error = %e, "could not gossip submitted transactions");
+                    }
                 }
             }
         });

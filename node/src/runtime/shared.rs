@@ -53,8 +53,9 @@ pub struct Shared {
     pub status: RwLock<NodeStatus>,
     /// Newly finalized blocks (height order).
     pub finalized: broadcast::Sender<Arc<FinalizedBlock>>,
-    /// Admitted transactions' gossip payloads, on their way to the network.
-    tx_gossip: mpsc::Sender<Vec<u8>>,
+    /// Admitted transactions, on their way to the network
+    /// ([`super::gossip_out`] gathers them into gossip messages).
+    tx_gossip: mpsc::Sender<Vec<Transaction>>,
     /// Permits for event-stream subscribers.
     pub event_streams: Arc<tokio::sync::Semaphore>,
     /// Prometheus metrics.
@@ -70,13 +71,12 @@ const SIGNER_KEYS_MAX: usize = 65_536;
 
 impl Shared {
     /// The shared state of a node whose chain is `chain`. Admitted
-    /// transactions' gossip payloads go to `tx_gossip` (the node forwards
-    /// them to the network).
+    /// transactions go to `tx_gossip` (the node gossips them).
     pub fn new(
         genesis: Genesis,
         chain: Chain,
         mempool_limits: MempoolLimits,
-        tx_gossip: mpsc::Sender<Vec<u8>>,
+        tx_gossip: mpsc::Sender<Vec<Transaction>>,
     ) -> Arc<Shared> {
         let chain_id = genesis.chain_id.clone();
         let (finalized, _) = broadcast::channel(FINALIZED_CHANNEL_LEN);
@@ -135,10 +135,8 @@ impl Shared {
         for tx in &admitted {
             self.metrics.submitted(tx.hash());
         }
-        for bytes in gossip_batches(&admitted) {
-            if self.tx_gossip.send(bytes).await.is_err() {
-                tracing::warn!("could not gossip submitted transactions: the network is gone");
-            }
+        if !admitted.is_empty() && self.tx_gossip.send(admitted).await.is_err() {
+            tracing::warn!("could not gossip submitted transactions: the network is gone");
         }
         results
     }
