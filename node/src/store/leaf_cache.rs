@@ -285,7 +285,7 @@ mod tests {
         // A key outside every cached range drops nothing.
         drop(c.begin_write([h(5), h(30)]));
         assert_eq!(hit(&c, 10, 19), Some(leaves(3, 12)));
-        assert_eq!(c.hits_and_misses().0, 4);
+        assert_eq!(c.hits_and_misses(), (3, 4));
     }
 
     #[test]
