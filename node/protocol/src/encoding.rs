@@ -44,23 +44,13 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Room for a transaction, so that most encodings allocate once (bincode's
     // own `encode_to_vec` starts empty and grows at every field).
     let mut out = Vec::with_capacity(ENCODE_CAPACITY);
-    bincode::serde::encode_into_writer(value, VecOut(&mut out), config())
+    bincode::serde::encode_into_std_write(value, &mut out, config())
         .expect("canonical encoding of a protocol type never fails");
     out
 }
 
 /// The first allocation of [`encode`]: more than a typical transaction.
 const ENCODE_CAPACITY: usize = 256;
-
-/// Bytes written to a vector.
-struct VecOut<'a>(&'a mut Vec<u8>);
-
-impl bincode::enc::write::Writer for VecOut<'_> {
-    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0.extend_from_slice(bytes);
-        Ok(())
-    }
-}
 
 /// Bytes fed to a hash through a small buffer: the encoding is hashed
 /// without being built ([`hash_value`]).
@@ -117,20 +107,23 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], max_bytes: usize) -> Result<T, 
 /// SHA-256 of `domain || 0x00 || bytes`. Every hash in the protocol is domain
 /// separated so that bytes of one kind can never be mistaken for another.
 pub fn hash_with_domain(domain: &str, bytes: &[u8]) -> Hash32 {
-    let mut h = Sha256::new();
-    h.update(domain.as_bytes());
-    h.update([0u8]);
+    let mut h = domain_hasher(domain);
     h.update(bytes);
     Hash32(h.finalize().into())
 }
 
+/// A hash that has taken in `domain || 0x00`, ready for the bytes.
+fn domain_hasher(domain: &str) -> Sha256 {
+    let mut h = Sha256::new();
+    h.update(domain.as_bytes());
+    h.update([0u8]);
+    h
+}
+
 /// Canonical hash of a serialisable value under a domain.
 pub fn hash_value<T: Serialize>(domain: &str, value: &T) -> Hash32 {
-    let mut hash = Sha256::new();
-    hash.update(domain.as_bytes());
-    hash.update([0u8]);
     let mut out = HashOut {
-        hash,
+        hash: domain_hasher(domain),
         buf: [0; HASH_BUFFER],
         len: 0,
     };

@@ -87,7 +87,12 @@ pub(super) fn queue_key(k: &StateKey) -> Option<Vec<u8>> {
 
 /// The `s` key of an entry: its key hash.
 pub fn state_record_key(k: &StateKey) -> Vec<u8> {
-    key(STATE, &k.tree_key().0)
+    record_key(&k.tree_key())
+}
+
+/// The `s` record key of the entry whose key hash is `key_hash`.
+fn record_key(key_hash: &Hash32) -> Vec<u8> {
+    key(STATE, &key_hash.0)
 }
 
 /// The `s` record of an entry: its value hash (the tree leaf's), then the
@@ -116,10 +121,9 @@ pub fn parse_state_record(record: &[u8]) -> Result<(StateKey, StateValue), Store
 /// index key. Returns the entry's key hash (its tree leaf's key).
 pub(super) fn write_entry(batch: &mut Batch, k: &StateKey, v: Option<&StateValue>) -> Hash32 {
     let key_hash = k.tree_key();
-    let record_key = key(STATE, &key_hash.0);
     match v {
-        Some(v) => batch.put(record_key, state_record(k, v)),
-        None => batch.delete(record_key),
+        Some(v) => batch.put(record_key(&key_hash), state_record(k, v)),
+        None => batch.delete(record_key(&key_hash)),
     }
     entry_writes(batch, k, v);
     key_hash
