@@ -1,10 +1,19 @@
 //! Validating and committing a block of 1,000 transfers: signature checks,
 //! state execution (with the state-root update) and the durable sled commit.
-//! Also each part alone, to see where the time goes.
+//! Also each part alone, to see where the time goes; and a follower's whole
+//! path for a block whose transactions it first received by gossip
+//! (`follower_path`: the node's own CPU per transaction, without the
+//! network's noise; docs/benchmarks.md, issue #19).
 //!
 //! `cargo bench -p alliance-node --bench block_commit`
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use alliance_node::chain::Chain;
+use alliance_node::mempool::MempoolLimits;
+use alliance_node::network::Verdict;
+use alliance_node::runtime::{gossip_batches, Shared};
 
 use alliance_node::store::Store;
 use alliance_protocol::fixtures::{certify, demo_customer_key, demo_genesis};
@@ -117,7 +126,66 @@ impl Validator {
     }
 }
 
+/// Transactions per gossip message a follower receives: what a sender's
+/// 20 ms gathering window holds at 3,000 tx/s.
+const GOSSIP_TXS: usize = 60;
+
+/// A validator as the node runs it: the chain and mempool it shares with
+/// its API, fed by gossip.
+struct Follower {
+    _dir: tempfile::TempDir,
+    shared: Arc<Shared>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Follower {
+    fn new(leader: &Leader) -> Self {
+        let v = Validator::new(leader);
+        let (gossip, _) = tokio::sync::mpsc::channel(1);
+        let shared = Shared::new(
+            leader.genesis.clone(),
+            Chain::new(v.store, v.state),
+            MempoolLimits::default(),
+            gossip,
+        );
+        Follower {
+            _dir: v._dir,
+            shared,
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// What the node does for a block: admit its transactions from gossip
+    /// (decode, verify signatures, mempool), verify the proposal (only
+    /// signatures the mempool has not seen), commit it when finalized and
+    /// clear the mempool. The driver's steps, in its order.
+    fn follow(&self, gossip: &[Vec<u8>], fb: &FinalizedBlock) {
+        for bytes in gossip {
+            let verdict = self.runtime.block_on(self.shared.admit_gossip(bytes));
+            assert_eq!(verdict, Verdict::Accept);
+        }
+        let block = &fb.block;
+        let known: Vec<bool> = {
+            let pool = self.shared.mempool.lock().unwrap();
+            block.txs.iter().map(|t| pool.holds(t)).collect()
+        };
+        let mut chain = self.shared.chain.write().unwrap();
+        chain
+            .verify_known(block, &[], block.header.timestamp_ms, &known)
+            .unwrap();
+        let done = chain.finalize(block, fb.certificate.clone()).unwrap();
+        self.shared.metrics.finalized(done.tx_ids.iter().copied());
+        let mut pool = self.shared.mempool.lock().unwrap();
+        pool.remove_committed(&block.txs, &done.tx_ids, chain.state());
+        assert!(pool.is_empty());
+    }
+}
+
 fn bench(c: &mut Criterion) {
+    follower_path(c);
     let mut leader = Leader::new();
     let mut validator = Validator::new(&leader);
     let mut g = c.benchmark_group("block_of_1000_transfers");
@@ -169,6 +237,50 @@ fn bench(c: &mut Criterion) {
                     .commit(exec, &fb, &mut validator.state)
                     .unwrap();
                 timed += start.elapsed();
+            }
+            timed
+        })
+    });
+    g.finish();
+}
+
+/// The CPU time this process has used, on every thread: the figure that
+/// matters when four nodes share two cores (wall time hides the signature
+/// checks that run in parallel).
+fn process_cpu() -> Duration {
+    let mut t = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `t` is a valid timespec for the call to fill in.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// A follower's CPU time for one block of 1,000 transfers, from gossip to
+/// commit, on all its threads (criterion reports it as the time).
+fn follower_path(c: &mut Criterion) {
+    let mut leader = Leader::new();
+    let follower = Follower::new(&leader);
+    let mut g = c.benchmark_group("follower");
+    g.sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .warm_up_time(Duration::from_secs(2));
+    g.bench_function("follower_path", |b| {
+        b.iter_custom(|iters| {
+            let mut timed = Duration::ZERO;
+            for _ in 0..iters {
+                let fb = leader.transfers();
+                let gossip: Vec<Vec<u8>> = fb
+                    .block
+                    .txs
+                    .chunks(GOSSIP_TXS)
+                    .flat_map(gossip_batches)
+                    .collect();
+                let start = process_cpu();
+                follower.follow(&gossip, &fb);
+                timed += process_cpu() - start;
             }
             timed
         })

@@ -190,12 +190,12 @@ impl Chain {
     }
 
     /// Commits a finalized block (durably, before returning) and returns its
-    /// transaction outcomes. Blocks must come in height order.
+    /// transaction outcomes and ids. Blocks must come in height order.
     pub fn finalize(
         &mut self,
         block: &Block,
         certificate: Certificate,
-    ) -> Result<Vec<TxOutcome>, FinalizeError> {
+    ) -> Result<Finalized, FinalizeError> {
         let hash = block.hash();
         let exec = match self.pending.remove(&hash) {
             Some(e) if e.header.prev_hash == self.state.tip().hash => e,
@@ -203,7 +203,10 @@ impl Chain {
                 .state
                 .execute_verified(block, &verify_signatures_parallel(&block.txs))?,
         };
-        let outcomes = exec.outcomes.clone();
+        let done = Finalized {
+            outcomes: exec.outcomes.clone(),
+            tx_ids: exec.tx_ids.clone(),
+        };
         let fb = FinalizedBlock {
             block: block.clone(),
             certificate,
@@ -211,8 +214,17 @@ impl Chain {
         self.store.commit(exec, &fb, &mut self.state)?;
         let height = self.state.tip().height;
         self.pending.retain(|_, e| e.header.height > height);
-        Ok(outcomes)
+        Ok(done)
     }
+}
+
+/// What committing a finalized block gives back ([`Chain::finalize`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finalized {
+    /// One outcome per transaction, in block order.
+    pub outcomes: Vec<TxOutcome>,
+    /// The transactions' ids, in block order (hashed once per block).
+    pub tx_ids: Vec<Hash32>,
 }
 
 /// Signature verdicts for `txs`: `true` where `known_valid` says so, the
@@ -334,7 +346,8 @@ mod tests {
         for block in &ancestry {
             let cert = certify("chain-test", block, block.header.height, &keys);
             let out = follower.finalize(block, cert.clone()).unwrap();
-            assert_eq!(out, vec![TxOutcome::Applied]);
+            assert_eq!(out.outcomes, vec![TxOutcome::Applied]);
+            assert_eq!(out.tx_ids, vec![block.txs[0].hash()]);
             leader.finalize(block, cert).unwrap();
         }
         assert_eq!(follower.state().account(&alice.public()).balance(), 30);

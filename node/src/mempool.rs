@@ -158,6 +158,16 @@ impl Mempool {
         self.by_hash.contains_key(hash)
     }
 
+    /// Whether this very transaction (every field, the signature too) is
+    /// pending: found by its signer and nonce and compared, not hashed.
+    pub fn holds(&self, tx: &Transaction) -> bool {
+        self.by_signer
+            .get(&tx.signer)
+            .and_then(|m| m.get(&tx.nonce))
+            .and_then(|h| self.by_hash.get(h))
+            .is_some_and(|e| e.tx == *tx)
+    }
+
     /// Checks and admits a transaction against the committed `state`.
     /// Signature verification is the expensive part, so cheap checks go first.
     pub fn admit(&mut self, tx: Transaction, state: &LedgerState) -> Result<Hash32, AdmitError> {
@@ -173,7 +183,7 @@ impl Mempool {
         state: &LedgerState,
         signature_checked: bool,
     ) -> Result<Hash32, AdmitError> {
-        let bytes = tx.to_bytes().len();
+        let bytes = alliance_protocol::encoding::encoded_len(&tx);
         if bytes > TX_BYTES_MAX {
             return Err(AdmitError::TooLarge(bytes));
         }
@@ -263,14 +273,21 @@ impl Mempool {
     /// pending transaction whose nonce the chain has passed, and the
     /// transactions that no longer continue the signer's run from its next
     /// nonce (their predecessor was included but rejected, so they could
-    /// never apply). Call after committing, with the new state. Returns how
-    /// many pending transactions were dropped besides the block's own.
-    pub fn remove_committed(&mut self, txs: &[Transaction], state: &LedgerState) -> usize {
+    /// never apply). Call after committing, with the new state and the
+    /// block's transaction ids. Returns how many pending transactions were
+    /// dropped besides the block's own.
+    pub fn remove_committed(
+        &mut self,
+        txs: &[Transaction],
+        ids: &[Hash32],
+        state: &LedgerState,
+    ) -> usize {
+        assert_eq!(txs.len(), ids.len(), "one id per transaction");
         let mut signers: Vec<PublicKey> = txs.iter().map(|t| t.signer).collect();
         signers.sort();
         signers.dedup();
-        for tx in txs {
-            self.remove(&tx.hash());
+        for id in ids {
+            self.remove(id);
         }
         let mut dropped = 0;
         for signer in signers {
@@ -358,7 +375,7 @@ fn next_free_nonce(expected: u64, pending: Option<&BTreeMap<u64, Hash32>>) -> u6
 mod tests {
     use super::*;
     use alliance_protocol::fixtures::{demo_customer_key, demo_genesis};
-    use alliance_protocol::{Keypair, TxBody};
+    use alliance_protocol::{Block, Keypair, TxBody};
 
     const CHAIN: &str = "mempool-test";
 
@@ -379,6 +396,22 @@ mod tests {
                 memo: String::new(),
             },
         )
+    }
+
+    #[test]
+    fn holds_only_the_very_transaction_pending() {
+        let (state, _) = setup();
+        let alice = demo_customer_key(CHAIN, "alice");
+        let mut pool = Mempool::new(CHAIN, MempoolLimits::default());
+        let t0 = transfer(&alice, 0, 1);
+        pool.admit(t0.clone(), &state).unwrap();
+        assert!(pool.holds(&t0));
+        // Same signer and nonce, another body; the same with a bad signature.
+        assert!(!pool.holds(&transfer(&alice, 0, 2)));
+        let mut forged = t0.clone();
+        forged.signature.0[0] ^= 1;
+        assert!(!pool.holds(&forged));
+        assert!(!pool.holds(&transfer(&alice, 1, 1)));
     }
 
     #[test]
@@ -477,7 +510,7 @@ mod tests {
             "carol has no points: her transfer does not apply"
         );
         state.commit(e2);
-        pool.remove_committed(&b2.txs, &state);
+        pool.remove_committed(&b2.txs, &Block::ids_of(&b2.txs), &state);
         assert_eq!(pool.len(), 1);
         assert!(pool.contains(&transfer(&carol, 0, 1).hash()));
         // Carol has no points: her transfer can never apply as things stand.
@@ -537,7 +570,10 @@ mod tests {
             0,
             "a rejection changes nothing"
         );
-        assert_eq!(pool.remove_committed(&b.txs, &state), 2);
+        assert_eq!(
+            pool.remove_committed(&b.txs, &Block::ids_of(&b.txs), &state),
+            2
+        );
         assert!(pool.is_empty(), "nonces 1 and 2 cannot apply without 0");
         // Alice can start again from nonce 0.
         pool.admit(transfer(&alice, 0, 1), &state).unwrap();

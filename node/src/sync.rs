@@ -175,8 +175,8 @@ pub struct Committed {
     pub block: FinalizedBlock,
     /// Its parent's timestamp (for the block-interval metric).
     pub parent_timestamp_ms: u64,
-    /// Its transactions' outcomes.
-    pub outcomes: Vec<alliance_protocol::state::TxOutcome>,
+    /// Its transactions' outcomes and ids.
+    pub done: crate::chain::Finalized,
 }
 
 /// The part of an answer to a request from `from_height` that lies above
@@ -210,11 +210,11 @@ pub fn commit(
     let mut out = Vec::with_capacity(path.len());
     for block in path {
         let parent_timestamp_ms = chain.state().tip().timestamp_ms;
-        let outcomes = chain.finalize(&block.block, block.certificate.clone())?;
+        let done = chain.finalize(&block.block, block.certificate.clone())?;
         out.push(Committed {
             block,
             parent_timestamp_ms,
-            outcomes,
+            done,
         });
     }
     Ok(out)

@@ -57,8 +57,12 @@ impl Block {
 
     /// The Merkle root of these transactions' ids.
     pub fn compute_tx_root(txs: &[Transaction]) -> Hash32 {
-        let ids: Vec<Hash32> = txs.iter().map(Transaction::hash).collect();
-        merkle::root(&ids)
+        merkle::root(&Block::ids_of(txs))
+    }
+
+    /// The ids of `txs`, in order.
+    pub fn ids_of(txs: &[Transaction]) -> Vec<Hash32> {
+        txs.iter().map(Transaction::hash).collect()
     }
 
     /// Whether the transactions are the ones the header commits to (count
@@ -66,8 +70,18 @@ impl Block {
     /// whose certificate verifies can still carry another body: every block
     /// from a peer is checked with this before it is kept.
     pub fn body_matches_header(&self) -> bool {
-        self.txs.len() == self.header.tx_count as usize
-            && Block::compute_tx_root(&self.txs) == self.header.tx_root
+        self.body_ids().is_some()
+    }
+
+    /// The transactions' ids, if the transactions are the ones the header
+    /// commits to ([`Block::body_matches_header`]): a node hashes each
+    /// transaction of a block once and uses these ids from then on.
+    pub fn body_ids(&self) -> Option<Vec<Hash32>> {
+        if self.txs.len() != self.header.tx_count as usize {
+            return None;
+        }
+        let ids = Block::ids_of(&self.txs);
+        (merkle::root(&ids) == self.header.tx_root).then_some(ids)
     }
 
     /// Canonical bytes.
@@ -100,5 +114,68 @@ impl FinalizedBlock {
     /// Decodes, enforcing [`BLOCK_BYTES_MAX`] plus room for a certificate.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DecodeError> {
         encoding::decode(bytes, BLOCK_BYTES_MAX + 64 * 1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Keypair;
+    use crate::tx::TxBody;
+
+    fn block_of(n: u64) -> Block {
+        let alice = Keypair::from_label("alice");
+        let txs: Vec<Transaction> = (0..n)
+            .map(|i| {
+                Transaction::sign(
+                    "test",
+                    &alice,
+                    i,
+                    TxBody::Transfer {
+                        to: Keypair::from_label("bob").public(),
+                        amount: 1 + i,
+                        memo: String::new(),
+                    },
+                )
+            })
+            .collect();
+        Block {
+            header: BlockHeader {
+                chain_id: "test".into(),
+                height: 1,
+                timestamp_ms: 1,
+                prev_hash: Hash32([0; 32]),
+                tx_count: txs.len() as u32,
+                tx_root: Block::compute_tx_root(&txs),
+                state_root: Hash32([0; 32]),
+                proposer: alice.public(),
+                validator_set_hash: Hash32([0; 32]),
+            },
+            txs,
+        }
+    }
+
+    #[test]
+    fn body_ids_are_the_transactions_hashes_when_the_body_matches() {
+        let b = block_of(5);
+        let ids = b.body_ids().expect("the body matches its header");
+        assert_eq!(ids, b.txs.iter().map(Transaction::hash).collect::<Vec<_>>());
+        assert!(b.body_matches_header());
+    }
+
+    #[test]
+    fn another_body_has_no_ids() {
+        let mut changed = block_of(5);
+        changed.txs[3].signature.0[0] ^= 1;
+        assert_eq!(changed.body_ids(), None);
+        let mut swapped = block_of(5);
+        swapped.txs.swap(1, 2);
+        assert_eq!(swapped.body_ids(), None);
+        let mut shorter = block_of(5);
+        shorter.txs.pop();
+        assert_eq!(shorter.body_ids(), None);
+        let mut miscounted = block_of(5);
+        miscounted.header.tx_count = 4;
+        assert!(!miscounted.body_matches_header());
     }
 }

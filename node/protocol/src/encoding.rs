@@ -49,6 +49,14 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
+/// The length of a value's canonical encoding, counted without building it.
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    let mut size = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut size, config())
+        .expect("canonical encoding of a protocol type never fails");
+    size.bytes_written
+}
+
 /// The first allocation of [`encode`]: more than a typical transaction.
 const ENCODE_CAPACITY: usize = 256;
 
@@ -187,6 +195,17 @@ mod tests {
                 hash_value("d", &parts),
                 hash_with_domain("d", &encode(&parts))
             );
+        }
+
+        /// The counted length of an encoding is its length.
+        #[test]
+        fn encoded_len_is_the_length_of_the_encoding(
+            parts in proptest::collection::vec(
+                (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..600), any::<String>()),
+                0..8,
+            ),
+        ) {
+            prop_assert_eq!(encoded_len(&parts), encode(&parts).len());
         }
     }
 

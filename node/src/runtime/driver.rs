@@ -11,9 +11,7 @@ use std::sync::Arc;
 use alliance_consensus::{
     Anchor, CachingVerifier, Config as CoreConfig, Core, Input, Message, Output, Verifier,
 };
-use alliance_protocol::{
-    Certificate, FinalizedBlock, Keypair, PublicKey, Transaction, ValidatorSet, VoteKind,
-};
+use alliance_protocol::{Certificate, FinalizedBlock, Keypair, PublicKey, ValidatorSet, VoteKind};
 use libp2p::PeerId;
 
 use super::io::{Clock, Event, Net};
@@ -416,7 +414,7 @@ impl<N: Net, C: Clock> Driver<N, C> {
                             .mempool
                             .lock()
                             .unwrap_or_else(|e| e.into_inner());
-                        block.txs.iter().map(|t| pool.contains(&t.hash())).collect()
+                        block.txs.iter().map(|t| pool.holds(t)).collect()
                     };
                     let verdict = {
                         let mut chain =
@@ -498,8 +496,8 @@ impl<N: Net, C: Clock> Driver<N, C> {
         }
         let view = certificate.view;
         let parent_ts = tip.timestamp_ms;
-        let outcomes = chain.finalize(block, certificate.clone())?;
-        record_finalized(&self.shared, parent_ts, block, &outcomes);
+        let done = chain.finalize(block, certificate.clone())?;
+        record_finalized(&self.shared, parent_ts, block, &done);
         let state = chain.state();
         {
             let mut pool = self
@@ -507,7 +505,7 @@ impl<N: Net, C: Clock> Driver<N, C> {
                 .mempool
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            pool.remove_committed(&block.txs, state);
+            pool.remove_committed(&block.txs, &done.tx_ids, state);
             pool.evict_invalid(
                 state,
                 block.header.timestamp_ms + 1,
@@ -521,7 +519,8 @@ impl<N: Net, C: Clock> Driver<N, C> {
         tracing::info!(
             height = block.header.height,
             txs = block.txs.len(),
-            applied = outcomes
+            applied = done
+                .outcomes
                 .iter()
                 .filter(|o| **o == alliance_protocol::state::TxOutcome::Applied)
                 .count(),
@@ -862,12 +861,12 @@ fn commit_synced(
     let committed = crate::sync::commit(&mut chain, &shared.chain_id, from_height, answer)?;
     let count = committed.len();
     for c in committed {
-        record_finalized(shared, c.parent_timestamp_ms, &c.block.block, &c.outcomes);
+        record_finalized(shared, c.parent_timestamp_ms, &c.block.block, &c.done);
         shared
             .mempool
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove_committed(&c.block.block.txs, chain.state());
+            .remove_committed(&c.block.block.txs, &c.done.tx_ids, chain.state());
         let _ = shared.finalized.send(Arc::new(c.block));
     }
     Ok(count)
@@ -878,7 +877,7 @@ fn record_finalized(
     shared: &Shared,
     parent_timestamp_ms: u64,
     block: &alliance_protocol::Block,
-    outcomes: &[alliance_protocol::state::TxOutcome],
+    done: &crate::chain::Finalized,
 ) {
     let m = &shared.metrics;
     m.finalized_blocks.fetch_add(1, Ordering::Relaxed);
@@ -891,8 +890,8 @@ fn record_finalized(
             .saturating_sub(parent_timestamp_ms) as f64
             / 1e3,
     );
-    m.finalized(block.txs.iter().map(Transaction::hash));
-    for o in outcomes {
+    m.finalized(done.tx_ids.iter().copied());
+    for o in &done.outcomes {
         if let alliance_protocol::state::TxOutcome::Rejected(e) = o {
             m.rejected(e.code());
         }

@@ -132,8 +132,8 @@ impl Shared {
     ) -> Vec<Result<alliance_protocol::Hash32, SubmitError>> {
         let (txs, checked) = self.check_signatures(txs).await;
         let (results, admitted) = self.admit_checked(txs, checked, true);
-        for tx in &admitted {
-            self.metrics.submitted(tx.hash());
+        for hash in results.iter().flatten() {
+            self.metrics.submitted(*hash);
         }
         if !admitted.is_empty() && self.tx_gossip.send(admitted).await.is_err() {
             tracing::warn!("could not gossip submitted transactions: the network is gone");

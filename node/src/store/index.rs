@@ -43,13 +43,19 @@ pub struct BlockIndex {
 }
 
 impl BlockIndex {
-    /// The entries of the block at `height` holding `txs`, whose outcomes
-    /// were `outcomes` (one each, in order).
-    pub fn of_block(height: u64, txs: &[Transaction], outcomes: &[TxOutcome]) -> BlockIndex {
-        debug_assert_eq!(txs.len(), outcomes.len(), "one outcome per transaction");
+    /// The entries of the block at `height` holding `txs`, whose ids are
+    /// `ids` and whose outcomes were `outcomes` (one each, in order).
+    pub fn of_block(
+        height: u64,
+        txs: &[Transaction],
+        ids: &[Hash32],
+        outcomes: &[TxOutcome],
+    ) -> BlockIndex {
+        assert_eq!(txs.len(), outcomes.len(), "one outcome per transaction");
+        assert_eq!(txs.len(), ids.len(), "one id per transaction");
         let mut entries = BlockIndex::default();
-        for (i, (tx, outcome)) in txs.iter().zip(outcomes).enumerate() {
-            let hash = tx.hash();
+        for (i, ((tx, outcome), hash)) in txs.iter().zip(outcomes).zip(ids).enumerate() {
+            let hash = *hash;
             let loc = TxLocation {
                 height,
                 index: i as u32,

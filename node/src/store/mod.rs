@@ -406,7 +406,12 @@ impl Store {
             }
             pending.add(
                 height,
-                index::BlockIndex::of_block(height, &block.block.txs, &outcomes),
+                index::BlockIndex::of_block(
+                    height,
+                    &block.block.txs,
+                    &Block::ids_of(&block.block.txs),
+                    &outcomes,
+                ),
             );
         }
         Ok(pending)
@@ -501,7 +506,8 @@ impl Store {
         let mut batch = Batch::default();
         batch.put(key(BLOCK, &h.height.to_be_bytes()), block.to_bytes());
         batch.put(key(HASH, &hash.0), &h.height.to_be_bytes()[..]);
-        let entries = index::BlockIndex::of_block(h.height, &block.block.txs, &exec.outcomes);
+        let entries =
+            index::BlockIndex::of_block(h.height, &block.block.txs, &exec.tx_ids, &exec.outcomes);
         let write_index = self.pending.must_write_with(&entries);
         if write_index {
             self.pending.write_with(h.height, &entries, &mut batch);

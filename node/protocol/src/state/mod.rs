@@ -75,6 +75,9 @@ pub struct Execution {
     pub changes: ChangeSet,
     /// State root after the block.
     pub state_root: Hash32,
+    /// The block's transaction ids, in order (hashed once, when the block
+    /// was checked or built; the store's index and the mempool use them).
+    pub tx_ids: Vec<Hash32>,
     tree: ExecTree,
 }
 
@@ -464,7 +467,8 @@ impl LedgerState {
 
     /// Checks everything about a block's header that does not need
     /// execution: chain, height, parent, time, size, tx_root, validators.
-    pub fn check_header(&self, block: &Block) -> Result<(), BlockError> {
+    /// Returns the transactions' ids.
+    pub fn check_header(&self, block: &Block) -> Result<Vec<Hash32>, BlockError> {
         let h = &block.header;
         if h.chain_id != self.chain_id {
             return Err(BlockError::WrongChain {
@@ -498,7 +502,7 @@ impl LedgerState {
                 params.block_txs_max
             )));
         }
-        let bytes: usize = block.txs.iter().map(|t| encoding::encode(t).len()).sum();
+        let bytes: usize = block.txs.iter().map(encoding::encoded_len).sum();
         if bytes > params.block_bytes_max as usize {
             return Err(BlockError::TooLarge(format!(
                 "{bytes} bytes of transactions, limit {}",
@@ -512,10 +516,7 @@ impl LedgerState {
         if !validators.contains(&h.proposer) {
             return Err(BlockError::ProposerNotValidator(h.proposer.to_string()));
         }
-        if !block.body_matches_header() {
-            return Err(BlockError::TxRootMismatch);
-        }
-        Ok(())
+        block.body_ids().ok_or(BlockError::TxRootMismatch)
     }
 
     /// Validates a block as the next block and executes it, verifying
@@ -538,7 +539,7 @@ impl LedgerState {
             block.txs.len(),
             "one signature verdict per transaction"
         );
-        self.check_header(block)?;
+        let tx_ids = self.check_header(block)?;
         let (outcomes, changes) = self.run(
             block.header.height,
             block.header.timestamp_ms,
@@ -558,6 +559,7 @@ impl LedgerState {
             outcomes,
             changes,
             state_root,
+            tx_ids,
             tree,
         })
     }
@@ -605,7 +607,7 @@ impl LedgerState {
             if txs.len() >= params.block_txs_max as usize {
                 break;
             }
-            let size = encoding::encode(&tx).len();
+            let size = encoding::encoded_len(&tx);
             if bytes + size > params.block_bytes_max as usize {
                 continue;
             }
@@ -647,13 +649,14 @@ impl LedgerState {
         changes: ChangeSet,
     ) -> (Block, Execution) {
         let tree = self.tree_after(&changes);
+        let tx_ids = Block::ids_of(&txs);
         let header = BlockHeader {
             chain_id: self.chain_id.clone(),
             height: self.tip.height + 1,
             timestamp_ms,
             prev_hash: self.tip.hash,
             tx_count: txs.len() as u32,
-            tx_root: Block::compute_tx_root(&txs),
+            tx_root: crate::merkle::root(&tx_ids),
             state_root: self.root_of(&tree),
             proposer,
             validator_set_hash: self.validator_set().hash(),
@@ -663,6 +666,7 @@ impl LedgerState {
             outcomes,
             changes,
             state_root: header.state_root,
+            tx_ids,
             tree,
         };
         (Block { header, txs }, exec)
