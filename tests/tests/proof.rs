@@ -152,7 +152,8 @@ fn balance_proofs_and_settlement_reports_end_to_end() {
         "record,merchant,counterparty,redeemed_points,redeemed_value,confirmed_points,confirmed_value,net_points,net_value\r\n\
          redemption,books,coffee,100,1.00,40,0.40,60,0.60\r\n\
          net_position,books,,100,1.00,40,0.40,60,0.60\r\n\
-         net_position,coffee,,-100,-1.00,-40,-0.40,-60,-0.60\r\n"
+         net_position,coffee,,-100,-1.00,-40,-0.40,-60,-0.60\r\n\
+         payment,coffee,books,,,,,,0.60\r\n"
     );
     // Only the confirmation's block: the debt shrank by 40 points.
     let csv = ok(&node0, &["settlement", "--from", &to, "--to", &to, "--csv"]);
@@ -169,9 +170,16 @@ fn balance_proofs_and_settlement_reports_end_to_end() {
     assert_eq!(csv.lines().count(), 1, "{csv}");
     let table = ok(&node0, &["settlement", "--from", &from, "--to", &to]);
     assert!(table.contains("net positions"), "{table}");
+    assert!(
+        table.contains("payments that settle every position: 1 (pair by pair: 1)"),
+        "{table}"
+    );
     let j = ok_json(&node0, &["settlement", "--from", &from, "--to", &to]);
     assert_eq!(j["net_positions"][0]["merchant"], "books", "{j}");
     assert_eq!(j["net_positions"][0]["net_value_centiminor"], 6_000, "{j}");
+    assert_eq!(j["netting"][0]["from"], "coffee", "{j}");
+    assert_eq!(j["netting"][0]["to"], "books", "{j}");
+    assert_eq!(j["netting"][0]["value_centiminor"], 6_000, "{j}");
 
     // Governance suspends telecom: the validator set changes. The proof now
     // carries that change (certified by the old set, the new membership

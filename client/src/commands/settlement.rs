@@ -6,10 +6,13 @@
 //! points and value the redeemer confirmed as paid, and the net (redeemed
 //! minus confirmed: what the issuer owes the redeemer, or over a period the
 //! change of that debt). Then each merchant's net position: what it is owed
-//! as a redeemer minus what it owes as an issuer.
+//! as a redeemer minus what it owes as an issuer; and the fewest payments
+//! that settle every position by value (the protocol's multilateral
+//! netting, [`alliance_protocol::netting`]).
 
 use std::collections::BTreeMap;
 
+use alliance_protocol::netting::{self, Payment};
 use serde_json::{json, Value};
 
 use super::{CmdResult, Ctx, Failure};
@@ -50,6 +53,26 @@ pub fn net_positions(claims: &[api::Claim]) -> BTreeMap<String, NetPosition> {
     out
 }
 
+/// The fewest payments that settle every merchant's net position by value
+/// (hundredths of a minor unit), by the protocol's netting rule.
+pub fn netting(claims: &[api::Claim]) -> Vec<Payment<String>> {
+    let positions: BTreeMap<String, i128> = net_positions(claims)
+        .into_iter()
+        .map(|(m, p)| (m, p.net_value_centiminor))
+        .collect();
+    // Each claim adds the same value to its creditor and takes it from its
+    // debtor, so these positions always sum to zero.
+    netting::settle(&positions).unwrap_or_default()
+}
+
+/// Pairs with value outstanding: the payments settling pair by pair takes.
+fn pairwise_payments(claims: &[api::Claim]) -> usize {
+    claims
+        .iter()
+        .filter(|c| c.outstanding_value_centiminor != 0)
+        .count()
+}
+
 /// Redeemer, issuer, redeemed points and value, confirmed points and
 /// value, net points and value (values in currency units).
 fn pair_cells(c: &api::Claim) -> Vec<String> {
@@ -88,7 +111,9 @@ fn csv_line(fields: &[String]) -> String {
 /// The report as CSV (RFC 4180: CRLF line ends, a header row). One
 /// `redemption` row per (redeemer, issuer), then one `net_position` row per
 /// merchant (`counterparty` empty; each column is its value as redeemer
-/// minus its value as issuer). Values in currency units, exact.
+/// minus its value as issuer), then one `payment` row per netting payment
+/// (`merchant` pays `counterparty` `net_value`). Values in currency units,
+/// exact.
 pub fn to_csv(claims: &[api::Claim]) -> String {
     let mut out = csv_line(
         &[
@@ -120,6 +145,19 @@ pub fn to_csv(claims: &[api::Claim]) -> String {
             money_centiminor(p.confirmed_value_centiminor),
             p.net_points.to_string(),
             money_centiminor(p.net_value_centiminor),
+        ]));
+    }
+    for pay in netting(claims) {
+        out.push_str(&csv_line(&[
+            "payment".into(),
+            pay.from,
+            pay.to,
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            money_centiminor(pay.amount as i128),
         ]));
     }
     out
@@ -174,6 +212,21 @@ fn human(s: &api::Settlement, period: Option<(u64, u64)>) -> String {
         &[false, true, true],
         &rows,
     ));
+    let payments = netting(&s.claims);
+    out.push_str(&format!(
+        "\npayments that settle every position: {} (pair by pair: {})\n",
+        payments.len(),
+        pairwise_payments(&s.claims)
+    ));
+    let rows: Vec<Vec<String>> = payments
+        .into_iter()
+        .map(|p| vec![p.from, p.to, money_centiminor(p.amount as i128)])
+        .collect();
+    out.push_str(&table(
+        &["PAYS", "TO", "VALUE"],
+        &[false, false, true],
+        &rows,
+    ));
     out.push_str("(values in currency units)\n");
     out
 }
@@ -222,6 +275,11 @@ pub fn settlement(ctx: &Ctx, from: Option<u64>, to: Option<u64>, csv: bool) -> C
         })
         .collect();
     raw["net_positions"] = Value::Array(nets);
+    let payments: Vec<Value> = netting(&s.claims)
+        .into_iter()
+        .map(|p| json!({"from": p.from, "to": p.to, "value_centiminor": p.amount}))
+        .collect();
+    raw["netting"] = Value::Array(payments);
     ctx.print(&raw, || human(&s, period));
     Ok(())
 }
@@ -274,6 +332,27 @@ mod tests {
             lines[4],
             "net_position,coffee,,-70,-0.70,-40,-0.40,-30,-0.30"
         );
-        assert_eq!(lines[5], "");
+        assert_eq!(lines[5], "payment,coffee,books,,,,,,0.30");
+        assert_eq!(lines[6], "");
+    }
+
+    #[test]
+    fn a_cycle_of_claims_settles_with_fewer_payments() {
+        // coffee owes books 1.00, books owes cinema 1.00, cinema owes
+        // coffee 0.50: coffee pays cinema 0.50, and that is all.
+        let claims = [
+            claim("books", "coffee", 100, 0),
+            claim("cinema", "books", 100, 0),
+            claim("coffee", "cinema", 50, 0),
+        ];
+        assert_eq!(pairwise_payments(&claims), 3);
+        assert_eq!(
+            netting(&claims),
+            vec![Payment {
+                from: "coffee".to_string(),
+                to: "cinema".to_string(),
+                amount: 5_000,
+            }]
+        );
     }
 }

@@ -36,6 +36,7 @@ pub mod light;
 pub mod limits;
 pub mod merchant;
 pub mod merkle;
+pub mod netting;
 pub mod sigverify;
 pub mod smt;
 pub mod smt_paged;
