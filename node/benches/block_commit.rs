@@ -14,7 +14,6 @@ use alliance_node::chain::Chain;
 use alliance_node::mempool::MempoolLimits;
 use alliance_node::network::Verdict;
 use alliance_node::runtime::{gossip_batches, Shared};
-
 use alliance_node::store::Store;
 use alliance_protocol::fixtures::{certify, demo_customer_key, demo_genesis};
 use alliance_protocol::genesis::Genesis;
