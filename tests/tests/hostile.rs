@@ -177,7 +177,7 @@ fn gossip_flood_from_a_non_member_is_banned_and_honest_traffic_commits() {
     let attacker = alliance_protocol::Keypair::from_label("flooder");
     let attacker_peer = alliance_node::network::peer_id_of(&attacker.public()).to_string();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let (sent, peak, banned_after) = rt.block_on(async {
+    let (net, target, sent, peak, banned_after) = rt.block_on(async {
         // The flooder knows the members, so that it accepts the consensus
         // traffic the node sends it and stays connected until banned.
         let members = a.keys.iter().map(|k| k.public()).collect();
@@ -230,23 +230,34 @@ fn gossip_flood_from_a_non_member_is_banned_and_honest_traffic_commits() {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        // Banned: redialling does not get it back in.
-        let _ = net.dial(target).await;
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let peers = net.peers().await.unwrap_or_default();
-        assert!(
-            peers.is_empty(),
-            "the banned flooder is kept out: {peers:?}"
-        );
-        let _ = net.shutdown().await;
-        (sent, peak, banned_after)
+        (net, target, sent, peak, banned_after)
     });
     let banned_after = banned_after.expect("the node disconnects the flooder");
-    let status = a.nodes[0].get("/v1/status").unwrap();
-    assert!(
-        !status["peers"].to_string().contains(&attacker_peer),
-        "{status}"
-    );
+    // Banned: redialling does not get it back in. The flooder's own network
+    // keeps redialling its bootstrap address too, so for an instant its side
+    // may see a transport connection that the node then refuses: what must
+    // hold is that the node never admits it as a peer and that no gossip
+    // session (a subscription) forms, sampled over a window.
+    let _ = rt.block_on(net.dial(target));
+    let window = Instant::now() + Duration::from_secs(2);
+    let mut samples = 0;
+    while Instant::now() < window || samples < 5 {
+        let status = a.nodes[0].get("/v1/status").unwrap();
+        assert!(
+            !status["peers"].to_string().contains(&attacker_peer),
+            "the node admitted the banned flooder again: {status}"
+        );
+        let peers = rt.block_on(net.peers()).unwrap_or_default();
+        assert!(
+            peers
+                .iter()
+                .all(|p| p.subscribed.is_empty() && p.in_mesh.is_empty()),
+            "the banned flooder got a gossip session back: {peers:?}"
+        );
+        samples += 1;
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = rt.block_on(net.shutdown());
     // Honest traffic.
     let alice = demo_customer_key(&a.chain_id, "alice");
     let tx = a.issue(1, 0, alice.public(), 7, "after-flood");
