@@ -123,6 +123,8 @@ pub struct Mempool {
     by_signer: BTreeMap<PublicKey, BTreeMap<u64, Hash32>>,
     bytes: usize,
     next_seq: u64,
+    /// The signer whose head [`Mempool::evict_invalid`] checked last.
+    evict_cursor: Option<PublicKey>,
 }
 
 impl Mempool {
@@ -135,6 +137,7 @@ impl Mempool {
             by_signer: BTreeMap::new(),
             bytes: 0,
             next_seq: 0,
+            evict_cursor: None,
         }
     }
 
@@ -311,18 +314,35 @@ impl Mempool {
 
     /// Evicts each signer's next transaction if it can no longer apply on
     /// `state` (e.g. the balance was spent meanwhile), with the signer's later
-    /// ones, which depend on it. Checks at most `signers_max` signers per call
-    /// (oldest first) to bound the work per block. Returns the evicted count.
+    /// ones, which depend on it. Checks at most `signers_max` signers' heads
+    /// per call to bound the work per block, going round the signers in key
+    /// order from where the last call stopped, so that every signer's head is
+    /// checked in turn. Returns the evicted count.
     pub fn evict_invalid(&mut self, state: &LedgerState, now_ms: u64, signers_max: usize) -> usize {
-        let heads: Vec<(PublicKey, Hash32)> = self
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let cursor = self.evict_cursor;
+        // From after the cursor to the end, then from the start to it.
+        let rest = (cursor.map_or(Unbounded, Excluded), Unbounded);
+        let wrapped = (
+            Unbounded,
+            cursor.map_or(Excluded(PublicKey([0; 32])), Included),
+        );
+        let mut heads: Vec<(PublicKey, Hash32)> = Vec::new();
+        let mut last = None;
+        for (k, m) in self
             .by_signer
-            .iter()
-            .filter_map(|(k, m)| {
-                let next = state.account(k).nonce;
-                m.get(&next).map(|h| (*k, *h))
-            })
-            .take(signers_max)
-            .collect();
+            .range(rest)
+            .chain(self.by_signer.range(wrapped))
+        {
+            if heads.len() >= signers_max {
+                break;
+            }
+            last = Some(*k);
+            if let Some(h) = m.get(&state.account(k).nonce) {
+                heads.push((*k, *h));
+            }
+        }
+        self.evict_cursor = last;
         let mut evicted = 0;
         for (signer, head) in heads {
             let doomed = match self.by_hash.get(&head) {
@@ -577,5 +597,59 @@ mod tests {
         assert!(pool.is_empty(), "nonces 1 and 2 cannot apply without 0");
         // Alice can start again from nonce 0.
         pool.admit(transfer(&alice, 0, 1), &state).unwrap();
+    }
+
+    /// Eviction goes round the signers: a signer whose head stays valid
+    /// does not keep the check from reaching the others.
+    #[test]
+    fn eviction_checks_every_signer_in_turn() {
+        let (mut state, merchants) = setup();
+        let keys: Vec<Keypair> = (0..4)
+            .map(|i| demo_customer_key(CHAIN, &format!("c{i}")))
+            .collect();
+        // Fund every signer; then one of them, by key order not the first,
+        // will have spent its points in a block the pool did not see.
+        let funds: Vec<Transaction> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                Transaction::sign(
+                    CHAIN,
+                    &merchants[0],
+                    i as u64,
+                    TxBody::Issue {
+                        to: k.public(),
+                        amount: 10,
+                        reason: String::new(),
+                        receipt_ref: format!("r{i}"),
+                        receipt_time_ms: 1_700_000_000_000,
+                    },
+                )
+            })
+            .collect();
+        let (_, e) = state.build_block(funds, 1_700_000_001_000, merchants[0].public());
+        state.commit(e);
+        let mut pool = Mempool::new(CHAIN, MempoolLimits::default());
+        for k in &keys {
+            pool.admit(transfer(k, 0, 10), &state).unwrap();
+        }
+        let mut by_key: Vec<&Keypair> = keys.iter().collect();
+        by_key.sort_by_key(|k| k.public());
+        let spender = by_key[2];
+        // The spender's balance goes elsewhere (another node's transaction).
+        let elsewhere = transfer(spender, 0, 10);
+        let (b, e) = state.build_block(vec![elsewhere], 1_700_000_002_000, merchants[0].public());
+        state.commit(e);
+        pool.remove_committed(&b.txs, &Block::ids_of(&b.txs), &state);
+        // Its next transaction can no longer apply: nothing left to send.
+        let doomed = transfer(spender, 1, 10);
+        pool.admit(doomed.clone(), &state).unwrap();
+        let mut evicted = 0;
+        for _ in 0..by_key.len() {
+            evicted += pool.evict_invalid(&state, 1_700_000_003_000, 1);
+        }
+        assert_eq!(evicted, 1, "the spender's head is found within one round");
+        assert!(!pool.holds(&doomed));
+        assert_eq!(pool.len(), 3, "the valid heads stay");
     }
 }

@@ -309,11 +309,11 @@ impl Store {
         }
         let state_height = Arc::new(AtomicU64::new(written));
         let leaf_cache = Arc::new(leaf_cache::LeafCache::new(leaf_cache::LEAF_CACHE_BYTES));
-        let source = Arc::new(state_source::KvSource {
-            db: db.clone(),
-            height: state_height.clone(),
-            leaf_cache: leaf_cache.clone(),
-        });
+        let source = Arc::new(state_source::KvSource::new(
+            db.clone(),
+            state_height.clone(),
+            leaf_cache.clone(),
+        ));
         let mut store = Store {
             db,
             state_height,

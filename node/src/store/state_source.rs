@@ -19,7 +19,7 @@
 //! depth `D`) and the engine's page cache, whatever the number of entries.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use alliance_protocol::encoding;
 use alliance_protocol::smt_paged::{PagedTree, Summary};
@@ -163,6 +163,56 @@ pub struct KvSource {
     /// Buckets last read, shared with the store, whose state writes drop
     /// the buckets they change.
     pub(super) leaf_cache: Arc<LeafCache>,
+    /// What the last reads of the two time-ordered queues found.
+    pub(super) floors: QueueFloors,
+}
+
+/// The time below which a time-ordered queue (expiry, receipt pruning) is
+/// known to hold no key, at a given height of the source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Floor {
+    height: u64,
+    below: u64,
+}
+
+/// What the reads of the two time-ordered queues found, so that a read of
+/// a queue's head that the last read showed empty costs no range read.
+///
+/// Every block reads both heads (the expiry sweep and the receipt pruning),
+/// and nearly always finds nothing due. An LSM engine's range read opens
+/// and seeks every table and the memtable whatever the range holds: under
+/// sustained load the empty expiry read alone took 6.5 % of a node's CPU
+/// (docs/benchmarks.md). The source changes only when the store's state
+/// height moves, so a floor holds for the height it was read at.
+#[derive(Default)]
+pub(super) struct QueueFloors {
+    floors: Mutex<[Option<Floor>; 2]>,
+}
+
+impl QueueFloors {
+    /// Whether the queue is known to hold no key below `below` at `height`.
+    fn empty_below(&self, queue: u8, height: u64, below: u64) -> bool {
+        let floors = self.floors.lock().unwrap_or_else(|e| e.into_inner());
+        floors[queue as usize].is_some_and(|f| f.height == height && below <= f.below)
+    }
+
+    /// Records that the queue holds no key below `below` at `height`.
+    fn record(&self, queue: u8, height: u64, below: u64) {
+        let mut floors = self.floors.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = &mut floors[queue as usize];
+        match slot {
+            Some(f) if f.height == height && f.below >= below => {}
+            _ => *slot = Some(Floor { height, below }),
+        }
+    }
+}
+
+/// The time of a time-ordered queue's key.
+fn queue_time(k: &StateKey) -> Option<u64> {
+    match k {
+        StateKey::Expiry(t, _) | StateKey::ReceiptQueue(t, ..) => Some(*t),
+        _ => None,
+    }
 }
 
 /// A read the state machine cannot do without failed: see
@@ -172,6 +222,35 @@ fn fatal(what: &str, e: impl std::fmt::Display) -> ! {
 }
 
 impl KvSource {
+    /// The source of the store `db` at `height`.
+    pub(super) fn new(db: Arc<dyn Kv>, height: Arc<AtomicU64>, leaf_cache: Arc<LeafCache>) -> Self {
+        KvSource {
+            db,
+            height,
+            leaf_cache,
+            floors: QueueFloors::default(),
+        }
+    }
+
+    /// The first `limit` keys of a time-ordered queue with a time below
+    /// `below`, skipping the read when the queue's floor shows none.
+    fn queue_head(&self, queue: u8, below: u64, limit: usize) -> Vec<StateKey> {
+        // Read the height first: a commit moves it after its writes, so a
+        // read that races one is recorded at the older height and not used
+        // once the height has moved.
+        let height = self.height.load(Ordering::Acquire);
+        if limit == 0 || self.floors.empty_below(queue, height, below) {
+            return Vec::new();
+        }
+        let keys = self.queue_keys(queue, Some(below), limit);
+        let floor = match keys.first() {
+            None => below,
+            Some(first) => queue_time(first).expect("a time-ordered queue's key"),
+        };
+        self.floors.record(queue, height, floor);
+        keys
+    }
+
     fn queue_keys(&self, queue: u8, below: Option<u64>, limit: usize) -> Vec<StateKey> {
         let lo = [QUEUE, queue];
         let hi = match below {
@@ -203,11 +282,14 @@ impl StateSource for KvSource {
     }
 
     fn expiry_keys_until(&self, until_ms: u64) -> Vec<StateKey> {
-        self.queue_keys(QUEUE_EXPIRY, until_ms.checked_add(1), usize::MAX)
+        match until_ms.checked_add(1) {
+            Some(below) => self.queue_head(QUEUE_EXPIRY, below, usize::MAX),
+            None => self.queue_keys(QUEUE_EXPIRY, None, usize::MAX),
+        }
     }
 
     fn receipts_before(&self, before_ms: u64, limit: usize) -> Vec<StateKey> {
-        self.queue_keys(QUEUE_RECEIPT, Some(before_ms), limit)
+        self.queue_head(QUEUE_RECEIPT, before_ms, limit)
     }
 
     fn entries_of(&self, kind: EntryKind) -> Vec<(StateKey, StateValue)> {
@@ -431,4 +513,73 @@ pub(super) fn verify_records(db: &dyn Kv, bits: usize) -> Result<Hash32, StoreEr
         ));
     }
     Ok(tree.root_hash())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemKv;
+    use alliance_protocol::{Keypair, MerchantId};
+
+    fn source() -> (Arc<MemKv>, KvSource) {
+        let db = Arc::new(MemKv::default());
+        let source = KvSource::new(
+            db.clone(),
+            Arc::new(AtomicU64::new(1)),
+            Arc::new(LeafCache::new(1 << 20)),
+        );
+        (db, source)
+    }
+
+    fn put(db: &MemKv, k: StateKey, v: StateValue) {
+        let mut batch = Batch::default();
+        write_entry(&mut batch, &k, Some(&v));
+        db.apply_durable(batch).unwrap();
+    }
+
+    /// A queue read that found nothing due is not repeated at the same
+    /// height, and is repeated once the height moves: what a state write
+    /// added is then found.
+    #[test]
+    fn an_empty_queue_head_is_read_again_only_after_the_height_moves() {
+        let (db, source) = source();
+        let (a, b) = (
+            Keypair::from_label("a").public(),
+            Keypair::from_label("b").public(),
+        );
+        put(&db, StateKey::Expiry(100, a), StateValue::Expiry);
+        assert!(source.expiry_keys_until(50).is_empty());
+        assert_eq!(
+            source.expiry_keys_until(100),
+            vec![StateKey::Expiry(100, a)]
+        );
+        // The floor is the first due key's time: a read below it is skipped,
+        // so a key written without moving the height is not seen...
+        put(&db, StateKey::Expiry(10, b), StateValue::Expiry);
+        assert!(source.expiry_keys_until(50).is_empty());
+        // ...and is, once the store's commit moves the height.
+        source.height.store(2, Ordering::Release);
+        assert_eq!(source.expiry_keys_until(50), vec![StateKey::Expiry(10, b)]);
+        assert_eq!(
+            source.expiry_keys_until(100),
+            vec![StateKey::Expiry(10, b), StateKey::Expiry(100, a)]
+        );
+    }
+
+    /// The receipt queue's floor respects the read's limit: a limited read
+    /// that returned keys says nothing of the keys after them.
+    #[test]
+    fn a_limited_receipt_read_keeps_what_it_did_not_return() {
+        let (db, source) = source();
+        let m = MerchantId::new("coffee").unwrap();
+        for t in [5u64, 6, 7] {
+            let k = StateKey::ReceiptQueue(t, m.clone(), format!("r{t}"));
+            put(&db, k, StateValue::ReceiptQueue);
+        }
+        assert_eq!(source.receipts_before(10, 0), vec![]);
+        assert_eq!(source.receipts_before(10, 1).len(), 1);
+        assert_eq!(source.receipts_before(10, 5).len(), 3);
+        assert_eq!(source.receipts_before(6, 5).len(), 1);
+        assert!(source.receipts_before(5, 5).is_empty());
+    }
 }
