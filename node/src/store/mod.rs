@@ -541,13 +541,18 @@ impl Store {
         };
         batch.put(META_TIP, encoding::encode(&tip));
         // A state write changes the leaves of the entries it writes: their
-        // cached buckets go, and no bucket is read through the cache until
-        // the write is applied (leaf_cache.rs).
+        // cached buckets are changed likewise, and no bucket is read through
+        // the cache until the write is applied (leaf_cache.rs).
         let cache_guard = write_state.then(|| {
             self.leaf_cache
                 .begin_write(state_written_keys.iter().copied())
         });
-        self.db.apply_durable(batch)?;
+        if let Err(e) = self.db.apply_durable(batch) {
+            if let Some(guard) = cache_guard {
+                guard.failed();
+            }
+            return Err(e.into());
+        }
         drop(cache_guard);
         if write_index {
             self.pending.clear();
@@ -895,6 +900,38 @@ mod tests {
         let loc = store.tx_location(&tx.hash()).unwrap().unwrap();
         assert_eq!((loc.height, loc.index), (3, 0));
         assert_eq!(replay(&store, &genesis).unwrap().state_root(), root);
+    }
+
+    /// Across state writes, every bucket in the leaf cache holds what the
+    /// store holds: a write patches the buckets it changes.
+    #[test]
+    fn the_leaf_cache_matches_the_store_across_state_writes() {
+        use alliance_protocol::state::StateSource;
+        let dir = tempfile::tempdir().unwrap();
+        let (genesis, _) = demo_genesis("store-test", 4, 1_700_000_000_000);
+        let (mut store, mut state) = Store::open(dir.path(), &genesis).unwrap();
+        let uncached = state_source::KvSource::new(
+            store.db.clone(),
+            store.state_height.clone(),
+            Arc::new(leaf_cache::LeafCache::new(0)),
+        );
+        let synth = Synth::new(&genesis.chain_id, 4, 20);
+        let mut compared = 0;
+        for _ in 0..(2 * STATE_WRITE_BLOCKS + 3) {
+            let (fb, exec) = synth.next_block(&state, 40, genesis.genesis_time_ms);
+            store.commit(exec, &fb, &mut state).unwrap();
+            for (low, high, leaves) in store.leaf_cache().cached() {
+                assert_eq!(
+                    leaves,
+                    uncached.leaves(&low, &high),
+                    "bucket {low:?} at height {}",
+                    store.tip().height
+                );
+                compared += 1;
+            }
+        }
+        assert!(store.state_height() >= 2 * STATE_WRITE_BLOCKS);
+        assert!(compared > 0, "the blocks read buckets through the cache");
     }
 
     #[test]

@@ -118,15 +118,30 @@ pub fn parse_state_record(record: &[u8]) -> Result<(StateKey, StateValue), Store
 }
 
 /// The writes of one state entry (`None`: deleted): its record and its
-/// index key. Returns the entry's key hash (its tree leaf's key).
-pub(super) fn write_entry(batch: &mut Batch, k: &StateKey, v: Option<&StateValue>) -> Hash32 {
+/// index key. Returns the entry's tree leaf: its key hash, and its value
+/// hash (`None`: no leaf any more).
+pub(super) fn write_entry(
+    batch: &mut Batch,
+    k: &StateKey,
+    v: Option<&StateValue>,
+) -> (Hash32, Option<Hash32>) {
     let key_hash = k.tree_key();
-    match v {
-        Some(v) => batch.put(record_key(&key_hash), state_record(k, v)),
-        None => batch.delete(record_key(&key_hash)),
-    }
+    let value_hash = match v {
+        Some(v) => {
+            let value_hash = v.tree_value();
+            batch.put(
+                record_key(&key_hash),
+                state_record_hashed(&value_hash, k, v),
+            );
+            Some(value_hash)
+        }
+        None => {
+            batch.delete(record_key(&key_hash));
+            None
+        }
+    };
     entry_writes(batch, k, v);
-    key_hash
+    (key_hash, value_hash)
 }
 
 /// The `p` key of a bucket.
