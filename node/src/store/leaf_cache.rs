@@ -48,6 +48,10 @@ pub const ENTRY_OVERHEAD: usize = 128;
 /// Bytes of one leaf, a key hash and a value hash.
 const LEAF_BYTES: usize = 64;
 
+/// A bucket's leaves `(key hash, value hash)`, in key order.
+#[cfg(test)]
+pub(crate) type Leaves = Vec<(Hash32, Hash32)>;
+
 /// One cached bucket: the inclusive upper bound of its key range and its
 /// leaves, in key order.
 struct Cached {
@@ -252,7 +256,7 @@ impl LeafCache {
     /// Every cached bucket, `(low, high, leaves)` (tests compare them with
     /// the store).
     #[cfg(test)]
-    pub(crate) fn cached(&self) -> Vec<(Hash32, Hash32, Vec<(Hash32, Hash32)>)> {
+    pub(crate) fn cached(&self) -> Vec<(Hash32, Hash32, Leaves)> {
         let inner = self.lock();
         [&inner.older, &inner.newer]
             .iter()
