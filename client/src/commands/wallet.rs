@@ -143,6 +143,34 @@ pub fn send(
     )
 }
 
+/// Refuses a redemption that only points of suspended issuers would cover
+/// (the ledger does not accept them: `suspended_issuer_points`).
+fn check_accepted(acc: &api::Account, merchants: &[api::Merchant], amount: u64) -> CmdResult {
+    let suspended: Vec<&str> = merchants
+        .iter()
+        .filter(|m| m.status != "active")
+        .map(|m| m.id.as_str())
+        .filter(|id| acc.lots.iter().any(|l| l.issuer == *id))
+        .collect();
+    let now = crate::output::now_ms();
+    let accepted: u64 = acc
+        .lots
+        .iter()
+        .filter(|l| l.expiry_ms.is_none_or(|e| e > now) && !suspended.contains(&l.issuer.as_str()))
+        .map(|l| l.amount)
+        .sum();
+    if amount > accepted {
+        return Err(Failure::new(
+            "suspended_issuer_points",
+            format!(
+                "only {accepted} points are of issuers in good standing, {amount} requested: points of suspended issuers ({}) are not accepted for redemption; they can still be sent to another key",
+                suspended.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `alliance redeem`.
 pub fn redeem(
     ctx: &Ctx,
@@ -179,6 +207,7 @@ pub fn redeem(
     let k = load_key(key)?;
     let (acc, _) = ctx.account(&k.public())?;
     check_balance(&acc, amount)?;
+    check_accepted(&acc, &merchants, amount)?;
     let body = TxBody::Redeem {
         merchant: at.clone(),
         amount,

@@ -166,6 +166,20 @@ pub enum TxError {
     /// This merchant already voted.
     #[error("merchant already voted on proposal {0}")]
     AlreadyVoted(u64),
+    /// The balance covers the redemption only with points of suspended
+    /// issuers, which are not accepted for redemption.
+    #[error(
+        "only {accepted} points are of issuers in good standing, {requested} requested: points of suspended issuers ({}) are not accepted for redemption",
+        .suspended.iter().map(MerchantId::as_str).collect::<Vec<_>>().join(", ")
+    )]
+    SuspendedIssuerPoints {
+        /// Points of active issuers held.
+        accepted: u64,
+        /// Points asked for.
+        requested: u64,
+        /// The suspended issuers whose points the account holds.
+        suspended: Vec<MerchantId>,
+    },
 }
 
 impl TxError {
@@ -197,6 +211,7 @@ impl TxError {
             TxError::UnknownProposal(_) => "unknown_proposal",
             TxError::ProposalClosed(_) => "proposal_closed",
             TxError::AlreadyVoted(_) => "already_voted",
+            TxError::SuspendedIssuerPoints { .. } => "suspended_issuer_points",
         }
     }
 }

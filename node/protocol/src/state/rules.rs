@@ -156,7 +156,21 @@ fn add_lot(account: &mut Account, lot: Lot) -> Result<(), TxError> {
 /// lots taken (issuer and expiry preserved). Fails without change if the
 /// balance is short.
 fn take_points(account: &mut Account, amount: u64) -> Result<Vec<Lot>, TxError> {
-    let available = account.balance();
+    take_points_of(account, amount, |_| true)
+}
+
+/// [`take_points`] from the lots of the issuers `accepted` takes only.
+fn take_points_of(
+    account: &mut Account,
+    amount: u64,
+    accepted: impl Fn(&MerchantId) -> bool,
+) -> Result<Vec<Lot>, TxError> {
+    let available: u64 = account
+        .lots
+        .iter()
+        .filter(|l| accepted(&l.issuer))
+        .map(|l| l.amount)
+        .sum();
     if available < amount {
         return Err(TxError::InsufficientBalance {
             available,
@@ -165,7 +179,7 @@ fn take_points(account: &mut Account, amount: u64) -> Result<Vec<Lot>, TxError> 
     }
     let mut taken = Vec::new();
     let mut left = amount;
-    for lot in account.lots.iter_mut() {
+    for lot in account.lots.iter_mut().filter(|l| accepted(&l.issuer)) {
         if left == 0 {
             break;
         }
@@ -178,8 +192,27 @@ fn take_points(account: &mut Account, amount: u64) -> Result<Vec<Lot>, TxError> 
             amount: n,
         });
     }
+    debug_assert_eq!(left, 0, "the accepted lots cover the amount");
     account.lots.retain(|l| l.amount > 0);
     Ok(taken)
+}
+
+/// The issuers of an account's lots that are suspended: their points are
+/// not accepted for redemption (docs/protocol.md §4).
+fn suspended_issuers(o: &Overlay, account: &Account) -> Vec<MerchantId> {
+    let mut issuers: Vec<&MerchantId> = account.lots.iter().map(|l| &l.issuer).collect();
+    issuers.sort();
+    issuers.dedup();
+    issuers
+        .into_iter()
+        .filter(|id| {
+            o.merchant(id)
+                .unwrap_or_else(|| unreachable!("state invariant: lot issuer {id} exists"))
+                .status
+                != MerchantStatus::Active
+        })
+        .cloned()
+        .collect()
 }
 
 /// Credits lots to `to`, recording their expiries in the expiry queue.
@@ -348,7 +381,22 @@ fn redeem(
         });
     }
     let mut account = o.account(signer);
-    let burnt = take_points(&mut account, amount)?;
+    // A suspended issuer's points are not accepted: the claims they would
+    // create could be left unsettled (issue #15). Its lots stay the
+    // customer's, and transferable.
+    let suspended = suspended_issuers(o, &account);
+    let burnt = match take_points_of(&mut account, amount, |i| !suspended.contains(i)) {
+        Err(TxError::InsufficientBalance { available, .. })
+            if !suspended.is_empty() && account.balance() >= amount =>
+        {
+            return Err(TxError::SuspendedIssuerPoints {
+                accepted: available,
+                requested: amount,
+                suspended,
+            });
+        }
+        other => other?,
+    };
     o.put_account(*signer, account);
     redeemer.stats.redeemed_here = redeemer
         .stats

@@ -405,12 +405,66 @@ fn suspended_merchant() {
         c.redeem(&alice(), "books", 10),
         Err(TxError::MerchantSuspended(mid("books")))
     );
-    // Its points stay valid elsewhere, and it is no longer a validator.
-    c.redeem(&alice(), "coffee", 10).unwrap();
+    // Its points are no longer accepted anywhere (issue #15)...
+    assert_eq!(
+        c.redeem(&alice(), "coffee", 10),
+        Err(TxError::SuspendedIssuerPoints {
+            accepted: 0,
+            requested: 10,
+            suspended: vec![mid("books")],
+        })
+    );
+    // ...but stay the customer's, and transferable.
+    c.transfer(&alice(), &bob(), 20).unwrap();
+    assert_eq!(c.state.account(&bob().public()).balance(), 20);
+    // It is no longer a validator.
     assert!(!c
         .state
         .validator_set()
         .contains(&c.merchant("books").public()));
+}
+
+/// A redemption spends only the lots of issuers in good standing, closest
+/// expiry first among them, and creates no claim on a suspended issuer.
+#[test]
+fn a_suspended_issuers_points_are_skipped_by_redemption() {
+    let mut c = TestChain::new(4);
+    c.set_policy("books", |p| p.validity_days = 10); // expires first
+    c.set_policy("coffee", |p| p.validity_days = 0);
+    c.issue("books", &alice(), 50, "b1").unwrap();
+    c.issue("coffee", &alice(), 30, "c1").unwrap();
+    c.pass(GovAction::SuspendMerchant { id: mid("books") });
+    let claims_before = c.state.claims();
+    c.redeem(&alice(), "cinema", 25).unwrap();
+    let lots = c.state.account(&alice().public()).lots;
+    let held = |issuer: &str| -> u64 {
+        lots.iter()
+            .filter(|l| l.issuer.as_str() == issuer)
+            .map(|l| l.amount)
+            .sum()
+    };
+    assert_eq!((held("books"), held("coffee")), (50, 5));
+    let claims = c.state.claims();
+    assert!(
+        claims
+            .iter()
+            .all(|(_, debtor, _)| debtor.as_str() != "books"),
+        "no claim on the suspended issuer: {claims:?} (before: {claims_before:?})"
+    );
+    // More than the accepted points: refused with what is accepted.
+    assert_eq!(
+        c.redeem(&alice(), "cinema", 6),
+        Err(TxError::SuspendedIssuerPoints {
+            accepted: 5,
+            requested: 6,
+            suspended: vec![mid("books")],
+        })
+    );
+    // More than the whole balance: the plain shortfall.
+    assert!(matches!(
+        c.redeem(&alice(), "cinema", 56),
+        Err(TxError::InsufficientBalance { available: 5, .. })
+    ));
 }
 
 #[test]
