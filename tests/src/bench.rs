@@ -751,7 +751,9 @@ pub fn run_step(
             TxBody::Redeem {
                 merchant: demo_merchant_id((lcg >> 33) as usize % merchants),
                 amount: 1,
-                order_ref: format!("bench-{k}"),
+                // The signer's nonce makes it unique at every merchant
+                // for the whole run (one order, one redemption).
+                order_ref: format!("bench-{a}-{}", accounts.nonces[a]),
             }
         } else {
             let mut to = (lcg >> 33) as usize % accounts.len();

@@ -230,6 +230,14 @@ impl World {
         }
     }
 
+    /// The nonce `k`'s next transaction gets.
+    fn nonce_of(&self, k: &Keypair) -> u64 {
+        self.nonces
+            .get(&k.public().0)
+            .copied()
+            .unwrap_or_else(|| self.state.account(&k.public()).nonce)
+    }
+
     fn sign(&mut self, k: &Keypair, body: TxBody) -> Transaction {
         let n = self
             .nonces
@@ -287,14 +295,18 @@ impl World {
                     memo: String::new(),
                 },
             ),
-            Op::Redeem { who, at, amount } => self.sign(
-                &c[who],
-                TxBody::Redeem {
-                    merchant: mid(at),
-                    amount,
-                    order_ref: "o".into(),
-                },
-            ),
+            Op::Redeem { who, at, amount } => {
+                // One order per redemption (an order is redeemed once).
+                let order_ref = format!("o{time}-{who}-{}", self.nonce_of(&c[who]));
+                self.sign(
+                    &c[who],
+                    TxBody::Redeem {
+                        merchant: mid(at),
+                        amount,
+                        order_ref,
+                    },
+                )
+            }
             Op::Confirm {
                 creditor,
                 debtor,

@@ -23,8 +23,9 @@ use std::sync::{Arc, Mutex};
 
 use alliance_protocol::encoding;
 use alliance_protocol::smt_paged::{PagedTree, Summary};
-use alliance_protocol::state::{EntryKind, StateKey, StateSource, StateValue};
+use alliance_protocol::state::{EntryKind, PruneQueue, StateKey, StateSource, StateValue};
 use alliance_protocol::Hash32;
+use alliance_protocol::MerchantId;
 
 use super::kv::{scan_prefix, Batch, Kv};
 use super::leaf_cache::{LeafCache, Lookup};
@@ -47,6 +48,9 @@ const QUEUE_EXPIRY: u8 = 0;
 const QUEUE_RECEIPT: u8 = 1;
 const INDEX_CLAIM: u8 = 2;
 const INDEX_PROPOSAL: u8 = 3;
+const QUEUE_ORDER: u8 = 4;
+/// One more than the largest index number.
+const INDEXES: usize = 5;
 
 /// The `q` key of an indexed entry: the queues sort as [`StateKey`]'s
 /// order (time, then owner; time, then merchant, then receipt reference);
@@ -70,19 +74,27 @@ pub(super) fn queue_key(k: &StateKey) -> Option<Vec<u8>> {
             out.extend_from_slice(&owner.0);
             Some(out)
         }
-        StateKey::ReceiptQueue(t, merchant, receipt) => {
-            // Merchant ids hold no zero byte, so the separator keeps a
-            // shorter id first, as string order does.
-            let mut out = Vec::with_capacity(2 + 8 + merchant.as_str().len() + 1 + receipt.len());
-            out.extend_from_slice(&[QUEUE, QUEUE_RECEIPT]);
-            out.extend_from_slice(&t.to_be_bytes());
-            out.extend_from_slice(merchant.as_str().as_bytes());
-            out.push(0);
-            out.extend_from_slice(receipt.as_bytes());
-            Some(out)
+        StateKey::ReceiptQueue(t, merchant, reference) => {
+            Some(prune_queue_key(QUEUE_RECEIPT, *t, merchant, reference))
+        }
+        StateKey::OrderQueue(t, merchant, reference) => {
+            Some(prune_queue_key(QUEUE_ORDER, *t, merchant, reference))
         }
         _ => None,
     }
+}
+
+/// The `q` key of a prune queue's entry: time, merchant, reference.
+fn prune_queue_key(queue: u8, t: u64, merchant: &MerchantId, reference: &str) -> Vec<u8> {
+    // Merchant ids hold no zero byte, so the separator keeps a shorter id
+    // first, as string order does.
+    let mut out = Vec::with_capacity(2 + 8 + merchant.as_str().len() + 1 + reference.len());
+    out.extend_from_slice(&[QUEUE, queue]);
+    out.extend_from_slice(&t.to_be_bytes());
+    out.extend_from_slice(merchant.as_str().as_bytes());
+    out.push(0);
+    out.extend_from_slice(reference.as_bytes());
+    out
 }
 
 /// The `s` key of an entry: its key hash.
@@ -201,7 +213,7 @@ struct Floor {
 /// height moves, so a floor holds for the height it was read at.
 #[derive(Default)]
 pub(super) struct QueueFloors {
-    floors: Mutex<[Option<Floor>; 2]>,
+    floors: Mutex<[Option<Floor>; INDEXES]>,
 }
 
 impl QueueFloors {
@@ -225,7 +237,9 @@ impl QueueFloors {
 /// The time of a time-ordered queue's key.
 fn queue_time(k: &StateKey) -> Option<u64> {
     match k {
-        StateKey::Expiry(t, _) | StateKey::ReceiptQueue(t, ..) => Some(*t),
+        StateKey::Expiry(t, _) | StateKey::ReceiptQueue(t, ..) | StateKey::OrderQueue(t, ..) => {
+            Some(*t)
+        }
         _ => None,
     }
 }
@@ -303,8 +317,12 @@ impl StateSource for KvSource {
         }
     }
 
-    fn receipts_before(&self, before_ms: u64, limit: usize) -> Vec<StateKey> {
-        self.queue_head(QUEUE_RECEIPT, before_ms, limit)
+    fn queue_before(&self, queue: PruneQueue, before_ms: u64, limit: usize) -> Vec<StateKey> {
+        let index = match queue {
+            PruneQueue::Receipt => QUEUE_RECEIPT,
+            PruneQueue::Order => QUEUE_ORDER,
+        };
+        self.queue_head(index, before_ms, limit)
     }
 
     fn entries_of(&self, kind: EntryKind) -> Vec<(StateKey, StateValue)> {
@@ -534,7 +552,7 @@ pub(super) fn verify_records(db: &dyn Kv, bits: usize) -> Result<Hash32, StoreEr
 mod tests {
     use super::*;
     use crate::store::MemKv;
-    use alliance_protocol::{Keypair, MerchantId};
+    use alliance_protocol::Keypair;
 
     fn source() -> (Arc<MemKv>, KvSource) {
         let db = Arc::new(MemKv::default());
@@ -591,10 +609,15 @@ mod tests {
             let k = StateKey::ReceiptQueue(t, m.clone(), format!("r{t}"));
             put(&db, k, StateValue::ReceiptQueue);
         }
-        assert_eq!(source.receipts_before(10, 0), vec![]);
-        assert_eq!(source.receipts_before(10, 1).len(), 1);
-        assert_eq!(source.receipts_before(10, 5).len(), 3);
-        assert_eq!(source.receipts_before(6, 5).len(), 1);
-        assert!(source.receipts_before(5, 5).is_empty());
+        let receipts = |before, limit| source.queue_before(PruneQueue::Receipt, before, limit);
+        assert_eq!(receipts(10, 0), vec![]);
+        assert_eq!(receipts(10, 1).len(), 1);
+        assert_eq!(receipts(10, 5).len(), 3);
+        assert_eq!(receipts(6, 5).len(), 1);
+        assert!(receipts(5, 5).is_empty());
+        // The order queue is another queue with its own floor.
+        let order = StateKey::OrderQueue(3, m.clone(), "r3".into());
+        put(&db, order.clone(), StateValue::OrderQueue);
+        assert_eq!(source.queue_before(PruneQueue::Order, 10, 5), vec![order]);
     }
 }

@@ -166,6 +166,15 @@ pub enum TxError {
     /// This merchant already voted.
     #[error("merchant already voted on proposal {0}")]
     AlreadyVoted(u64),
+    /// This merchant already redeemed an order with this reference inside
+    /// the receipt window.
+    #[error("order `{order_ref}` was already redeemed at this merchant (height {height})")]
+    DuplicateOrder {
+        /// The order reference.
+        order_ref: String,
+        /// Height of the redemption that used it.
+        height: u64,
+    },
     /// The balance covers the redemption only with points of suspended
     /// issuers, which are not accepted for redemption.
     #[error(
@@ -212,6 +221,7 @@ impl TxError {
             TxError::ProposalClosed(_) => "proposal_closed",
             TxError::AlreadyVoted(_) => "already_voted",
             TxError::SuspendedIssuerPoints { .. } => "suspended_issuer_points",
+            TxError::DuplicateOrder { .. } => "duplicate_order",
         }
     }
 }

@@ -10,8 +10,8 @@ use crate::merchant::{AllianceParams, Merchant, MerchantId};
 use crate::tx::GovAction;
 
 /// Key of one state entry. The derived order is the iteration order (and
-/// the order of the two queues: `Expiry` and `ReceiptQueue` sort by time
-/// first).
+/// the order of the three queues: `Expiry`, `ReceiptQueue` and
+/// `OrderQueue` sort by time first).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum StateKey {
     /// Alliance parameters.
@@ -40,6 +40,14 @@ pub enum StateKey {
     /// `Receipt` has this receipt time (ms). Exactly one entry per
     /// `Receipt` entry.
     ReceiptQueue(u64, MerchantId, String),
+    /// A redemption's order reference used inside the receipt window at
+    /// this merchant: (merchant, order_ref). Pruned when the window passes
+    /// the redemption's block time, with its `OrderQueue` entry.
+    Order(MerchantId, String),
+    /// Order prune queue: the order (merchant, order_ref) in `Order` was
+    /// redeemed at this block time (ms). Exactly one entry per `Order`
+    /// entry.
+    OrderQueue(u64, MerchantId, String),
 }
 
 /// Value of one state entry.
@@ -67,6 +75,10 @@ pub enum StateValue {
     Expiry,
     /// For [`StateKey::ReceiptQueue`].
     ReceiptQueue,
+    /// For [`StateKey::Order`]: when it was redeemed.
+    Order(UsedOrder),
+    /// For [`StateKey::OrderQueue`].
+    OrderQueue,
 }
 
 impl StateKey {
@@ -105,6 +117,16 @@ pub struct UsedReceipt {
     /// The issuance's receipt time (ms since the Unix epoch): the entry is
     /// pruned at the first block whose receipt window starts after it.
     pub receipt_time_ms: u64,
+}
+
+/// An order reference in use: what [`StateKey::Order`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsedOrder {
+    /// The height of the redemption that used it.
+    pub height: u64,
+    /// That block's time (ms since the Unix epoch): the entry is pruned at
+    /// the first block whose receipt window starts after it.
+    pub time_ms: u64,
 }
 
 /// Points of one issuer with one expiry, held by one account.

@@ -21,11 +21,11 @@ use std::sync::Arc;
 pub use error::{BlockError, TxError, TxOutcome};
 pub use keys::{
     Account, Claim, DailyIssued, Lot, Meta, Proposal, ProposalStatus, StateKey, StateValue,
-    UsedReceipt,
+    UsedOrder, UsedReceipt,
 };
 pub use overlay::ChangeSet;
 pub use rules::expiry_for;
-pub use source::{EntryKind, MemSource, StateSource};
+pub use source::{EntryKind, MemSource, PruneQueue, StateSource};
 
 use overlay::Overlay;
 use rules::BlockCtx;

@@ -79,12 +79,17 @@ impl<'a> Overlay<'a> {
         self.base.expiry_keys_until(until_ms)
     }
 
-    /// The first `limit` committed receipt-queue entries with a receipt
-    /// time before `before_ms`, in key order (time, merchant, receipt).
-    /// Used only by receipt pruning, which runs before any transaction and
-    /// touches no receipt before it.
-    pub(crate) fn base_receipts_before(&self, before_ms: u64, limit: usize) -> Vec<StateKey> {
-        self.base.receipts_before(before_ms, limit)
+    /// The first `limit` committed entries of a prune queue with a time
+    /// before `before_ms`, in key order (time, merchant, reference). Used
+    /// only by pruning, which runs before any transaction and touches no
+    /// entry of the queue before it.
+    pub(crate) fn base_queue_before(
+        &self,
+        queue: super::source::PruneQueue,
+        before_ms: u64,
+        limit: usize,
+    ) -> Vec<StateKey> {
+        self.base.queue_before(queue, before_ms, limit)
     }
 
     pub(crate) fn into_changes(mut self) -> ChangeSet {

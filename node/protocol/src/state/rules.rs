@@ -4,9 +4,11 @@
 
 use super::error::TxError;
 use super::keys::{
-    Account, Claim, DailyIssued, Lot, Proposal, ProposalStatus, StateKey, StateValue, UsedReceipt,
+    Account, Claim, DailyIssued, Lot, Proposal, ProposalStatus, StateKey, StateValue, UsedOrder,
+    UsedReceipt,
 };
 use super::overlay::Overlay;
+use super::source::PruneQueue;
 use crate::crypto::PublicKey;
 use crate::limits::{
     DAY_MS, LOTS_PER_ACCOUNT_MAX, MEMO_BYTES_MAX, MERCHANTS_MAX, REASON_BYTES_MAX,
@@ -79,7 +81,7 @@ pub(crate) fn apply_tx(
             merchant,
             amount,
             order_ref,
-        } => redeem(o, &tx.signer, merchant, *amount, order_ref),
+        } => redeem(o, ctx, &tx.signer, merchant, *amount, order_ref),
         TxBody::SettlementConfirm { debtor, amount } => {
             settlement_confirm(o, &tx.signer, debtor, *amount)
         }
@@ -361,6 +363,7 @@ fn transfer(
 
 fn redeem(
     o: &mut Overlay,
+    ctx: BlockCtx,
     signer: &PublicKey,
     at: &MerchantId,
     amount: u64,
@@ -379,6 +382,24 @@ fn redeem(
             minimum: redeemer.policy.min_redemption,
             requested: amount,
         });
+    }
+    // One redemption per order at a merchant within the receipt window.
+    let order_key = StateKey::Order(at.clone(), order_ref.to_string());
+    if let Some(StateValue::Order(used)) = o.get(&order_key).as_deref() {
+        let used = *used;
+        if used.time_ms >= receipt_window_start(o, ctx.timestamp_ms) {
+            return Err(TxError::DuplicateOrder {
+                order_ref: order_ref.to_string(),
+                height: used.height,
+            });
+        }
+        // That use has left the window and is only waiting to be pruned:
+        // its queue entry goes now, so the queue never prunes the new use.
+        o.delete(StateKey::OrderQueue(
+            used.time_ms,
+            at.clone(),
+            order_ref.to_string(),
+        ));
     }
     let mut account = o.account(signer);
     // A suspended issuer's points are not accepted: the claims they would
@@ -431,6 +452,17 @@ fn redeem(
         }
         o.put_merchant(issuer);
     }
+    o.put(
+        order_key,
+        StateValue::Order(UsedOrder {
+            height: ctx.height,
+            time_ms: ctx.timestamp_ms,
+        }),
+    );
+    o.put(
+        StateKey::OrderQueue(ctx.timestamp_ms, at.clone(), order_ref.to_string()),
+        StateValue::OrderQueue,
+    );
     Ok(())
 }
 
@@ -704,20 +736,28 @@ pub(crate) fn sweep_expired(o: &mut Overlay, now_ms: u64) {
 
 /// Deletes used receipts that have left the receipt window (receipt time
 /// before [`receipt_window_start`] at the block time), both their
-/// `Receipt` and `ReceiptQueue` entries, oldest first. At most
-/// `RECEIPT_PRUNES_PER_BLOCK_TX × block_txs_max` per block: the rest stay
-/// queued and go at the next blocks. A late prune changes no verdict: an
-/// issuance with such a receipt time is refused as outside the window,
-/// and a receipt_ref whose recorded use is outside the window counts as
-/// unused. Runs at the start of each block, after the expiry sweep.
+/// `Receipt` and `ReceiptQueue` entries, oldest first; then likewise used
+/// orders (`Order` and `OrderQueue`, by the redemption's block time). At
+/// most `RECEIPT_PRUNES_PER_BLOCK_TX × block_txs_max` of each per block:
+/// the rest stay queued and go at the next blocks. A late prune changes no
+/// verdict: an issuance with such a receipt time is refused as outside the
+/// window, and a reference whose recorded use is outside the window counts
+/// as unused. Runs at the start of each block, after the expiry sweep.
 pub(crate) fn prune_receipts(o: &mut Overlay, now_ms: u64) {
     let start = receipt_window_start(o, now_ms);
     let limit = RECEIPT_PRUNES_PER_BLOCK_TX * o.params().block_txs_max as usize;
-    for key in o.base_receipts_before(start, limit) {
+    for key in o.base_queue_before(PruneQueue::Receipt, start, limit) {
         let StateKey::ReceiptQueue(_, merchant, receipt_ref) = &key else {
             unreachable!("the receipt queue holds only receipt queue keys")
         };
         o.delete(StateKey::Receipt(merchant.clone(), receipt_ref.clone()));
+        o.delete(key);
+    }
+    for key in o.base_queue_before(PruneQueue::Order, start, limit) {
+        let StateKey::OrderQueue(_, merchant, order_ref) = &key else {
+            unreachable!("the order queue holds only order queue keys")
+        };
+        o.delete(StateKey::Order(merchant.clone(), order_ref.clone()));
         o.delete(key);
     }
     o.commit_tx();

@@ -54,9 +54,10 @@ pub trait StateSource: Send + Sync {
     /// Every [`StateKey::Expiry`] key with a time at or before `until_ms`,
     /// in key order.
     fn expiry_keys_until(&self, until_ms: u64) -> Vec<StateKey>;
-    /// The first `limit` [`StateKey::ReceiptQueue`] keys with a receipt
-    /// time before `before_ms`, in key order.
-    fn receipts_before(&self, before_ms: u64, limit: usize) -> Vec<StateKey>;
+    /// The first `limit` keys of a prune queue ([`StateKey::ReceiptQueue`]
+    /// or [`StateKey::OrderQueue`]) with a time before `before_ms`, in key
+    /// order.
+    fn queue_before(&self, queue: PruneQueue, before_ms: u64, limit: usize) -> Vec<StateKey>;
     /// Every entry of `kind`, in key order.
     fn entries_of(&self, kind: EntryKind) -> Vec<(StateKey, StateValue)>;
     /// The state-tree leaves `(key hash, value hash)` with a key hash in
@@ -64,15 +65,36 @@ pub trait StateSource: Send + Sync {
     fn leaves(&self, low: &Hash32, high: &Hash32) -> Vec<(Hash32, Hash32)>;
 }
 
-/// The first key of the receipt queue.
-fn receipt_queue_start() -> StateKey {
-    // "a" sorts first among merchant ids (1-16 of a-z 0-9 -, starting with
-    // a letter) and "" first among strings: the queue's smallest key.
-    StateKey::ReceiptQueue(
-        0,
-        MerchantId::new("a").expect("a valid merchant id"),
-        String::new(),
-    )
+/// The two queues of references used inside the receipt window, pruned
+/// oldest first once the window has passed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PruneQueue {
+    /// [`StateKey::ReceiptQueue`]: issuance receipts.
+    Receipt,
+    /// [`StateKey::OrderQueue`]: redemption orders.
+    Order,
+}
+
+impl PruneQueue {
+    /// The queue's smallest key.
+    fn start(self) -> StateKey {
+        // "a" sorts first among merchant ids (1-16 of a-z 0-9 -, starting
+        // with a letter) and "" first among strings.
+        let a = MerchantId::new("a").expect("a valid merchant id");
+        match self {
+            PruneQueue::Receipt => StateKey::ReceiptQueue(0, a, String::new()),
+            PruneQueue::Order => StateKey::OrderQueue(0, a, String::new()),
+        }
+    }
+
+    /// Whether `key` is this queue's, with a time before `before_ms`.
+    fn holds_before(self, key: &StateKey, before_ms: u64) -> bool {
+        match (self, key) {
+            (PruneQueue::Receipt, StateKey::ReceiptQueue(t, ..))
+            | (PruneQueue::Order, StateKey::OrderQueue(t, ..)) => *t < before_ms,
+            _ => false,
+        }
+    }
 }
 
 /// The expiry queue up to `until_ms`, inclusive, as a key range.
@@ -90,15 +112,16 @@ pub(crate) fn map_expiry_keys_until<V>(
         .collect()
 }
 
-/// [`StateSource::receipts_before`] over an ordered map.
-pub(crate) fn map_receipts_before<V>(
+/// [`StateSource::queue_before`] over an ordered map.
+pub(crate) fn map_queue_before<V>(
     map: &BTreeMap<StateKey, V>,
+    queue: PruneQueue,
     before_ms: u64,
     limit: usize,
 ) -> Vec<StateKey> {
-    map.range(receipt_queue_start()..)
+    map.range(queue.start()..)
         .map(|(k, _)| k)
-        .take_while(|k| matches!(k, StateKey::ReceiptQueue(t, ..) if *t < before_ms))
+        .take_while(|k| queue.holds_before(k, before_ms))
         .take(limit)
         .cloned()
         .collect()
@@ -232,7 +255,12 @@ impl Paged {
         keys.into_iter().collect()
     }
 
-    pub(crate) fn receipts_before(&self, before_ms: u64, limit: usize) -> Vec<StateKey> {
+    pub(crate) fn queue_before(
+        &self,
+        queue: PruneQueue,
+        before_ms: u64,
+        limit: usize,
+    ) -> Vec<StateKey> {
         // The older part first, so that the later change of a key wins.
         let layered: Vec<(&StateKey, bool)> = self
             .layers
@@ -241,10 +269,8 @@ impl Paged {
             .flat_map(|layer| {
                 layer
                     .entries
-                    .range(receipt_queue_start()..)
-                    .take_while(
-                        |(k, _)| matches!(k, StateKey::ReceiptQueue(t, ..) if *t < before_ms),
-                    )
+                    .range(queue.start()..)
+                    .take_while(|(k, _)| queue.holds_before(k, before_ms))
                     .map(|(k, v)| (k, v.is_some()))
             })
             .collect();
@@ -252,7 +278,7 @@ impl Paged {
         let deleted = layered.iter().filter(|(_, present)| !present).count();
         let mut keys: BTreeSet<StateKey> = self
             .source
-            .receipts_before(before_ms, limit.saturating_add(deleted))
+            .queue_before(queue, before_ms, limit.saturating_add(deleted))
             .into_iter()
             .collect();
         for (k, present) in layered {
@@ -422,8 +448,13 @@ impl StateSource for MemSource {
     fn expiry_keys_until(&self, until_ms: u64) -> Vec<StateKey> {
         map_expiry_keys_until(&self.inner.read().expect("lock").entries, until_ms)
     }
-    fn receipts_before(&self, before_ms: u64, limit: usize) -> Vec<StateKey> {
-        map_receipts_before(&self.inner.read().expect("lock").entries, before_ms, limit)
+    fn queue_before(&self, queue: PruneQueue, before_ms: u64, limit: usize) -> Vec<StateKey> {
+        map_queue_before(
+            &self.inner.read().expect("lock").entries,
+            queue,
+            before_ms,
+            limit,
+        )
     }
     fn entries_of(&self, kind: EntryKind) -> Vec<(StateKey, StateValue)> {
         let inner = self.inner.read().expect("lock");
@@ -471,10 +502,15 @@ impl Backing {
         }
     }
 
-    pub(crate) fn receipts_before(&self, before_ms: u64, limit: usize) -> Vec<StateKey> {
+    pub(crate) fn queue_before(
+        &self,
+        queue: PruneQueue,
+        before_ms: u64,
+        limit: usize,
+    ) -> Vec<StateKey> {
         match self {
-            Backing::Memory { entries, .. } => map_receipts_before(entries, before_ms, limit),
-            Backing::Paged(p) => p.receipts_before(before_ms, limit),
+            Backing::Memory { entries, .. } => map_queue_before(entries, queue, before_ms, limit),
+            Backing::Paged(p) => p.queue_before(queue, before_ms, limit),
         }
     }
 

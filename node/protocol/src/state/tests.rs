@@ -114,13 +114,25 @@ impl TestChain {
         self.one(tx)
     }
 
+    /// A redemption of a new order (its reference: the previous block's time).
     fn redeem(&mut self, who: &Keypair, at: &str, amount: u64) -> Result<(), TxError> {
+        let order = format!("order-{}", self.now_ms);
+        self.redeem_order(who, at, amount, &order)
+    }
+
+    fn redeem_order(
+        &mut self,
+        who: &Keypair,
+        at: &str,
+        amount: u64,
+        order_ref: &str,
+    ) -> Result<(), TxError> {
         let tx = self.tx(
             who,
             TxBody::Redeem {
                 merchant: mid(at),
                 amount,
-                order_ref: "order-1".into(),
+                order_ref: order_ref.into(),
             },
         );
         self.one(tx)
@@ -1027,6 +1039,46 @@ fn duplicate_inside_the_window_is_refused_until_the_window_passes() {
     c.issue_at("coffee", &alice(), 10, "receipt-7", c.now_ms)
         .unwrap();
     assert_eq!(c.balance(&alice()), 20);
+}
+
+/// One redemption per order at a merchant inside the receipt window (the
+/// same reference at another merchant is another order); once the window
+/// has passed the first use, its entries are pruned and the reference is
+/// free again.
+#[test]
+fn an_order_is_redeemed_once_within_the_window() {
+    let mut c = TestChain::new(2);
+    c.issue("coffee", &alice(), 100, "r1").unwrap();
+    c.redeem_order(&alice(), "coffee", 10, "A-1").unwrap();
+    let tip = c.state.tip();
+    let (used_at, used_time) = (tip.height, tip.timestamp_ms);
+    let order = StateKey::Order(mid("coffee"), "A-1".into());
+    let queued = StateKey::OrderQueue(used_time, mid("coffee"), "A-1".into());
+    let held = |c: &TestChain, k: &StateKey| c.state.entries().expect("in memory").get(k).cloned();
+    assert_eq!(
+        held(&c, &order),
+        Some(StateValue::Order(UsedOrder {
+            height: used_at,
+            time_ms: used_time,
+        }))
+    );
+    assert_eq!(held(&c, &queued), Some(StateValue::OrderQueue));
+    let duplicate = Err(TxError::DuplicateOrder {
+        order_ref: "A-1".into(),
+        height: used_at,
+    });
+    assert_eq!(c.redeem_order(&alice(), "coffee", 10, "A-1"), duplicate);
+    c.redeem_order(&alice(), "books", 10, "A-1").unwrap();
+    // The last block whose window still holds the first use refuses it.
+    c.now_ms = used_time + WINDOW_MS - 1_000;
+    assert_eq!(c.redeem_order(&alice(), "coffee", 10, "A-1"), duplicate);
+    assert_eq!(c.balance(&alice()), 80);
+    assert!(held(&c, &order).is_some() && held(&c, &queued).is_some());
+    // The next block's window starts after it: pruned, and free again.
+    c.block(vec![]);
+    assert_eq!((held(&c, &order), held(&c, &queued)), (None, None));
+    c.redeem_order(&alice(), "coffee", 10, "A-1").unwrap();
+    assert_eq!(c.balance(&alice()), 70);
 }
 
 #[test]
