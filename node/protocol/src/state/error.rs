@@ -166,6 +166,15 @@ pub enum TxError {
     /// This merchant already voted.
     #[error("merchant already voted on proposal {0}")]
     AlreadyVoted(u64),
+    /// A merchant's own key redeems at the merchant more than its own
+    /// points: other issuers' points would give it a claim without a sale.
+    #[error("a merchant redeeming at itself spends only its own points: {own_points} held, {requested} requested (other issuers' points cannot create a claim without a sale)")]
+    SelfRedemption {
+        /// The merchant's own points its key holds.
+        own_points: u64,
+        /// Points asked for.
+        requested: u64,
+    },
     /// This merchant already redeemed an order with this reference inside
     /// the receipt window.
     #[error("order `{order_ref}` was already redeemed at this merchant (height {height})")]
@@ -222,6 +231,7 @@ impl TxError {
             TxError::AlreadyVoted(_) => "already_voted",
             TxError::SuspendedIssuerPoints { .. } => "suspended_issuer_points",
             TxError::DuplicateOrder { .. } => "duplicate_order",
+            TxError::SelfRedemption { .. } => "self_redemption",
         }
     }
 }

@@ -406,14 +406,24 @@ fn redeem(
     // create could be left unsettled (issue #15). Its lots stay the
     // customer's, and transferable.
     let suspended = suspended_issuers(o, &account);
-    let burnt = match take_points_of(&mut account, amount, |i| !suspended.contains(i)) {
-        Err(TxError::InsufficientBalance { available, .. })
-            if !suspended.is_empty() && account.balance() >= amount =>
-        {
-            return Err(TxError::SuspendedIssuerPoints {
-                accepted: available,
-                requested: amount,
-                suspended,
+    // A merchant's own key redeeming at the merchant burns only the
+    // merchant's own points: another issuer's would give it a claim on
+    // that issuer without a sale (points bought cheaply off the chain).
+    let own_shop = *signer == redeemer.key;
+    let accepted = |i: &MerchantId| !suspended.contains(i) && (!own_shop || i == at);
+    let burnt = match take_points_of(&mut account, amount, accepted) {
+        Err(TxError::InsufficientBalance { available, .. }) if account.balance() >= amount => {
+            return Err(if own_shop {
+                TxError::SelfRedemption {
+                    own_points: available,
+                    requested: amount,
+                }
+            } else {
+                TxError::SuspendedIssuerPoints {
+                    accepted: available,
+                    requested: amount,
+                    suspended,
+                }
             });
         }
         other => other?,

@@ -1041,6 +1041,39 @@ fn duplicate_inside_the_window_is_refused_until_the_window_passes() {
     assert_eq!(c.balance(&alice()), 20);
 }
 
+/// A merchant's own key cannot turn other issuers' points into a claim by
+/// redeeming them at itself; its own points it may burn, and it may spend
+/// others' points as a customer at another merchant.
+#[test]
+fn a_merchant_cannot_redeem_other_issuers_points_at_itself() {
+    let mut c = TestChain::new(3);
+    let books = c.merchant("books");
+    c.issue("coffee", &alice(), 50, "c1").unwrap();
+    c.issue("books", &alice(), 20, "b1").unwrap();
+    c.transfer(&alice(), &books, 70).unwrap();
+    let claims_before = c.state.claims();
+    assert_eq!(
+        c.redeem(&books, "books", 30),
+        Err(TxError::SelfRedemption {
+            own_points: 20,
+            requested: 30,
+        })
+    );
+    assert_eq!(c.state.claims(), claims_before, "no claim arose");
+    // Its own points: burnt, no claim.
+    c.redeem(&books, "books", 20).unwrap();
+    assert_eq!(c.state.claims(), claims_before);
+    // Coffee's points at cinema, as a customer would: a claim of cinema.
+    c.redeem(&books, "cinema", 50).unwrap();
+    assert!(c
+        .state
+        .claims()
+        .iter()
+        .any(|(creditor, debtor, claim)| creditor.as_str() == "cinema"
+            && debtor.as_str() == "coffee"
+            && claim.redeemed_points == 50));
+}
+
 /// One redemption per order at a merchant inside the receipt window (the
 /// same reference at another merchant is another order); once the window
 /// has passed the first use, its entries are pruned and the reference is
