@@ -413,4 +413,37 @@ fn worked_example_through_the_cli() {
         .find(|t| t["body"]["Issue"]["receipt_ref"] == "B-7")
         .unwrap_or_else(|| panic!("B-7 in block {height}: {block}"));
     assert_eq!(issue["body"]["Issue"]["receipt_time_ms"], when, "{issue}");
+
+    // A merchant's own key spends only the merchant's own points at itself:
+    // coffee points sent to books' key cannot become a claim on coffee. Bob
+    // holds 20 coffee and 7 books points; books' key gets 25 of them, so at
+    // least 18 are coffee's.
+    let books_address = ok(node0, &["address", "--key", books]).trim().to_string();
+    ok(
+        node0,
+        &[
+            "send",
+            "--key",
+            bob_file,
+            "--to",
+            &books_address,
+            "--amount",
+            "25",
+        ],
+    );
+    let own = run(
+        node0,
+        PASS,
+        &[
+            "redeem", "--key", books, "--at", "books", "--amount", "25", "--order", "SELF-1",
+        ],
+    );
+    assert_eq!(own.status.code(), Some(1), "{}", text(&own));
+    assert!(
+        // Refused by the CLI before signing (the ledger would refuse it too).
+        text(&own).contains("of `books`'s points held, 25 requested"),
+        "{}",
+        text(&own)
+    );
+    assert_eq!(claim(node0, "books", "coffee")["redeemed_points"], 100);
 }

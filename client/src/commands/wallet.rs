@@ -171,6 +171,27 @@ fn check_accepted(acc: &api::Account, merchants: &[api::Merchant], amount: u64) 
     Ok(())
 }
 
+/// A merchant's own key redeeming at the merchant spends only the
+/// merchant's own points (the ledger refuses the rest: `self_redemption`).
+fn check_own_points(acc: &api::Account, at: &MerchantId, amount: u64) -> CmdResult {
+    let now = crate::output::now_ms();
+    let own: u64 = acc
+        .lots
+        .iter()
+        .filter(|l| l.issuer == at.as_str() && l.expiry_ms.is_none_or(|e| e > now))
+        .map(|l| l.amount)
+        .sum();
+    if amount > own {
+        return Err(Failure::new(
+            "self_redemption",
+            format!(
+                "a merchant redeeming at itself spends only its own points: {own} of `{at}`'s points held, {amount} requested (other issuers' points cannot create a claim without a sale)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `alliance redeem`.
 pub fn redeem(
     ctx: &Ctx,
@@ -208,6 +229,9 @@ pub fn redeem(
     let (acc, _) = ctx.account(&k.public())?;
     check_balance(&acc, amount)?;
     check_accepted(&acc, &merchants, amount)?;
+    if m.key == k.public().to_string() {
+        check_own_points(&acc, at, amount)?;
+    }
     let body = TxBody::Redeem {
         merchant: at.clone(),
         amount,
