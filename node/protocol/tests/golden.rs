@@ -7,7 +7,9 @@
 
 use alliance_protocol::fixtures::{demo_customer_key, demo_genesis, demo_policy};
 use alliance_protocol::limits::DAY_MS;
-use alliance_protocol::state::{LedgerState, StateKey, StateValue, TxOutcome, UsedReceipt};
+use alliance_protocol::state::{
+    LedgerState, StateKey, StateValue, TxOutcome, UsedOrder, UsedReceipt,
+};
 use alliance_protocol::{
     AllianceParams, Block, BlockHeader, GovAction, Hash32, Keypair, MerchantId, Transaction,
     TxBody, VoteData, VoteDomain, VoteKind,
@@ -190,6 +192,7 @@ fn vectors() -> Vec<(String, String)> {
         )),
     ));
     out.extend(receipt_window_vectors());
+    out.extend(order_vectors());
     out
 }
 
@@ -262,6 +265,89 @@ fn receipt_window_vectors() -> Vec<(String, String)> {
             .filter(|k| matches!(k, StateKey::Receipt(..) | StateKey::ReceiptQueue(..)))
             .count();
         assert_eq!(receipts, if name == "pruned" { 0 } else { 2 }, "{name}");
+        out.push((
+            format!("state.{name}.root"),
+            block.header.state_root.to_hex(),
+        ));
+    }
+    out
+}
+
+/// The used-order state entries (bytes, tree paths, leaves) and the state
+/// roots of a chain that redeems an order and prunes its record once the
+/// receipt window has passed the redemption's block time.
+fn order_vectors() -> Vec<(String, String)> {
+    use alliance_protocol::encoding::encode;
+    let mut out = Vec::new();
+    let books = MerchantId::new("books").unwrap();
+    let entries = [
+        (
+            "order",
+            StateKey::Order(books.clone(), "O-1".into()),
+            StateValue::Order(UsedOrder {
+                height: 2,
+                time_ms: 1_700_000_002_000,
+            }),
+        ),
+        (
+            "order_queue",
+            StateKey::OrderQueue(1_700_000_002_000, books.clone(), "O-1".into()),
+            StateValue::OrderQueue,
+        ),
+    ];
+    for (name, key, value) in entries {
+        out.push((format!("state.{name}.key"), hex::encode(encode(&key))));
+        out.push((format!("state.{name}.path"), key.tree_key().to_hex()));
+        out.push((format!("state.{name}.value"), hex::encode(encode(&value))));
+        out.push((format!("state.{name}.leaf"), value.tree_value().to_hex()));
+    }
+    // Block 1 issues coffee points to alice; block 2 redeems order O-1 at
+    // books; block 3 is the last whose window holds it; block 4 prunes it.
+    let chain = "golden-chain";
+    let t0 = 1_700_000_000_000;
+    let (genesis, keys) = demo_genesis(chain, 4, t0);
+    let mut state = LedgerState::from_genesis(&genesis);
+    let alice = demo_customer_key(chain, "alice");
+    let issue = Transaction::sign(
+        chain,
+        &keys[0],
+        0,
+        TxBody::Issue {
+            to: alice.public(),
+            amount: 120,
+            reason: "purchase".into(),
+            receipt_ref: "R-1".into(),
+            receipt_time_ms: t0,
+        },
+    );
+    let redeem = Transaction::sign(
+        chain,
+        &alice,
+        0,
+        TxBody::Redeem {
+            merchant: books.clone(),
+            amount: 100,
+            order_ref: "O-1".into(),
+        },
+    );
+    let redeemed_at = t0 + 2_000;
+    let window = 90 * DAY_MS;
+    for (name, time, txs, held) in [
+        ("issued", t0 + 1_000, vec![issue], 0),
+        ("ordered", redeemed_at, vec![redeem], 2),
+        ("order_window_end", redeemed_at + window, vec![], 2),
+        ("order_pruned", redeemed_at + window + 1, vec![], 0),
+    ] {
+        let (block, exec) = state.seal_block(txs, time, keys[0].public());
+        assert!(exec.outcomes.iter().all(|o| *o == TxOutcome::Applied));
+        state.commit(exec);
+        let orders = state
+            .entries()
+            .expect("in memory")
+            .keys()
+            .filter(|k| matches!(k, StateKey::Order(..) | StateKey::OrderQueue(..)))
+            .count();
+        assert_eq!(orders, held, "{name}");
         out.push((
             format!("state.{name}.root"),
             block.header.state_root.to_hex(),
