@@ -158,10 +158,15 @@ pub fn load_key(path: &Path) -> Result<Keypair, Failure> {
 
 /// Points spendable now: lots not yet expired.
 pub fn spendable(acc: &api::Account) -> u64 {
+    spendable_of(acc, |_| true)
+}
+
+/// Unexpired points of the issuers `issuer` takes.
+pub fn spendable_of(acc: &api::Account, issuer: impl Fn(&str) -> bool) -> u64 {
     let now = output::now_ms();
     acc.lots
         .iter()
-        .filter(|l| l.expiry_ms.is_none_or(|e| e > now))
+        .filter(|l| l.expiry_ms.is_none_or(|e| e > now) && issuer(&l.issuer))
         .map(|l| l.amount)
         .sum()
 }

@@ -8,7 +8,8 @@ use alliance_protocol::{Keypair, MerchantId, PublicKey, TxBody};
 use serde_json::json;
 
 use super::{
-    check_balance, check_len, load_key, short, submit, unknown_merchant, CmdResult, Ctx, Failure,
+    check_balance, check_len, load_key, short, spendable_of, submit, unknown_merchant, CmdResult,
+    Ctx, Failure,
 };
 use crate::api;
 use crate::cli::{WaitArgs, WhoArgs};
@@ -152,13 +153,7 @@ fn check_accepted(acc: &api::Account, merchants: &[api::Merchant], amount: u64) 
         .map(|m| m.id.as_str())
         .filter(|id| acc.lots.iter().any(|l| l.issuer == *id))
         .collect();
-    let now = crate::output::now_ms();
-    let accepted: u64 = acc
-        .lots
-        .iter()
-        .filter(|l| l.expiry_ms.is_none_or(|e| e > now) && !suspended.contains(&l.issuer.as_str()))
-        .map(|l| l.amount)
-        .sum();
+    let accepted = spendable_of(acc, |issuer| !suspended.contains(&issuer));
     if amount > accepted {
         return Err(Failure::new(
             "suspended_issuer_points",
@@ -174,13 +169,7 @@ fn check_accepted(acc: &api::Account, merchants: &[api::Merchant], amount: u64) 
 /// A merchant's own key redeeming at the merchant spends only the
 /// merchant's own points (the ledger refuses the rest: `self_redemption`).
 fn check_own_points(acc: &api::Account, at: &MerchantId, amount: u64) -> CmdResult {
-    let now = crate::output::now_ms();
-    let own: u64 = acc
-        .lots
-        .iter()
-        .filter(|l| l.issuer == at.as_str() && l.expiry_ms.is_none_or(|e| e > now))
-        .map(|l| l.amount)
-        .sum();
+    let own = spendable_of(acc, |issuer| issuer == at.as_str());
     if amount > own {
         return Err(Failure::new(
             "self_redemption",
