@@ -235,6 +235,13 @@ impl LeafCache {
             inner.newer.patch(&key, value);
             inner.older.patch(&key, value);
         }
+        // New leaves grow their buckets: keep each generation in its bound.
+        if inner.newer.bytes > self.generation_bytes {
+            inner.older = std::mem::take(&mut inner.newer);
+        }
+        if inner.older.bytes > self.generation_bytes {
+            inner.older = Generation::default();
+        }
         WriteGuard { inner }
     }
 
@@ -344,6 +351,21 @@ mod tests {
         c.begin_write([(h(12), None)]).failed();
         assert_eq!(hit(&c, 10, 19), None);
         assert_eq!(c.bytes(), 0);
+    }
+
+    /// Leaves a write adds to cached buckets count against the bound.
+    #[test]
+    fn a_write_that_grows_buckets_stays_within_the_bound() {
+        let per = ENTRY_OVERHEAD + 2 * LEAF_BYTES;
+        let c = LeafCache::new(2 * 2 * per);
+        fill(&c, 10, 19, &[(h(12), h(1)), (h(14), h(2))]);
+        fill(&c, 20, 29, &[(h(22), h(1)), (h(24), h(2))]);
+        assert_eq!(c.bytes(), 2 * per);
+        let grown: Vec<(Hash32, Option<Hash32>)> = (0..5)
+            .flat_map(|i| [(h(15 + i), Some(h(3))), (h(25 + i), Some(h(3)))])
+            .collect();
+        drop(c.begin_write(grown));
+        assert!(c.bytes() <= 2 * 2 * per, "{} bytes", c.bytes());
     }
 
     #[test]
