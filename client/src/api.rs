@@ -164,6 +164,39 @@ pub struct Merchant {
     /// Points redeemed at this merchant.
     #[serde(default)]
     pub redeemed_here: u64,
+    /// Whose points it accepts, at what rates (absent from older nodes:
+    /// the default, every issuer at 100 %).
+    #[serde(default)]
+    pub acceptance: Acceptance,
+}
+
+/// A merchant's acceptance policy.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Acceptance {
+    /// Rates in force; empty: every issuer at 100 %.
+    #[serde(default)]
+    pub rates: Vec<AcceptanceRate>,
+    /// An announced change.
+    #[serde(default)]
+    pub next: Option<AcceptanceChange>,
+}
+
+/// An accepted issuer and its rate in basis points.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AcceptanceRate {
+    /// Issuer id.
+    pub issuer: String,
+    /// Basis points (10000 = 100 %).
+    pub bps: u16,
+}
+
+/// An announced acceptance change.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AcceptanceChange {
+    /// First height it applies at.
+    pub effective_height: u64,
+    /// Its rates.
+    pub rates: Vec<AcceptanceRate>,
 }
 
 /// `GET /v1/merchants`.

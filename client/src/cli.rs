@@ -30,6 +30,67 @@ pub fn parse_amount(s: &str) -> Result<u64, String> {
     }
 }
 
+/// Parses an amount of money in major units with at most two decimals
+/// (`12.50`, `3`, `0.05`) to minor units (1250, 300, 5).
+pub fn parse_money(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let bad = || {
+        format!("`{s}` is not an amount of money: give major units with at most two decimals, e.g. 12.50")
+    };
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    if whole.is_empty() && frac.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+        || frac.len() > 2
+    {
+        return Err(bad());
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| bad())?
+    };
+    let cents: u64 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
+    let minor = whole
+        .checked_mul(100)
+        .and_then(|w| w.checked_add(cents))
+        .ok_or_else(bad)?;
+    if minor == 0 {
+        return Err("the amount must be at least 0.01".into());
+    }
+    Ok(minor)
+}
+
+/// Parses an acceptance rate `ISSUER=PERCENT` (`coffee=90`,
+/// `cinema=87.5`) to the issuer and basis points (1 to 10000).
+pub fn parse_rate(s: &str) -> Result<(MerchantId, u16), String> {
+    let bad = || {
+        format!("`{s}` is not ISSUER=PERCENT (e.g. coffee=90 or cinema=87.5): a percentage above 0 and at most 100, two decimals at most")
+    };
+    let (issuer, pct) = s.split_once('=').ok_or_else(bad)?;
+    let issuer = parse_merchant(issuer.trim())?;
+    let (whole, frac) = pct.trim().split_once('.').unwrap_or((pct.trim(), ""));
+    if whole.is_empty()
+        || frac.len() > 2
+        || !whole
+            .bytes()
+            .chain(frac.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let whole: u32 = whole.parse().map_err(|_| bad())?;
+    let frac: u32 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
+    let bps = whole
+        .checked_mul(100)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(bad)?;
+    if bps == 0 || bps > 10_000 {
+        return Err(bad());
+    }
+    Ok((issuer, bps as u16))
+}
+
 /// Parses a merchant id.
 pub fn parse_merchant(s: &str) -> Result<MerchantId, String> {
     MerchantId::new(s).map_err(|e| e.to_string())
@@ -248,7 +309,25 @@ pub enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
-    /// Spend points at a merchant (any member's points are accepted).
+    /// Pay a merchant's order with points: the merchant's till makes the
+    /// request (`alliance merchant order`), you check it and sign. Points
+    /// worth the order's value at the merchant's acceptance rates are
+    /// spent, of the issuers the request names or, if none, of every
+    /// accepted issuer, closest expiry first.
+    Pay {
+        /// The signing key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// The merchant's signed request (starts with `pa-order:`).
+        #[arg(long, value_name = "REQUEST")]
+        request: String,
+        /// Waiting for the commit.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Spend a merchant's own points at that merchant (signed by you
+    /// alone). Other members' points are spent with `alliance pay`, on an
+    /// order the merchant signs.
     Redeem {
         /// The signing key.
         #[command(flatten)]
@@ -395,6 +474,53 @@ pub enum MerchantCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Make a till's payment request: the customer pays an order of
+    /// `--value` with points (`alliance pay --request ...`). Prints the
+    /// request, signed with the merchant's key.
+    Order {
+        /// The merchant's signing key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// The paying customer's address (pa1...).
+        #[arg(long, value_name = "ADDR", value_parser = parse_address)]
+        customer: PublicKey,
+        /// The order reference (1-64 bytes): each order is paid once.
+        #[arg(long, value_name = "REF")]
+        order: String,
+        /// The order's value in major currency units (e.g. 12.50).
+        #[arg(long, value_name = "MONEY", value_parser = parse_money)]
+        value: u64,
+        /// Spend only these issuers' points, in this order (repeat, or
+        /// comma-separated); default: every accepted issuer, closest expiry
+        /// first.
+        #[arg(long = "issuer", value_name = "ID", value_delimiter = ',', value_parser = parse_merchant)]
+        issuers: Vec<MerchantId>,
+        /// Seconds the request stays valid (1 to 86400).
+        #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        valid_for: u64,
+    },
+    /// Set whose points you accept for redemption and at what rate, from a
+    /// future height (the alliance's notice period protects customers).
+    Accept {
+        /// The merchant's signing key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// An accepted issuer and its rate as a percentage of its points'
+        /// value (repeat: --rate coffee=90 --rate cinema=87.5). Issuers not
+        /// listed are refused. Your own points always count at 100%.
+        #[arg(long = "rate", value_name = "ISSUER=PERCENT", value_parser = parse_rate, required_unless_present = "all")]
+        rates: Vec<(MerchantId, u16)>,
+        /// Accept every issuer at 100% (the alliance default).
+        #[arg(long, conflicts_with = "rates")]
+        all: bool,
+        /// The height from which the rates apply (default: the earliest the
+        /// notice allows, with a margin for the transaction to be included).
+        #[arg(long, value_name = "H")]
+        from_height: Option<u64>,
+        /// Waiting for the commit.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// List the merchants with their policies and point totals.
     List,
     /// Show one merchant.
@@ -450,6 +576,10 @@ pub struct ParamsArgs {
     /// receipts earn no points, and used ones are pruned from the state.
     #[arg(long, value_name = "DAYS")]
     pub receipt_window_days: Option<u32>,
+    /// Blocks of notice a merchant must give before a change of its
+    /// acceptance policy applies (at most 31622400).
+    #[arg(long, value_name = "BLOCKS")]
+    pub acceptance_notice_blocks: Option<u64>,
 }
 
 /// `alliance gov ...`.

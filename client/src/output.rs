@@ -115,6 +115,16 @@ pub fn money_minor(m: u64) -> String {
     format!("{}.{:02}", m / 100, m % 100)
 }
 
+/// A rate in basis points as a percentage (9000 → `90%`, 9050 → `90.5%`).
+pub fn percent_bps(bps: u16) -> String {
+    let (whole, frac) = (bps / 100, bps % 100);
+    match frac {
+        0 => format!("{whole}%"),
+        f if f % 10 == 0 => format!("{whole}.{}%", f / 10),
+        f => format!("{whole}.{f:02}%"),
+    }
+}
+
 /// Pretty JSON for `--json`.
 pub fn json(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())

@@ -53,6 +53,21 @@ pub struct Chain {
     store: Store,
     state: LedgerState,
     pending: HashMap<Hash32, Execution>,
+    work: ChainWork,
+}
+
+/// Work a [`Chain`] did since it was last asked ([`Chain::take_work`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChainWork {
+    /// Blocks built.
+    pub built: u64,
+    /// Proposed blocks executed to judge them.
+    pub verified: u64,
+    /// Blocks executed again (an ancestor or a finalized block whose
+    /// execution was not kept).
+    pub replayed: u64,
+    /// Transaction signatures verified (those not known valid).
+    pub signatures: u64,
 }
 
 impl Chain {
@@ -62,7 +77,13 @@ impl Chain {
             store,
             state,
             pending: HashMap::new(),
+            work: ChainWork::default(),
         }
+    }
+
+    /// The work done since the last call (and resets the count).
+    pub fn take_work(&mut self) -> ChainWork {
+        std::mem::take(&mut self.work)
     }
 
     /// The finalized state.
@@ -99,9 +120,13 @@ impl Chain {
             let hash = block.hash();
             let exec = match self.pending.get(&hash) {
                 Some(e) => e.clone(),
-                None => state
-                    .execute_verified(block, &verify_signatures_parallel(&block.txs))
-                    .map_err(|_| VerifyError::UnknownAncestor(hash))?,
+                None => {
+                    self.work.replayed += 1;
+                    self.work.signatures += block.txs.len() as u64;
+                    state
+                        .execute_verified(block, &verify_signatures_parallel(&block.txs))
+                        .map_err(|_| VerifyError::UnknownAncestor(hash))?
+                }
             };
             state.commit(exec);
             // One consensus core serves one validator set (an epoch): nothing
@@ -144,6 +169,7 @@ impl Chain {
         let base = spec.as_ref().unwrap_or(&self.state);
         let timestamp = now_ms.max(base.tip().timestamp_ms + 1);
         let (block, exec) = base.build_block_verified(candidates, |_| true, timestamp, proposer);
+        self.work.built += 1;
         self.remember(block.hash(), exec);
         Ok(block)
     }
@@ -184,6 +210,11 @@ impl Chain {
                 drift,
             });
         }
+        let unknown = (0..block.txs.len())
+            .filter(|&i| !known_valid.get(i).copied().unwrap_or(false))
+            .count();
+        self.work.verified += 1;
+        self.work.signatures += unknown as u64;
         let exec = base.execute_verified(block, &signatures_with(&block.txs, known_valid))?;
         self.remember(hash, exec);
         Ok(())
@@ -199,9 +230,12 @@ impl Chain {
         let hash = block.hash();
         let exec = match self.pending.remove(&hash) {
             Some(e) if e.header.prev_hash == self.state.tip().hash => e,
-            _ => self
-                .state
-                .execute_verified(block, &verify_signatures_parallel(&block.txs))?,
+            _ => {
+                self.work.replayed += 1;
+                self.work.signatures += block.txs.len() as u64;
+                self.state
+                    .execute_verified(block, &verify_signatures_parallel(&block.txs))?
+            }
         };
         let done = Finalized {
             outcomes: exec.outcomes.clone(),

@@ -78,6 +78,56 @@ struct Reason {
     reason: String,
 }
 
+/// The label of the work counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WorkKind {
+    kind: &'static str,
+}
+
+/// What a node spends its CPU on, counted per unit of work
+/// (`alliance_work_total{kind}`): set against committed transactions, these
+/// show work that does not commit (signatures checked twice, blocks
+/// executed again, gossip that brings nothing new).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Work {
+    /// Transaction signatures verified for HTTP submissions.
+    SubmitSignatures,
+    /// Transaction signatures verified for gossip messages.
+    GossipSignatures,
+    /// Transactions received in gossip messages.
+    GossipTransactions,
+    /// Gossiped transactions this node admitted (new to it).
+    GossipAdmitted,
+    /// Transaction signatures verified while judging or committing blocks
+    /// (those not already verified at admission).
+    BlockSignatures,
+    /// Blocks this node built as leader.
+    BlocksBuilt,
+    /// Proposed blocks executed to judge them.
+    BlocksVerified,
+    /// Blocks executed again because their earlier execution was not kept
+    /// (an ancestor of a proposal, or a block at finalization).
+    BlocksReplayed,
+    /// Transactions the ledger's rules checked at admission or eviction.
+    RuleChecks,
+}
+
+impl Work {
+    fn label(self) -> &'static str {
+        match self {
+            Work::SubmitSignatures => "submit_signatures",
+            Work::GossipSignatures => "gossip_signatures",
+            Work::GossipTransactions => "gossip_transactions",
+            Work::GossipAdmitted => "gossip_admitted",
+            Work::BlockSignatures => "block_signatures",
+            Work::BlocksBuilt => "blocks_built",
+            Work::BlocksVerified => "blocks_verified",
+            Work::BlocksReplayed => "blocks_replayed",
+            Work::RuleChecks => "rule_checks",
+        }
+    }
+}
+
 /// Every metric the node exports.
 pub struct Metrics {
     /// Last finalized height.
@@ -106,6 +156,7 @@ pub struct Metrics {
     /// Resident memory of the process, read at each scrape.
     resident_memory: Gauge,
     rejected: Family<Reason, prometheus_client::metrics::counter::Counter>,
+    work: Family<WorkKind, prometheus_client::metrics::counter::Counter>,
     submitted: Mutex<(HashMap<Hash32, Instant>, VecDeque<Hash32>)>,
     registry: Registry,
     network: OnceLock<Arc<Registry>>,
@@ -128,6 +179,7 @@ impl Default for Metrics {
             memory_budget: Gauge::default(),
             resident_memory: Gauge::default(),
             rejected: Family::default(),
+            work: Family::default(),
             submitted: Mutex::new((HashMap::new(), VecDeque::new())),
             registry: Registry::default(),
             network: OnceLock::new(),
@@ -185,6 +237,11 @@ impl Default for Metrics {
             "Rejected transactions by reason",
             m.rejected.clone(),
         );
+        registry.register(
+            "work",
+            "Units of work by kind: signatures verified per path, gossip received and admitted, blocks built, verified and replayed, rule checks",
+            m.work.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -198,6 +255,15 @@ impl Metrics {
                 reason: code.to_string(),
             })
             .inc();
+    }
+
+    /// Counts `n` units of `work`.
+    pub fn work(&self, work: Work, n: u64) {
+        if n > 0 {
+            self.work
+                .get_or_create(&WorkKind { kind: work.label() })
+                .inc_by(n);
+        }
     }
 
     /// Adds the network's `libp2p_*` series to the exposition (once; a

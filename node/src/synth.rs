@@ -5,6 +5,7 @@
 //! continues exactly where the durable chain stopped.
 
 use alliance_protocol::fixtures::{certify, demo_customer_key, demo_merchant_key};
+use alliance_protocol::redemption::OrderRequest;
 use alliance_protocol::state::{Execution, LedgerState};
 use alliance_protocol::{FinalizedBlock, Keypair, Transaction, TxBody};
 use rand::{Rng, SeedableRng};
@@ -82,11 +83,34 @@ impl Synth {
                         memo: String::new(),
                     }
                 } else {
+                    // An order at a merchant's till, which the merchant
+                    // signs, paid with points of any accepted issuer.
                     let merchant = merchant_ids[rng.gen_range(0..merchant_ids.len())].clone();
-                    TxBody::Redeem {
-                        merchant,
-                        amount: rng.gen_range(1..50),
-                        order_ref: format!("o{height}-{i}"),
+                    let key = state.merchant(&merchant).map(|m| m.key);
+                    let signer = self.merchants.iter().find(|k| Some(k.public()) == key);
+                    let value_minor = rng.gen_range(1..50);
+                    match signer {
+                        Some(signer) => {
+                            let order = OrderRequest {
+                                merchant,
+                                merchant_key: signer.public(),
+                                customer: from.public(),
+                                order_ref: format!("o{height}-{i}"),
+                                value_minor,
+                                issuers: Vec::new(),
+                                valid_until_ms: state.tip().timestamp_ms + 60_000,
+                            };
+                            TxBody::RedeemOrder {
+                                merchant_signature: order.sign(&self.chain_id, signer),
+                                order,
+                            }
+                        }
+                        // A merchant added by governance: its own points only.
+                        None => TxBody::Redeem {
+                            merchant,
+                            amount: value_minor,
+                            order_ref: format!("o{height}-{i}"),
+                        },
                     }
                 };
                 Transaction::sign(&self.chain_id, from, next_nonce(from), body)

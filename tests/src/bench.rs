@@ -20,6 +20,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use alliance_protocol::fixtures::demo_merchant_id;
+use alliance_protocol::redemption::OrderRequest;
 use alliance_protocol::{FinalizedBlock, Hash32, Keypair, PublicKey, Transaction, TxBody};
 use serde::Serialize;
 
@@ -730,6 +731,10 @@ pub struct StepConfig {
     pub drain_timeout: Duration,
 }
 
+/// How long the bench's signed orders stay valid: longer than any step,
+/// within the protocol's one day.
+const ORDER_VALID_MS: u64 = 6 * 3_600_000;
+
 /// Runs one open-loop step of transfers and redemptions from `accounts`.
 pub fn run_step(
     alliance: &Alliance,
@@ -748,12 +753,24 @@ pub fn run_step(
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         let body = if cfg.redeem_every > 0 && k % cfg.redeem_every == cfg.redeem_every - 1 {
-            TxBody::Redeem {
-                merchant: demo_merchant_id((lcg >> 33) as usize % merchants),
-                amount: 1,
+            // A till's order, priced at one point of face value and signed
+            // by the merchant: the customer pays with any member's points.
+            let m = (lcg >> 33) as usize % merchants;
+            let order = OrderRequest {
+                merchant: demo_merchant_id(m),
+                merchant_key: alliance.keys[m].public(),
+                customer: accounts.public(a),
                 // The signer's nonce makes it unique at every merchant
                 // for the whole run (one order, one redemption).
                 order_ref: format!("bench-{a}-{}", accounts.nonces[a]),
+                value_minor: 1,
+                issuers: Vec::new(),
+                // Signed before the step starts; valid for its whole length.
+                valid_until_ms: crate::now_ms() + ORDER_VALID_MS,
+            };
+            TxBody::RedeemOrder {
+                merchant_signature: order.sign(&alliance.chain_id, &alliance.keys[m]),
+                order,
             }
         } else {
             let mut to = (lcg >> 33) as usize % accounts.len();

@@ -55,7 +55,7 @@ fn policy(args: &PolicyArgs, base: Option<MerchantPolicy>) -> Result<MerchantPol
 fn params(args: &ParamsArgs, base: Option<AllianceParams>) -> Result<AllianceParams, Failure> {
     let missing = |flag: &str| {
         invalid(format!(
-            "{flag} is required: this node does not publish the current alliance parameters, so give all of --currency, --block-txs-max, --block-bytes-max, --proposal-blocks-max, --timestamp-drift-max-ms, --receipt-window-days"
+            "{flag} is required: this node does not publish the current alliance parameters, so give all of --currency, --block-txs-max, --block-bytes-max, --proposal-blocks-max, --timestamp-drift-max-ms, --receipt-window-days, --acceptance-notice-blocks"
         ))
     };
     let p = AllianceParams {
@@ -84,6 +84,10 @@ fn params(args: &ParamsArgs, base: Option<AllianceParams>) -> Result<AlliancePar
             .receipt_window_days
             .or(base.as_ref().map(|b| b.receipt_window_days))
             .ok_or_else(|| missing("--receipt-window-days"))?,
+        acceptance_notice_blocks: args
+            .acceptance_notice_blocks
+            .or(base.as_ref().map(|b| b.acceptance_notice_blocks))
+            .ok_or_else(|| missing("--acceptance-notice-blocks"))?,
     };
     p.validate().map_err(invalid)?;
     Ok(p)

@@ -1,9 +1,11 @@
-//! Merchant commands: issue, confirm-settlement, list, show.
+//! Merchant commands: issue, order (a till's payment request), accept
+//! (the acceptance policy), confirm-settlement, list, show.
 
 use std::path::Path;
 
 use alliance_protocol::limits::RECEIPT_FUTURE_MS_MAX;
-use alliance_protocol::{MerchantId, PublicKey, TxBody};
+use alliance_protocol::redemption::{AcceptanceRate, OrderRequest, SignedOrder};
+use alliance_protocol::{AllianceParams, MerchantId, PublicKey, TxBody};
 use serde_json::json;
 
 use super::{check_len, load_key, require_merchant, submit, CmdResult, Ctx, Failure};
@@ -71,6 +73,199 @@ pub fn issue(
         ),
         _ => f,
     })
+}
+
+/// `alliance merchant order`: signs a payment request for the customer's
+/// wallet. Nothing is sent: the customer submits it with `alliance pay`.
+#[allow(clippy::too_many_arguments)]
+pub fn order(
+    ctx: &Ctx,
+    key: &Path,
+    customer: PublicKey,
+    order_ref: &str,
+    value_minor: u64,
+    issuers: &[MerchantId],
+    valid_for_s: u64,
+) -> CmdResult {
+    check_len("--order", order_ref, 1, 64)?;
+    for (i, issuer) in issuers.iter().enumerate() {
+        if issuers[..i].contains(issuer) {
+            return Err(Failure::new(
+                "duplicate_issuer",
+                format!("--issuer {issuer} is given twice"),
+            ));
+        }
+    }
+    let k = load_key(key)?;
+    let m = require_merchant(ctx, &k, key)?;
+    if m.status != "active" {
+        return Err(Failure::new(
+            "merchant_suspended",
+            format!(
+                "merchant `{}` is {} and cannot take payments",
+                m.id, m.status
+            ),
+        ));
+    }
+    let merchants = ctx.merchants()?;
+    for issuer in issuers {
+        let known = merchants.iter().find(|x| x.id == issuer.as_str());
+        match known {
+            None => return Err(super::unknown_merchant(issuer.as_str())),
+            Some(x) if x.status != "active" => {
+                return Err(Failure::new(
+                    "merchant_suspended",
+                    format!("issuer `{issuer}` is suspended: its points are not accepted"),
+                ))
+            }
+            Some(_) if !accepts(&m, issuer.as_str()) => {
+                return Err(Failure::new(
+                    "unaccepted_issuer",
+                    format!(
+                        "you do not accept `{issuer}`'s points (your acceptance policy in force): change it with `alliance merchant accept`"
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let order = OrderRequest {
+        merchant: MerchantId::new(&m.id).map_err(|e| Failure::new("malformed", e.to_string()))?,
+        merchant_key: k.public(),
+        customer,
+        order_ref: order_ref.to_string(),
+        value_minor,
+        issuers: issuers.to_vec(),
+        valid_until_ms: output::now_ms().saturating_add(valid_for_s * 1_000),
+    };
+    let signed = SignedOrder {
+        signature: order.sign(&ctx.chain_id()?, &k),
+        order,
+    };
+    let text = signed.to_text();
+    ctx.print(
+        &json!({
+            "request": text,
+            "merchant": m.id,
+            "customer": customer.to_string(),
+            "order_ref": order_ref,
+            "value_minor": value_minor,
+            "issuers": issuers.iter().map(MerchantId::as_str).collect::<Vec<_>>(),
+            "valid_until_ms": signed.order.valid_until_ms,
+        }),
+        || {
+            format!(
+                "{text}\n(order {order_ref} of {} at {} for {customer}, valid until {}: the customer pays it with `alliance pay --request ...`)\n",
+                output::money_minor(value_minor),
+                m.id,
+                output::utc_datetime(signed.order.valid_until_ms)
+            )
+        },
+    );
+    Ok(())
+}
+
+/// Whether merchant `m`'s acceptance policy in force takes `issuer`'s points.
+pub fn accepts(m: &api::Merchant, issuer: &str) -> bool {
+    issuer == m.id
+        || m.acceptance.rates.is_empty()
+        || m.acceptance.rates.iter().any(|r| r.issuer == issuer)
+}
+
+/// Blocks added to the notice when `--from-height` is not given, so the
+/// transaction can wait a little before inclusion and still give notice.
+const NOTICE_MARGIN_BLOCKS: u64 = 10;
+
+/// `alliance merchant accept`.
+pub fn accept(
+    ctx: &Ctx,
+    key: &Path,
+    rates: &[(MerchantId, u16)],
+    all: bool,
+    from_height: Option<u64>,
+    wait: &WaitArgs,
+) -> CmdResult {
+    let k = load_key(key)?;
+    let m = require_merchant(ctx, &k, key)?;
+    let mut rates: Vec<AcceptanceRate> = if all {
+        Vec::new()
+    } else {
+        rates
+            .iter()
+            .map(|(issuer, bps)| AcceptanceRate {
+                issuer: issuer.clone(),
+                bps: *bps,
+            })
+            .collect()
+    };
+    rates.sort_by(|a, b| a.issuer.cmp(&b.issuer));
+    for w in rates.windows(2) {
+        if w[0].issuer == w[1].issuer {
+            return Err(Failure::new(
+                "duplicate_issuer",
+                format!("--rate {} is given twice", w[0].issuer),
+            ));
+        }
+    }
+    if rates.iter().any(|r| r.issuer.as_str() == m.id) {
+        return Err(Failure::new(
+            "invalid_acceptance",
+            format!(
+                "your own points always count at 100%: drop --rate {}=...",
+                m.id
+            ),
+        ));
+    }
+    let merchants = ctx.merchants()?;
+    if let Some(r) = rates
+        .iter()
+        .find(|r| !merchants.iter().any(|x| x.id == r.issuer.as_str()))
+    {
+        return Err(super::unknown_merchant(r.issuer.as_str()));
+    }
+    let (status, _) = ctx.status()?;
+    let notice = status
+        .params
+        .as_ref()
+        .and_then(|v| serde_json::from_value::<AllianceParams>(v.clone()).ok())
+        .map(|p| p.acceptance_notice_blocks);
+    let earliest = notice.map(|n| status.height + 1 + n);
+    let effective_height = match (from_height, earliest) {
+        (Some(h), Some(e)) if h < e => {
+            return Err(Failure::new(
+                "acceptance_notice_too_short",
+                format!("--from-height {h} is too soon: the alliance's notice is {} blocks, so the earliest is {e}", e - status.height - 1),
+            ))
+        }
+        (Some(h), _) => h,
+        (None, Some(e)) => e + NOTICE_MARGIN_BLOCKS,
+        (None, None) => {
+            return Err(Failure::new(
+                "not_supported",
+                "this node does not publish the alliance parameters: give --from-height",
+            ))
+        }
+    };
+    let summary = if rates.is_empty() {
+        "every issuer at 100%".to_string()
+    } else {
+        rates
+            .iter()
+            .map(|r| format!("{} {}", r.issuer, output::percent_bps(r.bps)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let body = TxBody::SetAcceptance {
+        rates,
+        effective_height,
+    };
+    submit(
+        ctx,
+        &k,
+        body,
+        wait,
+        &format!("{} accepts {summary} from height {effective_height}", m.id),
+    )
 }
 
 /// `alliance merchant confirm-settlement`.

@@ -97,6 +97,11 @@ impl Ctx {
         self.get("/v1/status")
     }
 
+    /// The chain id, from the node's status.
+    pub fn chain_id(&self) -> Result<String, Failure> {
+        Ok(self.status()?.0.chain_id)
+    }
+
     /// An account.
     pub fn account(&self, who: &PublicKey) -> Result<(api::Account, Value), Failure> {
         self.get(&format!("/v1/accounts/{who}"))

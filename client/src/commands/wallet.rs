@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use alliance_protocol::redemption::SignedOrder;
 use alliance_protocol::{Keypair, MerchantId, PublicKey, TxBody};
 use serde_json::json;
 
@@ -144,41 +145,138 @@ pub fn send(
     )
 }
 
-/// Refuses a redemption that only points of suspended issuers would cover
-/// (the ledger does not accept them: `suspended_issuer_points`).
-fn check_accepted(acc: &api::Account, merchants: &[api::Merchant], amount: u64) -> CmdResult {
-    let suspended: Vec<&str> = merchants
-        .iter()
-        .filter(|m| m.status != "active")
-        .map(|m| m.id.as_str())
-        .filter(|id| acc.lots.iter().any(|l| l.issuer == *id))
-        .collect();
-    let accepted = spendable_of(acc, |issuer| !suspended.contains(&issuer));
-    if amount > accepted {
-        return Err(Failure::new(
-            "suspended_issuer_points",
-            format!(
-                "only {accepted} points are of issuers in good standing, {amount} requested: points of suspended issuers ({}) are not accepted for redemption; they can still be sent to another key",
-                suspended.join(", ")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A merchant's own key redeeming at the merchant spends only the
-/// merchant's own points (the ledger refuses the rest: `self_redemption`).
-fn check_own_points(acc: &api::Account, at: &MerchantId, amount: u64) -> CmdResult {
+/// A redemption signed by the customer alone spends only the merchant's
+/// own points (the ledger refuses the rest: `merchant_signature_required`,
+/// or `self_redemption` for the merchant's own key).
+fn check_own_points(acc: &api::Account, at: &MerchantId, amount: u64, own_key: bool) -> CmdResult {
     let own = spendable_of(acc, |issuer| issuer == at.as_str());
-    if amount > own {
-        return Err(Failure::new(
+    if amount <= own {
+        return Ok(());
+    }
+    Err(if own_key {
+        Failure::new(
             "self_redemption",
             format!(
                 "a merchant redeeming at itself spends only its own points: {own} of `{at}`'s points held, {amount} requested (other issuers' points cannot create a claim without a sale)"
             ),
+        )
+    } else {
+        Failure::new(
+            "merchant_signature_required",
+            format!(
+                "without the merchant's signature only `{at}`'s own points are spent: {own} held, {amount} requested; to pay with other members' points, ask `{at}` for a payment request (`alliance merchant order`) and use `alliance pay`"
+            ),
+        )
+    })
+}
+
+/// `alliance pay`: checks the merchant's request against the chain, shows
+/// what it spends, and signs and submits it.
+pub fn pay(ctx: &Ctx, key: &Path, request: &str, wait: &WaitArgs) -> CmdResult {
+    let signed = SignedOrder::from_text(request)
+        .map_err(|e| Failure::new("malformed", format!("--request: {e}")))?;
+    let order = &signed.order;
+    let chain_id = ctx.chain_id()?;
+    if !order.verify(&chain_id, &signed.signature) {
+        return Err(Failure::new(
+            "bad_signature",
+            format!("the request's merchant signature does not verify on chain `{chain_id}`: ask the merchant for a new one"),
         ));
     }
-    Ok(())
+    let k = load_key(key)?;
+    if order.customer != k.public() {
+        return Err(Failure::new(
+            "order_for_another_customer",
+            format!(
+                "this request is for {}, not for this key ({})",
+                order.customer,
+                k.public()
+            ),
+        ));
+    }
+    let now = crate::output::now_ms();
+    if order.valid_until_ms < now {
+        return Err(Failure::new(
+            "order_expired",
+            format!(
+                "the request expired at {}: ask the merchant for a new one",
+                crate::output::utc_datetime(order.valid_until_ms)
+            ),
+        ));
+    }
+    let merchants = ctx.merchants()?;
+    let at = order.merchant.as_str();
+    let m = merchants
+        .iter()
+        .find(|m| m.id == at)
+        .ok_or_else(|| unknown_merchant(at))?;
+    if m.key != order.merchant_key.to_string() {
+        return Err(Failure::new(
+            "wrong_merchant_key",
+            format!("the request is signed with a key that is not merchant `{at}`'s"),
+        ));
+    }
+    if m.status != "active" {
+        return Err(Failure::new(
+            "merchant_suspended",
+            format!(
+                "merchant `{at}` is {} and does not accept payments",
+                m.status
+            ),
+        ));
+    }
+    // What the accepted points are worth here, to refuse before signing
+    // (the ledger decides; rates may change at a height in between).
+    let (acc, _) = ctx.account(&k.public())?;
+    let own_key = m.key == k.public().to_string();
+    let value_units: u128 = acc
+        .lots
+        .iter()
+        .filter(|l| l.expiry_ms.is_none_or(|e| e > now))
+        .filter(|l| {
+            order.issuers.is_empty() || order.issuers.iter().any(|i| i.as_str() == l.issuer)
+        })
+        .filter(|l| !own_key || l.issuer == at)
+        .filter_map(|l| {
+            let issuer = merchants.iter().find(|x| x.id == l.issuer)?;
+            if issuer.status != "active" {
+                return None;
+            }
+            let bps = if l.issuer == at || m.acceptance.rates.is_empty() {
+                10_000
+            } else {
+                m.acceptance
+                    .rates
+                    .iter()
+                    .find(|r| r.issuer == l.issuer)?
+                    .bps
+            };
+            Some(l.amount as u128 * issuer.policy.point_value_minor as u128 * bps as u128)
+        })
+        .sum();
+    let available_minor = value_units / alliance_protocol::redemption::VALUE_UNITS_PER_MINOR;
+    if value_units
+        < order.value_minor as u128 * alliance_protocol::redemption::VALUE_UNITS_PER_MINOR
+    {
+        return Err(Failure::new(
+            "insufficient_value",
+            format!(
+                "the points this order accepts are worth {} at `{at}`'s rates, the order is {}",
+                crate::output::money_minor(available_minor.min(u64::MAX as u128) as u64),
+                crate::output::money_minor(order.value_minor)
+            ),
+        ));
+    }
+    let what = format!(
+        "paid {} at {at} with points (order {})",
+        crate::output::money_minor(order.value_minor),
+        order.order_ref
+    );
+    let body = TxBody::RedeemOrder {
+        order: signed.order.clone(),
+        merchant_signature: signed.signature,
+    };
+    submit(ctx, &k, body, wait, &what)
 }
 
 /// `alliance redeem`.
@@ -217,10 +315,7 @@ pub fn redeem(
     let k = load_key(key)?;
     let (acc, _) = ctx.account(&k.public())?;
     check_balance(&acc, amount)?;
-    check_accepted(&acc, &merchants, amount)?;
-    if m.key == k.public().to_string() {
-        check_own_points(&acc, at, amount)?;
-    }
+    check_own_points(&acc, at, amount, m.key == k.public().to_string())?;
     let body = TxBody::Redeem {
         merchant: at.clone(),
         amount,
@@ -296,6 +391,29 @@ fn describe(item: &api::HistoryItem, me: &str, names: &BTreeMap<String, String>)
             format!(
                 "voted {} on proposal {proposal}",
                 if approve { "yes" } else { "no" }
+            )
+        }
+        Some(TxBody::SetAcceptance {
+            rates,
+            effective_height,
+        }) => {
+            let rates: Vec<String> = rates
+                .iter()
+                .map(|r| format!("{} {}", r.issuer, crate::output::percent_bps(r.bps)))
+                .collect();
+            let rates = if rates.is_empty() {
+                "every issuer at 100%".to_string()
+            } else {
+                rates.join(", ")
+            };
+            format!("set acceptance from height {effective_height}: {rates}")
+        }
+        Some(TxBody::RedeemOrder { order, .. }) => {
+            format!(
+                "paid {} at {} (order {})",
+                crate::output::money_minor(order.value_minor),
+                order.merchant,
+                order.order_ref
             )
         }
         None => item.body.to_string(),

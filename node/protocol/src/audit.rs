@@ -662,16 +662,27 @@ pub(crate) mod tests {
                     memo: String::new(),
                 },
             ),
-            Transaction::sign(
-                CHAIN,
-                &b,
-                nonce(&b),
-                TxBody::Redeem {
+            {
+                // Five points of face value at merchant 0's till.
+                let order = crate::redemption::OrderRequest {
                     merchant: demo_merchant_id(0),
-                    amount: 5,
+                    merchant_key: keys[0].public(),
+                    customer: b.public(),
                     order_ref: format!("o{h}"),
-                },
-            ),
+                    value_minor: 5,
+                    issuers: vec![],
+                    valid_until_ms: state.tip().timestamp_ms + 60_000,
+                };
+                Transaction::sign(
+                    CHAIN,
+                    &b,
+                    nonce(&b),
+                    TxBody::RedeemOrder {
+                        merchant_signature: order.sign(CHAIN, &keys[0]),
+                        order,
+                    },
+                )
+            },
         ]
     }
 

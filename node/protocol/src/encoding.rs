@@ -160,6 +160,9 @@ pub mod domain {
     pub const STATE_KEY: &str = "points-alliance/state-key/v1";
     /// State tree values.
     pub const STATE_VALUE: &str = "points-alliance/state-value/v1";
+    /// A merchant's signature over an order it asks a customer to pay
+    /// with points ([`crate::redemption::OrderRequest`]).
+    pub const ORDER_SIGN: &str = "points-alliance/order-sign/v1";
 }
 
 #[cfg(test)]

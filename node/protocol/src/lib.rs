@@ -37,6 +37,7 @@ pub mod limits;
 pub mod merchant;
 pub mod merkle;
 pub mod netting;
+pub mod redemption;
 pub mod sigverify;
 pub mod smt;
 pub mod smt_paged;

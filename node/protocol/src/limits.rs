@@ -41,6 +41,17 @@ pub const RECEIPT_WINDOW_DAYS_MAX: u32 = 3_650;
 /// one day tolerates that and any ordinary clock error, while a receipt
 /// dated later than this is refused (`receipt_in_future`).
 pub const RECEIPT_FUTURE_MS_MAX: u64 = DAY_MS;
+/// Longest a merchant's signed order request may stay valid after the
+/// block that executes it (`valid_until_ms` − block time): one day, never
+/// more than the shortest receipt window, so a signed request expires while
+/// its order reference is still remembered and cannot be replayed.
+pub const ORDER_VALIDITY_MS_MAX: u64 = DAY_MS;
+/// Issuers one acceptance policy may list, or one order may name: every
+/// member of the largest alliance.
+pub const ACCEPTANCE_RATES_MAX: usize = MERCHANTS_MAX;
+/// Longest acceptance notice the alliance parameters may require
+/// (`acceptance_notice_blocks`): a year at one block a second.
+pub const ACCEPTANCE_NOTICE_BLOCKS_MAX: u64 = 366 * 86_400;
 /// Receipts pruned per block at most, per transaction the block may hold:
 /// a block prunes at most `RECEIPT_PRUNES_PER_BLOCK_TX × block_txs_max`
 /// receipts whose window has ended, so pruning can never cost more than

@@ -187,6 +187,11 @@ pub struct AllianceParams {
     /// receipt leaves the state once it is (docs/protocol.md §5). 1 to
     /// [`RECEIPT_WINDOW_DAYS_MAX`](crate::limits::RECEIPT_WINDOW_DAYS_MAX).
     pub receipt_window_days: u32,
+    /// Blocks of notice a merchant gives before a change of its acceptance
+    /// policy applies (`SetAcceptance`'s effective height is at least this
+    /// far ahead), so customers can spend their points at the old rates.
+    /// At most [`ACCEPTANCE_NOTICE_BLOCKS_MAX`](crate::limits::ACCEPTANCE_NOTICE_BLOCKS_MAX).
+    pub acceptance_notice_blocks: u64,
 }
 
 impl Default for AllianceParams {
@@ -198,6 +203,8 @@ impl Default for AllianceParams {
             proposal_blocks_max: 100_000,
             timestamp_drift_max_ms: 5_000,
             receipt_window_days: 90,
+            // A day at one block a second.
+            acceptance_notice_blocks: 86_400,
         }
     }
 }
@@ -223,6 +230,9 @@ impl AllianceParams {
             || self.receipt_window_days > crate::limits::RECEIPT_WINDOW_DAYS_MAX
         {
             return Err("receipt_window_days must be 1..=3650");
+        }
+        if self.acceptance_notice_blocks > crate::limits::ACCEPTANCE_NOTICE_BLOCKS_MAX {
+            return Err("acceptance_notice_blocks must be at most 31622400 (a year of blocks)");
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! Transactions: a signed envelope around one of six bodies.
+//! Transactions: a signed envelope around one of eight bodies.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,6 +6,7 @@ use crate::crypto::{Hash32, Keypair, PublicKey, Signature};
 use crate::encoding::{self, domain, DecodeError};
 use crate::limits::TX_BYTES_MAX;
 use crate::merchant::{AllianceParams, MerchantId, MerchantPolicy};
+use crate::redemption::{AcceptanceRate, OrderRequest};
 
 /// A signed transaction. The signature covers the domain-separated hash of
 /// the canonical encoding of every other field ([`Transaction::signing_hash`]).
@@ -85,6 +86,27 @@ pub enum TxBody {
         /// Approve or reject.
         approve: bool,
     },
+    /// A merchant announces the issuers whose points it accepts and at
+    /// what rate, from `effective_height` on (at least the alliance's
+    /// `acceptance_notice_blocks` ahead: customers get notice of a cut).
+    SetAcceptance {
+        /// Accepted issuers with their rates, sorted by issuer, each once.
+        /// Empty: the alliance default (every issuer at 100 %). The merchant
+        /// itself is not listed: its own points always count at 100 %.
+        rates: Vec<AcceptanceRate>,
+        /// First height at which the rates apply.
+        effective_height: u64,
+    },
+    /// The customer (the signer) pays for an order the merchant priced and
+    /// signed at its till: points worth `order.value_minor` at the
+    /// merchant's acceptance rates are burnt, and the merchant gains claims
+    /// on their issuers (docs/protocol.md §4).
+    RedeemOrder {
+        /// The merchant's request.
+        order: OrderRequest,
+        /// The merchant's signature over it ([`OrderRequest::sign`]).
+        merchant_signature: Signature,
+    },
 }
 
 /// What a governance proposal does when more than 2/3 of the active
@@ -140,6 +162,8 @@ impl TxBody {
             TxBody::SettlementConfirm { .. } => "settlement_confirm",
             TxBody::Propose { .. } => "propose",
             TxBody::Vote { .. } => "vote",
+            TxBody::SetAcceptance { .. } => "set_acceptance",
+            TxBody::RedeemOrder { .. } => "redeem_order",
         }
     }
 }
@@ -163,9 +187,24 @@ impl Transaction {
         signing_hash(&self.chain_id, &self.signer, self.nonce, &self.body)
     }
 
-    /// Strict signature check (no chain_id check: see [`Transaction::verify_for_chain`]).
+    /// Strict signature check (no chain_id check: see [`Transaction::verify_for_chain`]),
+    /// including a body's second signature ([`Transaction::cosignature_ok`]).
     pub fn verify_signature(&self) -> bool {
-        self.signer.verify(&self.signing_hash().0, &self.signature)
+        self.signer.verify(&self.signing_hash().0, &self.signature) && self.cosignature_ok()
+    }
+
+    /// Whether a body signed by a second party carries that party's valid
+    /// signature (the merchant's over a [`TxBody::RedeemOrder`]'s order, for
+    /// this transaction's chain); `true` for the other bodies. Part of every
+    /// signature check of a transaction.
+    pub fn cosignature_ok(&self) -> bool {
+        match &self.body {
+            TxBody::RedeemOrder {
+                order,
+                merchant_signature,
+            } => order.verify(&self.chain_id, merchant_signature),
+            _ => true,
+        }
     }
 
     /// Chain id and signature check: what a mempool does before admitting.

@@ -7,6 +7,7 @@
 
 use alliance_protocol::fixtures::{demo_customer_key, demo_genesis, demo_policy};
 use alliance_protocol::limits::DAY_MS;
+use alliance_protocol::redemption::{AcceptanceRate, OrderRequest};
 use alliance_protocol::state::{
     LedgerState, StateKey, StateValue, TxOutcome, UsedOrder, UsedReceipt,
 };
@@ -193,6 +194,7 @@ fn vectors() -> Vec<(String, String)> {
     ));
     out.extend(receipt_window_vectors());
     out.extend(order_vectors());
+    out.extend(redemption_vectors());
     out
 }
 
@@ -320,17 +322,25 @@ fn order_vectors() -> Vec<(String, String)> {
             receipt_time_ms: t0,
         },
     );
+    let redeemed_at = t0 + 2_000;
+    let order = OrderRequest {
+        merchant: books.clone(),
+        merchant_key: keys[1].public(),
+        customer: alice.public(),
+        order_ref: "O-1".into(),
+        value_minor: 100,
+        issuers: vec![],
+        valid_until_ms: redeemed_at + 60_000,
+    };
     let redeem = Transaction::sign(
         chain,
         &alice,
         0,
-        TxBody::Redeem {
-            merchant: books.clone(),
-            amount: 100,
-            order_ref: "O-1".into(),
+        TxBody::RedeemOrder {
+            merchant_signature: order.sign(chain, &keys[1]),
+            order,
         },
     );
-    let redeemed_at = t0 + 2_000;
     let window = 90 * DAY_MS;
     for (name, time, txs, held) in [
         ("issued", t0 + 1_000, vec![issue], 0),
@@ -353,6 +363,110 @@ fn order_vectors() -> Vec<(String, String)> {
             block.header.state_root.to_hex(),
         ));
     }
+    out
+}
+
+/// Two-party redemption priced in currency (issue #15): the two new
+/// transaction bodies, the merchant's order signing hash, the acceptance
+/// entry, and the roots of a chain where books accepts coffee points at
+/// 90 % and alice pays a 1.00 order with 112 of them.
+fn redemption_vectors() -> Vec<(String, String)> {
+    use alliance_protocol::encoding::encode;
+    let chain = "golden-chain";
+    let t0 = 1_700_000_000_000;
+    let (mut genesis, keys) = demo_genesis(chain, 4, t0);
+    genesis.params.acceptance_notice_blocks = 1;
+    let mut state = LedgerState::from_genesis(&genesis);
+    let (coffee, books) = (
+        MerchantId::new("coffee").unwrap(),
+        MerchantId::new("books").unwrap(),
+    );
+    let alice = demo_customer_key(chain, "alice");
+    let rates = vec![AcceptanceRate {
+        issuer: coffee.clone(),
+        bps: 9_000,
+    }];
+    let set = Transaction::sign(
+        chain,
+        &keys[1],
+        0,
+        TxBody::SetAcceptance {
+            rates: rates.clone(),
+            effective_height: 2,
+        },
+    );
+    let issue = Transaction::sign(
+        chain,
+        &keys[0],
+        0,
+        TxBody::Issue {
+            to: alice.public(),
+            amount: 500,
+            reason: "purchase".into(),
+            receipt_ref: "R-1".into(),
+            receipt_time_ms: t0,
+        },
+    );
+    let order = OrderRequest {
+        merchant: books.clone(),
+        merchant_key: keys[1].public(),
+        customer: alice.public(),
+        order_ref: "O-7".into(),
+        value_minor: 100,
+        issuers: vec![coffee.clone()],
+        valid_until_ms: t0 + 60_000,
+    };
+    let pay = Transaction::sign(
+        chain,
+        &alice,
+        0,
+        TxBody::RedeemOrder {
+            merchant_signature: order.sign(chain, &keys[1]),
+            order: order.clone(),
+        },
+    );
+    let mut out = vec![
+        (
+            "order.signing_hash".to_string(),
+            order.signing_hash(chain).to_hex(),
+        ),
+        ("tx.set_acceptance".to_string(), hex::encode(set.to_bytes())),
+        ("tx.set_acceptance.id".to_string(), set.hash().to_hex()),
+        ("tx.redeem_order".to_string(), hex::encode(pay.to_bytes())),
+        ("tx.redeem_order.id".to_string(), pay.hash().to_hex()),
+    ];
+    for (name, time, txs) in [
+        ("accepting", t0 + 1_000, vec![issue, set]),
+        ("paid", t0 + 2_000, vec![pay]),
+    ] {
+        let (block, exec) = state.seal_block(txs, time, keys[0].public());
+        assert!(
+            exec.outcomes.iter().all(|o| *o == TxOutcome::Applied),
+            "{name}: {:?}",
+            exec.outcomes
+        );
+        state.commit(exec);
+        out.push((
+            format!("state.{name}.root"),
+            block.header.state_root.to_hex(),
+        ));
+    }
+    let claim = state
+        .claims()
+        .into_iter()
+        .find(|(c, d, _)| *c == books && *d == coffee)
+        .unwrap()
+        .2;
+    assert_eq!(
+        (claim.redeemed_points, claim.redeemed_value_centiminor),
+        (112, 10_080)
+    );
+    let key = StateKey::Acceptance(books);
+    let value = StateValue::Acceptance(state.acceptance(&MerchantId::new("books").unwrap()));
+    out.push(("state.acceptance.key".into(), hex::encode(encode(&key))));
+    out.push(("state.acceptance.path".into(), key.tree_key().to_hex()));
+    out.push(("state.acceptance.value".into(), hex::encode(encode(&value))));
+    out.push(("state.acceptance.leaf".into(), value.tree_value().to_hex()));
     out
 }
 
@@ -394,5 +508,5 @@ fn golden_transactions_decode_and_verify() {
             n += 1;
         }
     }
-    assert_eq!(n, 9);
+    assert_eq!(n, 11);
 }

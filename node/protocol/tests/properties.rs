@@ -3,7 +3,11 @@
 //! - conservation: per issuer, issued = held + redeemed + expired;
 //! - no negative or zero-amount lot, no expired lot still held;
 //! - claims: every pair's claim equals redemptions by that issuer at that
-//!   creditor minus confirmations, cross-checked two ways;
+//!   creditor minus confirmations, cross-checked two ways; a redemption's
+//!   burnt lots pay its order at the merchant's acceptance rates in force,
+//!   by less than one point too much, and the claims it books are those
+//!   lots' values at those rates rounded down per lot; no claim arises from
+//!   a plain (customer-only) or a forged order;
 //! - determinism: replaying the same blocks from genesis gives the same
 //!   state root at every height, and rebuilding from entries does too;
 //! - the receipt window, against a model of it: an issuance applies only
@@ -21,9 +25,10 @@ use std::sync::Arc;
 use alliance_protocol::fixtures::{demo_customer_key, demo_genesis, DEMO_MERCHANTS};
 use alliance_protocol::genesis::Genesis;
 use alliance_protocol::limits::{DAY_MS, RECEIPT_FUTURE_MS_MAX};
+use alliance_protocol::redemption::{AcceptanceRate, OrderRequest};
 use alliance_protocol::smt_paged::PagedTree;
 use alliance_protocol::state::{
-    Execution, LedgerState, MemSource, StateKey, StateValue, TxError, TxOutcome, UsedReceipt,
+    Execution, LedgerState, Lot, MemSource, StateKey, StateValue, TxError, TxOutcome, UsedReceipt,
 };
 use alliance_protocol::{
     Block, GovAction, Keypair, MerchantId, MerchantPolicy, Transaction, TxBody,
@@ -62,10 +67,29 @@ enum Op {
         to: usize,
         amount: u64,
     },
+    /// A two-party redemption of an order worth `value` minor units;
+    /// `issuers` picks named issuers by bit (0: any accepted); `forged`
+    /// 1 signs with another merchant's key under the merchant's, 2 names
+    /// and signs with another merchant's key.
     Redeem {
         who: usize,
         at: usize,
+        value: u64,
+        issuers: u8,
+        forged: u8,
+    },
+    /// A redemption signed by the customer alone (own points only).
+    RedeemPlain {
+        who: usize,
+        at: usize,
         amount: u64,
+    },
+    /// Merchant `m` announces rates (one per other merchant, 0 = not
+    /// accepted; all zero = the default) `delay` blocks ahead.
+    Acceptance {
+        m: usize,
+        bps: [u16; MERCHANTS],
+        delay: u64,
     },
     Confirm {
         creditor: usize,
@@ -119,7 +143,9 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => (m.clone(), c.clone(), 1u64..300, any::<u8>(), receipt_time()).prop_map(|(m, to, amount, receipt, time)| Op::Issue { m, to, amount, receipt: receipt % 24, time }),
         4 => (c.clone(), c.clone(), 1u64..200).prop_map(|(from, to, amount)| Op::Transfer { from, to, amount }),
-        3 => (c.clone(), m.clone(), 1u64..200).prop_map(|(who, at, amount)| Op::Redeem { who, at, amount }),
+        5 => (c.clone(), m.clone(), 1u64..40, 0u8..8, prop_oneof![6 => Just(0u8), 1 => 1u8..3]).prop_map(|(who, at, value, issuers, forged)| Op::Redeem { who, at, value, issuers, forged }),
+        1 => (c.clone(), m.clone(), 1u64..100).prop_map(|(who, at, amount)| Op::RedeemPlain { who, at, amount }),
+        1 => (m.clone(), prop::array::uniform3(prop_oneof![2 => Just(0u16), 3 => 1u16..=10_000]), 0u64..5).prop_map(|(m, bps, delay)| Op::Acceptance { m, bps, delay }),
         2 => (m.clone(), m.clone(), 1u64..150).prop_map(|(creditor, debtor, amount)| Op::Confirm { creditor, debtor, amount }),
         1 => (m.clone(), 0u32..3, 50u64..600, 1u64..40).prop_map(|(m, validity_days, daily_cap, min_redemption)| Op::Policy { m, validity_days, daily_cap, min_redemption }),
         1 => (c.clone(), c.clone(), 1u64..50).prop_map(|(from, to, amount)| Op::BadSignature { from, to, amount }),
@@ -148,6 +174,9 @@ struct World {
     confirmed: BTreeMap<(MerchantId, MerchantId), u64>,
     /// Model: total points redeemed by applied redemptions.
     redeemed_total: u64,
+    /// Model: (points, centiminor) booked per (creditor, debtor) by
+    /// redemptions, priced from the lots they burnt.
+    claims: BTreeMap<(MerchantId, MerchantId), (u64, u64)>,
     /// Model of the receipt window.
     receipts: ReceiptModel,
     history: Vec<Block>,
@@ -187,6 +216,26 @@ fn after_receipt_checks(e: &TxError) -> bool {
     )
 }
 
+/// Points held in `lots`.
+fn total(lots: &[Lot]) -> u64 {
+    lots.iter().map(|l| l.amount).sum()
+}
+
+/// Points per issuer that went from `before` to `after`.
+fn burnt(before: &[Lot], after: &[Lot]) -> BTreeMap<MerchantId, u64> {
+    let mut out = BTreeMap::new();
+    for lot in before {
+        let left = after
+            .iter()
+            .find(|l| l.issuer == lot.issuer && l.expiry_ms == lot.expiry_ms)
+            .map_or(0, |l| l.amount);
+        if lot.amount > left {
+            *out.entry(lot.issuer.clone()).or_default() += lot.amount - left;
+        }
+    }
+    out
+}
+
 fn mid(i: usize) -> MerchantId {
     MerchantId::new(DEMO_MERCHANTS[i].0).unwrap()
 }
@@ -196,6 +245,8 @@ impl World {
         let (mut genesis, merchants) = demo_genesis(CHAIN, MERCHANTS, 1_700_000_000_000);
         // A short window, so that receipts leave it within a run.
         genesis.params.receipt_window_days = 2;
+        // A short notice, so that acceptance changes apply within a run.
+        genesis.params.acceptance_notice_blocks = 2;
         // Tight policies so that caps, minimums and expiry are exercised.
         for (i, m) in genesis.merchants.iter_mut().enumerate() {
             m.policy = MerchantPolicy {
@@ -218,6 +269,7 @@ impl World {
             nonces: BTreeMap::new(),
             confirmed: BTreeMap::new(),
             redeemed_total: 0,
+            claims: BTreeMap::new(),
             receipts: ReceiptModel {
                 window_days: 2,
                 floor_ms: 0,
@@ -295,15 +347,67 @@ impl World {
                     memo: String::new(),
                 },
             ),
-            Op::Redeem { who, at, amount } => {
+            Op::Redeem {
+                who,
+                at,
+                value,
+                issuers,
+                forged,
+            } => {
                 // One order per redemption (an order is redeemed once).
                 let order_ref = format!("o{time}-{who}-{}", self.nonce_of(&c[who]));
+                let other = &m[(at + 1) % MERCHANTS];
+                let order = OrderRequest {
+                    merchant: mid(at),
+                    merchant_key: if forged == 2 {
+                        other.public()
+                    } else {
+                        m[at].public()
+                    },
+                    customer: c[who].public(),
+                    order_ref,
+                    value_minor: value,
+                    issuers: (0..MERCHANTS)
+                        .filter(|i| issuers & (1 << i) != 0)
+                        .map(mid)
+                        .collect(),
+                    valid_until_ms: time + 60_000,
+                };
+                let by = if forged == 0 { &m[at] } else { other };
+                self.sign(
+                    &c[who],
+                    TxBody::RedeemOrder {
+                        merchant_signature: order.sign(CHAIN, by),
+                        order,
+                    },
+                )
+            }
+            Op::RedeemPlain { who, at, amount } => {
+                let order_ref = format!("p{time}-{who}-{}", self.nonce_of(&c[who]));
                 self.sign(
                     &c[who],
                     TxBody::Redeem {
                         merchant: mid(at),
                         amount,
                         order_ref,
+                    },
+                )
+            }
+            Op::Acceptance { m: i, bps, delay } => {
+                let mut rates: Vec<AcceptanceRate> = (0..MERCHANTS)
+                    .filter(|j| *j != i && bps[*j] > 0)
+                    .map(|j| AcceptanceRate {
+                        issuer: mid(j),
+                        bps: bps[j],
+                    })
+                    .collect();
+                rates.sort_by(|a, b| a.issuer.cmp(&b.issuer));
+                let effective_height = self.state.tip().height + 1 + delay;
+                self.sign(
+                    &m[i],
+                    TxBody::SetAcceptance {
+                        rates,
+                        effective_height,
                     },
                 )
             }
@@ -474,6 +578,7 @@ impl World {
         let first_proposal = self.state.proposals().len() as u64;
         let (block, exec) = self.state.seal_block(txs, time, self.merchants[0].public());
         self.check_receipts(&block, &exec.outcomes, start, first_proposal);
+        self.check_redemptions(&block, &exec.outcomes, time);
         for (tx, outcome) in block.txs.iter().zip(&exec.outcomes) {
             if *outcome != TxOutcome::Applied {
                 continue;
@@ -503,6 +608,136 @@ impl World {
         }
         self.state.commit(exec);
         self.history.push(block);
+    }
+
+    /// Checks each redemption of a block against the pricing rules,
+    /// computed here from the customer's lots just before it (the block's
+    /// prefix executed alone) and just after: the lots burnt pay at least
+    /// the order's value at the merchant's rates in force, by less than one
+    /// point too much; each burnt lot books `floor(points × value × rate /
+    /// 10,000)` centiminor on its issuer (none for the merchant's own); a
+    /// plain or forged redemption books nothing. Advances the claims model.
+    fn check_redemptions(&mut self, block: &Block, outcomes: &[TxOutcome], time: u64) {
+        let height = self.state.tip().height + 1;
+        for (i, (tx, outcome)) in block.txs.iter().zip(outcomes).enumerate() {
+            let (order, genuine) = match &tx.body {
+                TxBody::RedeemOrder {
+                    order,
+                    merchant_signature,
+                } => {
+                    let at = self.state.merchant(&order.merchant);
+                    let genuine = order.verify(CHAIN, merchant_signature)
+                        && at.is_some_and(|m| m.key == order.merchant_key);
+                    (order, genuine)
+                }
+                TxBody::Redeem {
+                    merchant, amount, ..
+                } => {
+                    if *outcome == TxOutcome::Applied {
+                        let before = self.lots_after(block, i, time, &tx.signer);
+                        let after = self.lots_after(block, i + 1, time, &tx.signer);
+                        for (issuer, n) in burnt(&before, &after) {
+                            assert_eq!(
+                                &issuer, merchant,
+                                "a plain redemption burns own points only"
+                            );
+                            let _ = n;
+                        }
+                        assert_eq!(total(&before) - total(&after), *amount);
+                    }
+                    continue;
+                }
+                _ => continue,
+            };
+            if !genuine {
+                assert_ne!(*outcome, TxOutcome::Applied, "a forged order is refused");
+                continue;
+            }
+            if *outcome != TxOutcome::Applied {
+                continue;
+            }
+            let at = &order.merchant;
+            let before_state = self.state_after(block, i, time);
+            let acceptance = before_state.acceptance(at);
+            let rates = acceptance.at(height);
+            let before = before_state.account(&tx.signer).lots;
+            let after = self.lots_after(block, i + 1, time, &tx.signer);
+            let mut paid: u128 = 0;
+            let mut largest_unit: u128 = 0;
+            let mut points = 0;
+            for lot in &before {
+                let left = after
+                    .iter()
+                    .find(|l| l.issuer == lot.issuer && l.expiry_ms == lot.expiry_ms)
+                    .map_or(0, |l| l.amount);
+                let n = lot.amount - left;
+                if n == 0 {
+                    continue;
+                }
+                // The rate, from the policy's text: own and default 100 %.
+                let bps = if lot.issuer == *at || rates.is_empty() {
+                    10_000
+                } else {
+                    rates
+                        .iter()
+                        .find(|r| r.issuer == lot.issuer)
+                        .expect("only accepted issuers are burnt")
+                        .bps
+                };
+                if !order.issuers.is_empty() {
+                    assert!(order.issuers.contains(&lot.issuer), "only named issuers");
+                }
+                let value = before_state
+                    .merchant(&lot.issuer)
+                    .unwrap()
+                    .policy
+                    .point_value_minor;
+                let unit = value as u128 * bps as u128;
+                paid += n as u128 * unit;
+                largest_unit = largest_unit.max(unit);
+                points += n;
+                if lot.issuer != *at {
+                    let c = self
+                        .claims
+                        .entry((at.clone(), lot.issuer.clone()))
+                        .or_default();
+                    c.0 += n;
+                    c.1 += (n as u128 * unit / 10_000) as u64;
+                }
+            }
+            let owed = order.value_minor as u128 * 1_000_000;
+            assert!(
+                paid >= owed,
+                "the points burnt pay the order: {paid} < {owed}"
+            );
+            assert!(
+                paid - owed < largest_unit,
+                "overpaid by a point or more: {paid} for {owed}"
+            );
+            self.redeemed_total += points;
+            if std::env::var_os("PROP_STATS").is_some() {
+                eprintln!("OUTCOME redeem_order_applied");
+            }
+        }
+    }
+
+    /// The state after the first `n` transactions of `block` (at `time`).
+    fn state_after(&self, block: &Block, n: usize, time: u64) -> LedgerState {
+        let mut state = self.state.clone();
+        let (_, exec) = state.seal_block(block.txs[..n].to_vec(), time, self.merchants[0].public());
+        state.commit(exec);
+        state
+    }
+
+    /// `who`'s lots after the first `n` transactions of `block`.
+    fn lots_after(
+        &self,
+        block: &Block,
+        n: usize,
+        time: u64,
+        who: &alliance_protocol::PublicKey,
+    ) -> Vec<Lot> {
+        self.state_after(block, n, time).account(who).lots
     }
 
     /// Checks each outcome of a block against the receipt model, and
@@ -733,6 +968,16 @@ impl World {
                 .copied()
                 .unwrap_or(0);
             assert_eq!(claim.confirmed_points, confirmed, "confirmations {c}->{d}");
+            let (points, value) = self
+                .claims
+                .get(&(c.clone(), d.clone()))
+                .copied()
+                .unwrap_or_default();
+            assert_eq!(
+                (claim.redeemed_points, claim.redeemed_value_centiminor),
+                (points, value),
+                "claim {c}->{d}: the lots its redemptions burnt, at their rates"
+            );
             assert_eq!(
                 claim.outstanding_points(),
                 claim.redeemed_points - confirmed

@@ -216,6 +216,31 @@ pub struct MerchantDto {
     pub redeemed_here: u64,
     /// Redeemed / issued (0 when nothing issued).
     pub circulation_rate: f64,
+    /// Whose points this merchant accepts for redemption, and at what rate.
+    pub acceptance: AcceptanceDto,
+}
+
+/// A merchant's acceptance policy: rates in force, and a change announced
+/// for a later height.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptanceDto {
+    /// Accepted issuers and their rates in force at the tip. Empty: every
+    /// issuer at 100 % (the alliance default). The merchant's own points
+    /// always count at 100 %.
+    #[schema(value_type = Vec<super::schema::AcceptanceRate>)]
+    pub rates: serde_json::Value,
+    /// A change announced and not yet in force.
+    pub next: Option<AcceptanceChangeDto>,
+}
+
+/// An announced acceptance change.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AcceptanceChangeDto {
+    /// First height at which it applies.
+    pub effective_height: u64,
+    /// The rates from then on.
+    #[schema(value_type = Vec<super::schema::AcceptanceRate>)]
+    pub rates: serde_json::Value,
 }
 
 /// `GET /v1/merchants`.

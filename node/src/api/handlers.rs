@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
 
 use alliance_protocol::limits::DAY_MS;
-use alliance_protocol::state::{Lot, TxError, TxOutcome};
+use alliance_protocol::state::{LedgerState, Lot, TxError, TxOutcome};
 use alliance_protocol::{FinalizedBlock, Hash32, MerchantId, PublicKey, Transaction};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -525,8 +525,19 @@ pub async fn block_by_hash(
     }
 }
 
-fn merchant_dto(m: &alliance_protocol::Merchant) -> MerchantDto {
+fn merchant_dto(state: &LedgerState, m: &alliance_protocol::Merchant) -> MerchantDto {
+    let height = state.tip().height;
+    let acceptance = state.acceptance(&m.id).settled(height);
     MerchantDto {
+        acceptance: AcceptanceDto {
+            rates: json(&acceptance.rates),
+            next: acceptance
+                .next
+                .map(|(effective_height, rates)| AcceptanceChangeDto {
+                    effective_height,
+                    rates: json(&rates),
+                }),
+        },
         id: m.id.to_string(),
         name: m.name.clone(),
         key: m.key.to_string(),
@@ -551,7 +562,12 @@ fn merchant_dto(m: &alliance_protocol::Merchant) -> MerchantDto {
 pub async fn merchants(State(s): State<Arc<Shared>>) -> ApiResult<MerchantsResponse> {
     let chain = s.chain.read().unwrap_or_else(|e| e.into_inner());
     Ok(Json(MerchantsResponse {
-        merchants: chain.state().merchants().iter().map(merchant_dto).collect(),
+        merchants: chain
+            .state()
+            .merchants()
+            .iter()
+            .map(|m| merchant_dto(chain.state(), m))
+            .collect(),
         height: chain.state().tip().height,
     }))
 }
@@ -573,7 +589,7 @@ pub async fn merchant(
         })?;
     let chain = s.chain.read().unwrap_or_else(|e| e.into_inner());
     match chain.state().merchant(&id) {
-        Some(m) => Ok(Json(merchant_dto(&m))),
+        Some(m) => Ok(Json(merchant_dto(chain.state(), &m))),
         None => Err(ApiError::not_found(
             "unknown_merchant",
             format!("no merchant `{id}`"),

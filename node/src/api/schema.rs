@@ -84,7 +84,9 @@ pub enum TxBody {
         /// For the recipient, at most 128 bytes.
         memo: String,
     },
-    /// Burns points at a merchant.
+    /// Burns the merchant's own points at the merchant, signed by the
+    /// customer alone (other issuers' points need `RedeemOrder`:
+    /// `merchant_signature_required`).
     Redeem {
         /// Merchant id.
         #[schema(pattern = "^[a-z][a-z0-9-]{0,15}$")]
@@ -116,6 +118,58 @@ pub enum TxBody {
         /// Approve or reject.
         approve: bool,
     },
+    /// A merchant announces whose points it accepts, and at what rate,
+    /// from a future height (at least `acceptance_notice_blocks` ahead).
+    SetAcceptance {
+        /// Accepted issuers, sorted by id, each once; empty: every issuer
+        /// at 100 % (the alliance default).
+        rates: Vec<AcceptanceRate>,
+        /// First height at which they apply.
+        effective_height: u64,
+    },
+    /// The customer (signer) pays an order the merchant priced and signed:
+    /// points worth its value at the merchant's rates are burnt.
+    RedeemOrder {
+        /// The merchant's request.
+        order: OrderRequest,
+        /// The merchant's ed25519 signature over the order, hex.
+        #[schema(pattern = "^[0-9a-f]{128}$")]
+        merchant_signature: String,
+    },
+}
+
+/// An accepted issuer and its rate.
+#[derive(ToSchema)]
+pub struct AcceptanceRate {
+    /// Issuer's merchant id.
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,15}$")]
+    issuer: String,
+    /// Share of the points' value honoured, 1 to 10000 basis points.
+    bps: u16,
+}
+
+/// What a merchant's till asks a customer to pay with points.
+#[derive(ToSchema)]
+pub struct OrderRequest {
+    /// Redeeming merchant's id.
+    #[schema(pattern = "^[a-z][a-z0-9-]{0,15}$")]
+    merchant: String,
+    /// The key the merchant signs with (its current key), address form.
+    #[schema(pattern = "^pa1[02-9ac-hj-np-z]{58}$")]
+    merchant_key: String,
+    /// The paying customer's address (the transaction's signer).
+    #[schema(pattern = "^pa1[02-9ac-hj-np-z]{58}$")]
+    customer: String,
+    /// The merchant's order reference, 1-64 bytes.
+    order_ref: String,
+    /// The order's value in minor currency units (at least 1).
+    value_minor: u64,
+    /// Issuers to spend, in order; empty: every accepted issuer, lots
+    /// closest to expiry first.
+    issuers: Vec<String>,
+    /// Void after this block time, ms since the Unix epoch; at most a day
+    /// after the block.
+    valid_until_ms: u64,
 }
 
 /// A governance action: an object with exactly one of these keys.
@@ -185,6 +239,8 @@ pub struct AllianceParams {
     timestamp_drift_max_ms: u64,
     /// Days a receipt stays in the receipt window (1 to 3650).
     receipt_window_days: u32,
+    /// Blocks of notice before a merchant's acceptance change applies.
+    acceptance_notice_blocks: u64,
 }
 
 /// A block header (`alliance_protocol::BlockHeader`), as JSON.

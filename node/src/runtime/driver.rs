@@ -322,7 +322,9 @@ impl<N: Net, C: Clock> Driver<N, C> {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .candidates(chain.state(), limit);
-            chain.build(&p.ancestry, candidates, now, self.key.public())
+            let block = chain.build(&p.ancestry, candidates, now, self.key.public());
+            record_work(&self.shared, &mut chain);
+            block
         };
         match block {
             Ok(block) => {
@@ -419,7 +421,10 @@ impl<N: Net, C: Clock> Driver<N, C> {
                     let verdict = {
                         let mut chain =
                             self.shared.chain.write().unwrap_or_else(|e| e.into_inner());
-                        chain.verify_known(&block, &ancestry, self.clock.now_ms(), &known)
+                        let verdict =
+                            chain.verify_known(&block, &ancestry, self.clock.now_ms(), &known);
+                        record_work(&self.shared, &mut chain);
+                        verdict
                     };
                     if let Err(e) = &verdict {
                         tracing::warn!(view, height = block.header.height, error = %e, "refusing a proposed block");
@@ -497,6 +502,7 @@ impl<N: Net, C: Clock> Driver<N, C> {
         let view = certificate.view;
         let parent_ts = tip.timestamp_ms;
         let done = chain.finalize(block, certificate.clone())?;
+        record_work(&self.shared, &mut chain);
         record_finalized(&self.shared, parent_ts, block, &done);
         let state = chain.state();
         {
@@ -873,6 +879,17 @@ fn commit_synced(
 }
 
 /// Updates metrics for a committed block.
+/// Adds what `chain` did since the last call to the node's work counters.
+fn record_work(shared: &Shared, chain: &mut Chain) {
+    use crate::metrics::Work;
+    let w = chain.take_work();
+    let m = &shared.metrics;
+    m.work(Work::BlocksBuilt, w.built);
+    m.work(Work::BlocksVerified, w.verified);
+    m.work(Work::BlocksReplayed, w.replayed);
+    m.work(Work::BlockSignatures, w.signatures);
+}
+
 fn record_finalized(
     shared: &Shared,
     parent_timestamp_ms: u64,

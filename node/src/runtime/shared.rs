@@ -12,6 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 use super::{now_ms, SYNC_GAP_MIN};
 use crate::chain::Chain;
 use crate::mempool::{AdmitError, Mempool, MempoolLimits};
+use crate::metrics::Work;
 use crate::network::Verdict;
 
 /// Finalized-block notifications buffered for slow subscribers (the API's
@@ -130,6 +131,7 @@ impl Shared {
         &self,
         txs: Vec<Transaction>,
     ) -> Vec<Result<alliance_protocol::Hash32, SubmitError>> {
+        self.metrics.work(Work::SubmitSignatures, txs.len() as u64);
         let (txs, checked) = self.check_signatures(txs).await;
         let (results, admitted) = self.admit_checked(txs, checked, true);
         for hash in results.iter().flatten() {
@@ -189,8 +191,10 @@ impl Shared {
         let state = chain.state();
         let now = now_ms().max(state.tip().timestamp_ms + 1);
         let mut pool = self.mempool.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rule_checks = 0;
         for (tx, signature_ok) in txs.into_iter().zip(checked) {
             if refuse_doomed && signature_ok && tx.nonce == state.account(&tx.signer).nonce {
+                rule_checks += 1;
                 if let Err(e) = state.check_tx_verified(&tx, now, signature_ok) {
                     results.push(Err(SubmitError::Rejected(e)));
                     continue;
@@ -204,6 +208,7 @@ impl Shared {
                 Err(e) => results.push(Err(SubmitError::Admit(e))),
             }
         }
+        self.metrics.work(Work::RuleChecks, rule_checks);
         (results, admitted)
     }
 
@@ -216,11 +221,16 @@ impl Shared {
             Some(txs) => txs,
             None => return Verdict::Reject,
         };
+        let received = txs.len() as u64;
+        self.metrics.work(Work::GossipTransactions, received);
+        self.metrics.work(Work::GossipSignatures, received);
         let (txs, checked) = self.check_signatures(txs).await;
         if checked.iter().any(|ok| !ok) {
             return Verdict::Reject;
         }
         let (results, admitted) = self.admit_checked(txs, checked, false);
+        self.metrics
+            .work(Work::GossipAdmitted, admitted.len() as u64);
         if results
             .iter()
             .any(|r| matches!(r, Err(SubmitError::Admit(AdmitError::TooLarge(_)))))

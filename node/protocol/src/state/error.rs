@@ -184,19 +184,68 @@ pub enum TxError {
         /// Height of the redemption that used it.
         height: u64,
     },
-    /// The balance covers the redemption only with points of suspended
-    /// issuers, which are not accepted for redemption.
-    #[error(
-        "only {accepted} points are of issuers in good standing, {requested} requested: points of suspended issuers ({}) are not accepted for redemption",
-        .suspended.iter().map(MerchantId::as_str).collect::<Vec<_>>().join(", ")
-    )]
-    SuspendedIssuerPoints {
-        /// Points of active issuers held.
-        accepted: u64,
+    /// A redemption without the merchant's signature may spend only the
+    /// merchant's own points: other issuers' would create a claim on them
+    /// that the merchant never signed for (use `RedeemOrder`).
+    #[error("a redemption without the merchant's signature spends only the merchant's own points: {own_points} held, {requested} requested (other issuers' points need an order signed by the merchant)")]
+    MerchantSignatureRequired {
+        /// The merchant's own points the account holds.
+        own_points: u64,
         /// Points asked for.
         requested: u64,
-        /// The suspended issuers whose points the account holds.
-        suspended: Vec<MerchantId>,
+    },
+    /// The order names an issuer whose points the merchant does not accept
+    /// under the acceptance policy in force.
+    #[error("merchant `{merchant}` does not accept points of `{issuer}` (its acceptance policy in force)")]
+    UnacceptedIssuer {
+        /// The redeeming merchant.
+        merchant: MerchantId,
+        /// The issuer named.
+        issuer: MerchantId,
+    },
+    /// The accepted points do not cover the order's value.
+    #[error("accepted points are worth {available_minor} minor units at this merchant's rates, the order is {requested_minor}")]
+    InsufficientValue {
+        /// Value of the accepted points held, rounded down.
+        available_minor: u64,
+        /// The order's value.
+        requested_minor: u64,
+    },
+    /// The order was signed with a key that is not the merchant's.
+    #[error("the order is signed with a key that is not merchant `{0}`'s")]
+    WrongMerchantKey(MerchantId),
+    /// The order names another customer than the transaction's signer.
+    #[error("the order is for another customer than the signer")]
+    OrderForAnotherCustomer,
+    /// The order's validity ended before this block.
+    #[error("the order expired at {valid_until_ms} ms, block time is {block_time_ms} ms")]
+    OrderExpired {
+        /// End of the order's validity.
+        valid_until_ms: u64,
+        /// The block's time.
+        block_time_ms: u64,
+    },
+    /// The order claims a validity longer than the protocol allows.
+    #[error("the order is valid until {valid_until_ms} ms, later than the latest allowed {latest_ms} ms (one day after the block)")]
+    OrderValidityTooLong {
+        /// End of the order's validity.
+        valid_until_ms: u64,
+        /// The latest allowed.
+        latest_ms: u64,
+    },
+    /// An issuer is listed twice (in an order or an acceptance policy).
+    #[error("issuer `{0}` is listed twice")]
+    DuplicateIssuer(MerchantId),
+    /// An acceptance policy is malformed.
+    #[error("invalid acceptance policy: {0}")]
+    InvalidAcceptance(String),
+    /// An acceptance change takes effect sooner than the alliance's notice.
+    #[error("the acceptance change takes effect at height {effective_height}; with the alliance's notice the earliest is {earliest}")]
+    AcceptanceNoticeTooShort {
+        /// The height asked for.
+        effective_height: u64,
+        /// The earliest allowed.
+        earliest: u64,
     },
 }
 
@@ -229,9 +278,18 @@ impl TxError {
             TxError::UnknownProposal(_) => "unknown_proposal",
             TxError::ProposalClosed(_) => "proposal_closed",
             TxError::AlreadyVoted(_) => "already_voted",
-            TxError::SuspendedIssuerPoints { .. } => "suspended_issuer_points",
             TxError::DuplicateOrder { .. } => "duplicate_order",
             TxError::SelfRedemption { .. } => "self_redemption",
+            TxError::MerchantSignatureRequired { .. } => "merchant_signature_required",
+            TxError::UnacceptedIssuer { .. } => "unaccepted_issuer",
+            TxError::InsufficientValue { .. } => "insufficient_value",
+            TxError::WrongMerchantKey(_) => "wrong_merchant_key",
+            TxError::OrderForAnotherCustomer => "order_for_another_customer",
+            TxError::OrderExpired { .. } => "order_expired",
+            TxError::OrderValidityTooLong { .. } => "order_validity_too_long",
+            TxError::DuplicateIssuer(_) => "duplicate_issuer",
+            TxError::InvalidAcceptance(_) => "invalid_acceptance",
+            TxError::AcceptanceNoticeTooShort { .. } => "acceptance_notice_too_short",
         }
     }
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::crypto::{Hash32, PublicKey};
 use crate::encoding::{self, domain};
 use crate::merchant::{AllianceParams, Merchant, MerchantId};
+use crate::redemption::Acceptance;
 use crate::tx::GovAction;
 
 /// Key of one state entry. The derived order is the iteration order (and
@@ -48,6 +49,8 @@ pub enum StateKey {
     /// redeemed at this block time (ms). Exactly one entry per `Order`
     /// entry.
     OrderQueue(u64, MerchantId, String),
+    /// A merchant's acceptance policy (absent: the alliance default).
+    Acceptance(MerchantId),
 }
 
 /// Value of one state entry.
@@ -79,6 +82,8 @@ pub enum StateValue {
     Order(UsedOrder),
     /// For [`StateKey::OrderQueue`].
     OrderQueue,
+    /// For [`StateKey::Acceptance`].
+    Acceptance(Acceptance),
 }
 
 impl StateKey {

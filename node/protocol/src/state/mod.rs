@@ -314,6 +314,12 @@ impl LedgerState {
         self.view().merchant_by_key(key)
     }
 
+    /// A merchant's acceptance policy: the rates in force and any announced
+    /// change (the default, every issuer at 100 %, when it set none).
+    pub fn acceptance(&self, merchant: &MerchantId) -> crate::redemption::Acceptance {
+        self.view().acceptance(merchant)
+    }
+
     /// Every merchant, by id.
     pub fn merchants(&self) -> Vec<Merchant> {
         let v = self.view();

@@ -10,6 +10,7 @@ use super::keys::{Account, Meta, StateKey, StateValue};
 use super::source::Backing;
 use crate::crypto::PublicKey;
 use crate::merchant::{AllianceParams, Merchant, MerchantId};
+use crate::redemption::Acceptance;
 
 /// Writes of a block: `None` deletes the entry.
 pub type ChangeSet = BTreeMap<StateKey, Option<StateValue>>;
@@ -138,6 +139,15 @@ impl<'a> Overlay<'a> {
             Some(StateValue::Account(a)) => a.clone(),
             None => Account::default(),
             other => unreachable!("state invariant: account entry, found {other:?}"),
+        }
+    }
+
+    /// A merchant's acceptance policy (the default when it set none).
+    pub(crate) fn acceptance(&self, merchant: &MerchantId) -> Acceptance {
+        match self.get(&StateKey::Acceptance(merchant.clone())).as_deref() {
+            Some(StateValue::Acceptance(a)) => a.clone(),
+            None => Acceptance::default(),
+            other => unreachable!("state invariant: acceptance entry, found {other:?}"),
         }
     }
 

@@ -11,10 +11,15 @@ use super::overlay::Overlay;
 use super::source::PruneQueue;
 use crate::crypto::PublicKey;
 use crate::limits::{
-    DAY_MS, LOTS_PER_ACCOUNT_MAX, MEMO_BYTES_MAX, MERCHANTS_MAX, REASON_BYTES_MAX,
-    RECEIPT_FUTURE_MS_MAX, RECEIPT_PRUNES_PER_BLOCK_TX, REF_BYTES_MAX,
+    ACCEPTANCE_RATES_MAX, DAY_MS, LOTS_PER_ACCOUNT_MAX, MEMO_BYTES_MAX, MERCHANTS_MAX,
+    ORDER_VALIDITY_MS_MAX, REASON_BYTES_MAX, RECEIPT_FUTURE_MS_MAX, RECEIPT_PRUNES_PER_BLOCK_TX,
+    REF_BYTES_MAX,
 };
 use crate::merchant::{validate_name, Merchant, MerchantId, MerchantStatus};
+use crate::redemption::{
+    claim_centiminor, points_to_burn, rate_for, AcceptanceRate, Offer, OrderRequest, BPS_FULL,
+    VALUE_UNITS_PER_MINOR,
+};
 use crate::tx::{GovAction, Transaction, TxBody};
 
 /// What a transaction may know about the block it is in.
@@ -90,6 +95,13 @@ pub(crate) fn apply_tx(
             deadline_height,
         } => propose(o, ctx, &tx.signer, action, *deadline_height),
         TxBody::Vote { proposal, approve } => vote(o, ctx, &tx.signer, *proposal, *approve),
+        TxBody::SetAcceptance {
+            rates,
+            effective_height,
+        } => set_acceptance(o, ctx, &tx.signer, rates, *effective_height),
+        // The merchant's signature was checked with the signer's
+        // (`Transaction::cosignature_ok`): `signature_ok` covers both.
+        TxBody::RedeemOrder { order, .. } => redeem_order(o, ctx, &tx.signer, order),
     }
 }
 
@@ -197,24 +209,6 @@ fn take_points_of(
     debug_assert_eq!(left, 0, "the accepted lots cover the amount");
     account.lots.retain(|l| l.amount > 0);
     Ok(taken)
-}
-
-/// The issuers of an account's lots that are suspended: their points are
-/// not accepted for redemption (docs/protocol.md §4).
-fn suspended_issuers(o: &Overlay, account: &Account) -> Vec<MerchantId> {
-    let mut issuers: Vec<&MerchantId> = account.lots.iter().map(|l| &l.issuer).collect();
-    issuers.sort();
-    issuers.dedup();
-    issuers
-        .into_iter()
-        .filter(|id| {
-            o.merchant(id)
-                .unwrap_or_else(|| unreachable!("state invariant: lot issuer {id} exists"))
-                .status
-                != MerchantStatus::Active
-        })
-        .cloned()
-        .collect()
 }
 
 /// Credits lots to `to`, recording their expiries in the expiry queue.
@@ -383,7 +377,51 @@ fn redeem(
             requested: amount,
         });
     }
-    // One redemption per order at a merchant within the receipt window.
+    use_order(o, ctx, at, order_ref)?;
+    let mut account = o.account(signer);
+    // Without the merchant's signature only the merchant's own points are
+    // spent: no claim on another issuer arises from the customer's
+    // signature alone (issue #15). Other issuers' points need `RedeemOrder`.
+    let own_shop = *signer == redeemer.key;
+    let burnt = match take_points_of(&mut account, amount, |i| i == at) {
+        Err(TxError::InsufficientBalance { available, .. }) if account.balance() >= amount => {
+            return Err(if own_shop {
+                TxError::SelfRedemption {
+                    own_points: available,
+                    requested: amount,
+                }
+            } else {
+                TxError::MerchantSignatureRequired {
+                    own_points: available,
+                    requested: amount,
+                }
+            });
+        }
+        other => other?,
+    };
+    o.put_account(*signer, account);
+    redeemer.stats.redeemed_here = redeemer
+        .stats
+        .redeemed_here
+        .checked_add(amount)
+        .ok_or(TxError::Overflow)?;
+    // The merchant's own points: no claim. Conservation: redeemed <= issued.
+    debug_assert!(burnt.iter().all(|l| l.issuer == *at));
+    redeemer.stats.redeemed += amount;
+    o.put_merchant(redeemer);
+    record_order(o, ctx, at, order_ref);
+    Ok(())
+}
+
+/// Refuses `order_ref` if `at` already redeemed it inside the receipt
+/// window; frees a use that has left the window but is not pruned yet.
+fn use_order(
+    o: &mut Overlay,
+    ctx: BlockCtx,
+    at: &MerchantId,
+    order_ref: &str,
+) -> Result<(), TxError> {
+    check_len("order_ref", order_ref, 1, REF_BYTES_MAX)?;
     let order_key = StateKey::Order(at.clone(), order_ref.to_string());
     if let Some(StateValue::Order(used)) = o.get(&order_key).as_deref() {
         let used = *used;
@@ -401,69 +439,13 @@ fn redeem(
             order_ref.to_string(),
         ));
     }
-    let mut account = o.account(signer);
-    // A suspended issuer's points are not accepted: the claims they would
-    // create could be left unsettled (issue #15). Its lots stay the
-    // customer's, and transferable.
-    let suspended = suspended_issuers(o, &account);
-    // A merchant's own key redeeming at the merchant burns only the
-    // merchant's own points: another issuer's would give it a claim on
-    // that issuer without a sale (points bought cheaply off the chain).
-    let own_shop = *signer == redeemer.key;
-    let accepted = |i: &MerchantId| !suspended.contains(i) && (!own_shop || i == at);
-    let burnt = match take_points_of(&mut account, amount, accepted) {
-        Err(TxError::InsufficientBalance { available, .. }) if account.balance() >= amount => {
-            return Err(if own_shop {
-                TxError::SelfRedemption {
-                    own_points: available,
-                    requested: amount,
-                }
-            } else {
-                TxError::SuspendedIssuerPoints {
-                    accepted: available,
-                    requested: amount,
-                    suspended,
-                }
-            });
-        }
-        other => other?,
-    };
-    o.put_account(*signer, account);
-    redeemer.stats.redeemed_here = redeemer
-        .stats
-        .redeemed_here
-        .checked_add(amount)
-        .ok_or(TxError::Overflow)?;
-    o.put_merchant(redeemer);
-    for lot in burnt {
-        let mut issuer = o
-            .merchant(&lot.issuer)
-            .unwrap_or_else(|| unreachable!("state invariant: lot issuer {} exists", lot.issuer));
-        issuer.stats.redeemed += lot.amount; // <= issued: conservation invariant
-        if issuer.id != *at {
-            let key = StateKey::Claim(at.clone(), issuer.id.clone());
-            let mut claim = match o.get(&key).as_deref() {
-                Some(StateValue::Claim(c)) => *c,
-                _ => Claim::default(),
-            };
-            let value = lot
-                .amount
-                .checked_mul(issuer.policy.point_value_minor)
-                .ok_or(TxError::Overflow)?;
-            claim.redeemed_points = claim
-                .redeemed_points
-                .checked_add(lot.amount)
-                .ok_or(TxError::Overflow)?;
-            claim.redeemed_value_centiminor = claim
-                .redeemed_value_centiminor
-                .checked_add(value)
-                .ok_or(TxError::Overflow)?;
-            o.put(key, StateValue::Claim(claim));
-        }
-        o.put_merchant(issuer);
-    }
+    Ok(())
+}
+
+/// Records that `at` redeemed `order_ref` in this block.
+fn record_order(o: &mut Overlay, ctx: BlockCtx, at: &MerchantId, order_ref: &str) {
     o.put(
-        order_key,
+        StateKey::Order(at.clone(), order_ref.to_string()),
         StateValue::Order(UsedOrder {
             height: ctx.height,
             time_ms: ctx.timestamp_ms,
@@ -473,6 +455,265 @@ fn redeem(
         StateKey::OrderQueue(ctx.timestamp_ms, at.clone(), order_ref.to_string()),
         StateValue::OrderQueue,
     );
+}
+
+/// A merchant announces its acceptance rates from `effective_height` on.
+fn set_acceptance(
+    o: &mut Overlay,
+    ctx: BlockCtx,
+    signer: &PublicKey,
+    rates: &[AcceptanceRate],
+    effective_height: u64,
+) -> Result<(), TxError> {
+    let m = active_merchant(o, signer)?;
+    if rates.len() > ACCEPTANCE_RATES_MAX {
+        return Err(TxError::InvalidAcceptance(format!(
+            "at most {ACCEPTANCE_RATES_MAX} issuers"
+        )));
+    }
+    for (i, r) in rates.iter().enumerate() {
+        if i > 0 && rates[i - 1].issuer >= r.issuer {
+            return Err(if rates[i - 1].issuer == r.issuer {
+                TxError::DuplicateIssuer(r.issuer.clone())
+            } else {
+                TxError::InvalidAcceptance("issuers must be sorted by id".into())
+            });
+        }
+        if r.issuer == m.id {
+            return Err(TxError::InvalidAcceptance(format!(
+                "`{}`'s own points always count at 100 %: do not list them",
+                m.id
+            )));
+        }
+        if r.bps == 0 || r.bps > BPS_FULL {
+            return Err(TxError::InvalidAcceptance(format!(
+                "the rate of `{}` is {} bps; rates are 1 to {BPS_FULL}",
+                r.issuer, r.bps
+            )));
+        }
+        if o.merchant(&r.issuer).is_none() {
+            return Err(TxError::UnknownMerchant(r.issuer.clone()));
+        }
+    }
+    let earliest = ctx
+        .height
+        .saturating_add(o.params().acceptance_notice_blocks);
+    if effective_height < earliest {
+        return Err(TxError::AcceptanceNoticeTooShort {
+            effective_height,
+            earliest,
+        });
+    }
+    // A change already in force is folded in; one still pending is replaced.
+    let mut acceptance = o.acceptance(&m.id).settled(ctx.height);
+    acceptance.next = Some((effective_height, rates.to_vec()));
+    o.put(
+        StateKey::Acceptance(m.id),
+        StateValue::Acceptance(acceptance),
+    );
+    Ok(())
+}
+
+/// The (issuer, point value, rate) at which merchant `at`, with `rates` in
+/// force, takes `id`'s points; `None` if it does not (a suspended issuer, an
+/// issuer not in the policy, or another issuer's points spent by the
+/// merchant's own key, which would give it a claim without a sale). An
+/// issuer the order names explicitly gets an error instead of `None`.
+fn issuer_terms_of(
+    o: &Overlay,
+    at: &MerchantId,
+    rates: &[AcceptanceRate],
+    own_shop: bool,
+    id: &MerchantId,
+    named: bool,
+) -> Result<Option<(MerchantId, u64, u16)>, TxError> {
+    let issuer = o
+        .merchant(id)
+        .ok_or_else(|| TxError::UnknownMerchant(id.clone()))?;
+    let bps = rate_for(at, rates, id).filter(|_| !own_shop || id == at);
+    match bps {
+        _ if issuer.status != MerchantStatus::Active => match named {
+            true => Err(TxError::MerchantSuspended(id.clone())),
+            false => Ok(None),
+        },
+        Some(bps) => Ok(Some((id.clone(), issuer.policy.point_value_minor, bps))),
+        None => match named {
+            true => Err(TxError::UnacceptedIssuer {
+                merchant: at.clone(),
+                issuer: id.clone(),
+            }),
+            false => Ok(None),
+        },
+    }
+}
+
+/// The customer pays a merchant-signed order with points (two-party
+/// redemption, priced in currency: docs/protocol.md §4).
+fn redeem_order(
+    o: &mut Overlay,
+    ctx: BlockCtx,
+    signer: &PublicKey,
+    order: &OrderRequest,
+) -> Result<(), TxError> {
+    let at = &order.merchant;
+    let mut redeemer = o
+        .merchant(at)
+        .ok_or_else(|| TxError::UnknownMerchant(at.clone()))?;
+    if redeemer.status != MerchantStatus::Active {
+        return Err(TxError::MerchantSuspended(at.clone()));
+    }
+    if order.merchant_key != redeemer.key {
+        return Err(TxError::WrongMerchantKey(at.clone()));
+    }
+    if order.customer != *signer {
+        return Err(TxError::OrderForAnotherCustomer);
+    }
+    positive(order.value_minor)?;
+    if order.valid_until_ms < ctx.timestamp_ms {
+        return Err(TxError::OrderExpired {
+            valid_until_ms: order.valid_until_ms,
+            block_time_ms: ctx.timestamp_ms,
+        });
+    }
+    let latest_ms = ctx.timestamp_ms.saturating_add(ORDER_VALIDITY_MS_MAX);
+    if order.valid_until_ms > latest_ms {
+        return Err(TxError::OrderValidityTooLong {
+            valid_until_ms: order.valid_until_ms,
+            latest_ms,
+        });
+    }
+    if order.issuers.len() > ACCEPTANCE_RATES_MAX {
+        return Err(TxError::BadFieldLength {
+            field: "issuers".into(),
+            min: 0,
+            max: ACCEPTANCE_RATES_MAX,
+        });
+    }
+    for (i, issuer) in order.issuers.iter().enumerate() {
+        if order.issuers[..i].contains(issuer) {
+            return Err(TxError::DuplicateIssuer(issuer.clone()));
+        }
+    }
+    use_order(o, ctx, at, &order.order_ref)?;
+
+    // The rate of each issuer whose points this order may spend.
+    let acceptance = o.acceptance(at);
+    let rates = acceptance.at(ctx.height);
+    let own_shop = *signer == redeemer.key;
+    let mut account = o.account(signer);
+    // (issuer, point value, rate) of each issuer the order may spend.
+    let mut issuer_terms: Vec<(MerchantId, u64, u16)> = Vec::new();
+    // The lots offered, in spend order: by the named issuers' order, or
+    // closest expiry first among every accepted issuer.
+    let mut offered: Vec<usize> = Vec::new();
+    if order.issuers.is_empty() {
+        for (i, lot) in account.lots.iter().enumerate() {
+            let known = issuer_terms.iter().any(|(id, ..)| *id == lot.issuer);
+            if !known {
+                match issuer_terms_of(o, at, rates, own_shop, &lot.issuer, false)? {
+                    Some(t) => issuer_terms.push(t),
+                    None => continue,
+                }
+            }
+            offered.push(i);
+        }
+    } else {
+        for id in &order.issuers {
+            let t = issuer_terms_of(o, at, rates, own_shop, id, true)?
+                .unwrap_or_else(|| unreachable!("a named issuer has terms or an error"));
+            issuer_terms.push(t);
+            offered.extend(
+                account
+                    .lots
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, l)| l.issuer == *id)
+                    .map(|(i, _)| i),
+            );
+        }
+    }
+    let terms = |issuer: &MerchantId| {
+        let (_, value, bps) = issuer_terms
+            .iter()
+            .find(|(i, ..)| i == issuer)
+            .unwrap_or_else(|| unreachable!("an offered lot's issuer has terms"));
+        (*value, *bps)
+    };
+    let offers: Vec<Offer> = offered
+        .iter()
+        .map(|&i| {
+            let lot = &account.lots[i];
+            let (value, bps) = terms(&lot.issuer);
+            Offer {
+                points: lot.amount,
+                unit_value: value as u128 * bps as u128,
+            }
+        })
+        .collect();
+    let burn = points_to_burn(&offers, order.value_minor).ok_or_else(|| {
+        let available: u128 = offers.iter().map(|o| o.points as u128 * o.unit_value).sum();
+        TxError::InsufficientValue {
+            available_minor: u64::try_from(available / VALUE_UNITS_PER_MINOR).unwrap_or(u64::MAX),
+            requested_minor: order.value_minor,
+        }
+    })?;
+
+    // The merchant's published minimum counts the points the order burns.
+    let total = burn
+        .iter()
+        .try_fold(0u64, |a, n| a.checked_add(*n))
+        .ok_or(TxError::Overflow)?;
+    if total < redeemer.policy.min_redemption {
+        return Err(TxError::BelowMinimumRedemption {
+            minimum: redeemer.policy.min_redemption,
+            requested: total,
+        });
+    }
+    // Burn, book the issuers' redemptions and the merchant's claims.
+    for (&i, &n) in offered.iter().zip(&burn) {
+        if n == 0 {
+            continue;
+        }
+        let lot = &mut account.lots[i];
+        lot.amount -= n; // n <= lot.amount: points_to_burn takes at most the lot
+        let issuer_id = lot.issuer.clone();
+        let (value, bps) = terms(&issuer_id);
+        let mut issuer = o
+            .merchant(&issuer_id)
+            .unwrap_or_else(|| unreachable!("state invariant: lot issuer {issuer_id} exists"));
+        issuer.stats.redeemed += n; // <= issued: conservation invariant
+        if issuer_id != *at {
+            let key = StateKey::Claim(at.clone(), issuer_id.clone());
+            let mut claim = match o.get(&key).as_deref() {
+                Some(StateValue::Claim(c)) => *c,
+                _ => Claim::default(),
+            };
+            let value = claim_centiminor(n, value, bps).ok_or(TxError::Overflow)?;
+            claim.redeemed_points = claim
+                .redeemed_points
+                .checked_add(n)
+                .ok_or(TxError::Overflow)?;
+            claim.redeemed_value_centiminor = claim
+                .redeemed_value_centiminor
+                .checked_add(value)
+                .ok_or(TxError::Overflow)?;
+            o.put(key, StateValue::Claim(claim));
+        }
+        if issuer_id == *at {
+            redeemer.stats.redeemed += n;
+        } else {
+            o.put_merchant(issuer);
+        }
+    }
+    account.lots.retain(|l| l.amount > 0);
+    o.put_account(*signer, account);
+    redeemer.stats.redeemed_here = redeemer
+        .stats
+        .redeemed_here
+        .checked_add(total)
+        .ok_or(TxError::Overflow)?;
+    o.put_merchant(redeemer);
+    record_order(o, ctx, at, &order.order_ref);
     Ok(())
 }
 

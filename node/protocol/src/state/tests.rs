@@ -6,6 +6,7 @@ use crate::crypto::Keypair;
 use crate::fixtures::{demo_customer_key, demo_genesis};
 use crate::limits::DAY_MS;
 use crate::merchant::{MerchantPolicy, MerchantStatus};
+use crate::redemption::{AcceptanceRate, OrderRequest};
 use crate::tx::{GovAction, TxBody};
 
 const CHAIN: &str = "test-chain";
@@ -114,12 +115,16 @@ impl TestChain {
         self.one(tx)
     }
 
-    /// A redemption of a new order (its reference: the previous block's time).
+    /// A two-party redemption of a new order (its reference: the previous
+    /// block's time) worth `amount` minor units: `amount` points at the
+    /// demo policy's face value (1 minor unit a point) and the default
+    /// acceptance.
     fn redeem(&mut self, who: &Keypair, at: &str, amount: u64) -> Result<(), TxError> {
         let order = format!("order-{}", self.now_ms);
         self.redeem_order(who, at, amount, &order)
     }
 
+    /// [`TestChain::redeem`] with the order reference given.
     fn redeem_order(
         &mut self,
         who: &Keypair,
@@ -127,15 +132,112 @@ impl TestChain {
         amount: u64,
         order_ref: &str,
     ) -> Result<(), TxError> {
+        let order = self.order(who, at, amount, &[], order_ref);
+        self.pay(who, &order, &self.merchant(at))
+    }
+
+    /// An order of `value_minor` at merchant `at` for `who`, spending the
+    /// `issuers` named (all accepted ones if empty), valid for a minute.
+    fn order(
+        &self,
+        who: &Keypair,
+        at: &str,
+        value_minor: u64,
+        issuers: &[&str],
+        order_ref: &str,
+    ) -> OrderRequest {
+        OrderRequest {
+            merchant: mid(at),
+            merchant_key: self.merchant(at).public(),
+            customer: who.public(),
+            order_ref: order_ref.into(),
+            value_minor,
+            issuers: issuers.iter().map(|i| mid(i)).collect(),
+            valid_until_ms: self.now_ms + 60_000,
+        }
+    }
+
+    /// `who` pays `order`, which `signer` signed.
+    fn pay(
+        &mut self,
+        who: &Keypair,
+        order: &OrderRequest,
+        signer: &Keypair,
+    ) -> Result<(), TxError> {
+        let tx = self.tx(
+            who,
+            TxBody::RedeemOrder {
+                merchant_signature: order.sign(CHAIN, signer),
+                order: order.clone(),
+            },
+        );
+        self.one(tx)
+    }
+
+    /// A redemption signed by the customer alone (the merchant's own
+    /// points only).
+    fn redeem_plain(&mut self, who: &Keypair, at: &str, amount: u64) -> Result<(), TxError> {
         let tx = self.tx(
             who,
             TxBody::Redeem {
                 merchant: mid(at),
                 amount,
-                order_ref: order_ref.into(),
+                order_ref: format!("plain-{}", self.now_ms),
             },
         );
         self.one(tx)
+    }
+
+    /// Merchant `at` announces `rates` from `effective_height` on.
+    fn set_acceptance(
+        &mut self,
+        at: &str,
+        rates: &[(&str, u16)],
+        effective_height: u64,
+    ) -> Result<(), TxError> {
+        let rates = rates
+            .iter()
+            .map(|(i, bps)| AcceptanceRate {
+                issuer: mid(i),
+                bps: *bps,
+            })
+            .collect();
+        let tx = self.tx(
+            &self.merchant(at),
+            TxBody::SetAcceptance {
+                rates,
+                effective_height,
+            },
+        );
+        self.one(tx)
+    }
+
+    /// Empty blocks until the tip is at `height`.
+    fn advance_to(&mut self, height: u64) {
+        while self.state.tip().height < height {
+            self.block(vec![]);
+        }
+    }
+
+    /// Points of `issuer` that `k` holds.
+    fn held(&self, k: &Keypair, issuer: &str) -> u64 {
+        self.state
+            .account(&k.public())
+            .lots
+            .iter()
+            .filter(|l| l.issuer.as_str() == issuer)
+            .map(|l| l.amount)
+            .sum()
+    }
+
+    /// The claim of `creditor` on `debtor`.
+    fn claim(&self, creditor: &str, debtor: &str) -> Claim {
+        self.state
+            .claims()
+            .into_iter()
+            .find(|(c, d, _)| c.as_str() == creditor && d.as_str() == debtor)
+            .map(|(_, _, claim)| claim)
+            .unwrap_or_default()
     }
 
     fn set_policy(&mut self, id: &str, f: impl FnOnce(&mut MerchantPolicy)) {
@@ -345,10 +447,17 @@ fn insufficient_balance() {
         })
     );
     assert_eq!(
-        c.redeem(&alice(), "books", 11),
+        c.redeem_plain(&alice(), "coffee", 11),
         Err(TxError::InsufficientBalance {
             available: 10,
             requested: 11
+        })
+    );
+    assert_eq!(
+        c.redeem(&alice(), "books", 11),
+        Err(TxError::InsufficientValue {
+            available_minor: 10,
+            requested_minor: 11
         })
     );
     assert_eq!(c.balance(&alice()), 10);
@@ -370,7 +479,18 @@ fn unknown_merchant() {
     let mut c = TestChain::new(2);
     c.issue("coffee", &alice(), 10, "r1").unwrap();
     assert_eq!(
-        c.redeem(&alice(), "nowhere", 5),
+        c.redeem_plain(&alice(), "nowhere", 5),
+        Err(TxError::UnknownMerchant(mid("nowhere")))
+    );
+    let mut order = c.order(&alice(), "books", 5, &[], "o1");
+    order.merchant = mid("nowhere");
+    assert_eq!(
+        c.pay(&alice(), &order, &c.merchant("books")),
+        Err(TxError::UnknownMerchant(mid("nowhere")))
+    );
+    let named = c.order(&alice(), "books", 5, &["nowhere"], "o2");
+    assert_eq!(
+        c.pay(&alice(), &named, &c.merchant("books")),
         Err(TxError::UnknownMerchant(mid("nowhere")))
     );
     let books = c.merchant("books");
@@ -420,11 +540,15 @@ fn suspended_merchant() {
     // Its points are no longer accepted anywhere (issue #15)...
     assert_eq!(
         c.redeem(&alice(), "coffee", 10),
-        Err(TxError::SuspendedIssuerPoints {
-            accepted: 0,
-            requested: 10,
-            suspended: vec![mid("books")],
+        Err(TxError::InsufficientValue {
+            available_minor: 0,
+            requested_minor: 10,
         })
+    );
+    let named = c.order(&alice(), "coffee", 10, &["books"], "named");
+    assert_eq!(
+        c.pay(&alice(), &named, &c.merchant("coffee")),
+        Err(TxError::MerchantSuspended(mid("books")))
     );
     // ...but stay the customer's, and transferable.
     c.transfer(&alice(), &bob(), 20).unwrap();
@@ -463,20 +587,14 @@ fn a_suspended_issuers_points_are_skipped_by_redemption() {
             .all(|(_, debtor, _)| debtor.as_str() != "books"),
         "no claim on the suspended issuer: {claims:?} (before: {claims_before:?})"
     );
-    // More than the accepted points: refused with what is accepted.
+    // More than the accepted points are worth: refused with their value.
     assert_eq!(
         c.redeem(&alice(), "cinema", 6),
-        Err(TxError::SuspendedIssuerPoints {
-            accepted: 5,
-            requested: 6,
-            suspended: vec![mid("books")],
+        Err(TxError::InsufficientValue {
+            available_minor: 5,
+            requested_minor: 6,
         })
     );
-    // More than the whole balance: the plain shortfall.
-    assert!(matches!(
-        c.redeem(&alice(), "cinema", 56),
-        Err(TxError::InsufficientBalance { available: 5, .. })
-    ));
 }
 
 #[test]
@@ -1053,10 +1171,27 @@ fn a_merchant_cannot_redeem_other_issuers_points_at_itself() {
     c.transfer(&alice(), &books, 70).unwrap();
     let claims_before = c.state.claims();
     assert_eq!(
-        c.redeem(&books, "books", 30),
+        c.redeem_plain(&books, "books", 30),
         Err(TxError::SelfRedemption {
             own_points: 20,
             requested: 30,
+        })
+    );
+    // With its own signature on the order too: coffee's points are not
+    // offered (worth nothing to it), and naming them is refused.
+    assert_eq!(
+        c.redeem(&books, "books", 30),
+        Err(TxError::InsufficientValue {
+            available_minor: 20,
+            requested_minor: 30,
+        })
+    );
+    let named = c.order(&books, "books", 30, &["coffee"], "named");
+    assert_eq!(
+        c.pay(&books, &named, &books),
+        Err(TxError::UnacceptedIssuer {
+            merchant: mid("books"),
+            issuer: mid("coffee"),
         })
     );
     assert_eq!(c.state.claims(), claims_before, "no claim arose");
@@ -1065,13 +1200,253 @@ fn a_merchant_cannot_redeem_other_issuers_points_at_itself() {
     assert_eq!(c.state.claims(), claims_before);
     // Coffee's points at cinema, as a customer would: a claim of cinema.
     c.redeem(&books, "cinema", 50).unwrap();
-    assert!(c
-        .state
-        .claims()
-        .iter()
-        .any(|(creditor, debtor, claim)| creditor.as_str() == "cinema"
-            && debtor.as_str() == "coffee"
-            && claim.redeemed_points == 50));
+    assert_eq!(c.claim("cinema", "coffee").redeemed_points, 50);
+}
+
+/// Signed by the customer alone, a redemption spends only the merchant's
+/// own points: no claim on another issuer without the merchant's signature.
+#[test]
+fn a_plain_redemption_spends_only_the_merchants_own_points() {
+    let mut c = TestChain::new(3);
+    c.issue("coffee", &alice(), 50, "c1").unwrap();
+    c.issue("books", &alice(), 20, "b1").unwrap();
+    assert_eq!(
+        c.redeem_plain(&alice(), "books", 30),
+        Err(TxError::MerchantSignatureRequired {
+            own_points: 20,
+            requested: 30,
+        })
+    );
+    assert_eq!(c.held(&alice(), "coffee"), 50);
+    c.redeem_plain(&alice(), "books", 20).unwrap();
+    assert_eq!(
+        (c.held(&alice(), "books"), c.held(&alice(), "coffee")),
+        (0, 50)
+    );
+    assert!(c.state.claims().is_empty());
+    let books = c.state.merchant(&mid("books")).unwrap().stats;
+    assert_eq!((books.redeemed, books.redeemed_here), (20, 20));
+}
+
+/// Coffee points (1 fen each) redeemed at books, which accepts them at 90 %:
+/// a 1.00 yuan order burns 112 points (111.1 rounded up: the customer pays
+/// less than one point too much), and books' claim on coffee is their value
+/// at 90 %, 100.80 fen, rounded down to the centiminor.
+#[test]
+fn a_redemption_is_priced_in_currency_at_the_acceptance_rate() {
+    let mut c = TestChain::with_params(3, |p| p.acceptance_notice_blocks = 5);
+    c.issue("coffee", &alice(), 500, "c1").unwrap();
+    // The next block's height plus the notice.
+    let at = c.state.tip().height + 1 + 5;
+    c.set_acceptance("books", &[("coffee", 9_000)], at).unwrap();
+    // The block before `at`: the default, 100 points.
+    c.advance_to(at - 2);
+    c.redeem(&alice(), "books", 100).unwrap();
+    assert_eq!(c.held(&alice(), "coffee"), 400);
+    c.redeem(&alice(), "books", 100).unwrap();
+    assert_eq!(c.held(&alice(), "coffee"), 288, "at 90 % from {at}");
+    let claim = c.claim("books", "coffee");
+    assert_eq!(claim.redeemed_points, 212);
+    assert_eq!(claim.redeemed_value_centiminor, 10_000 + 10_080);
+    let coffee = c.state.merchant(&mid("coffee")).unwrap().stats;
+    assert_eq!(coffee.redeemed, 212);
+    let books = c.state.merchant(&mid("books")).unwrap().stats;
+    assert_eq!(books.redeemed_here, 212);
+}
+
+/// Named issuers are spent in the order named, and only they; one the
+/// merchant does not accept is refused by name, while an order naming no
+/// issuer skips it.
+#[test]
+fn named_issuers_are_spent_in_order_and_unaccepted_ones_refused() {
+    let mut c = TestChain::with_params(3, |p| p.acceptance_notice_blocks = 0);
+    c.set_policy("books", |p| p.validity_days = 10); // expires first
+    c.issue("books", &alice(), 30, "b1").unwrap();
+    c.issue("coffee", &alice(), 30, "c1").unwrap();
+    c.issue("cinema", &alice(), 30, "m1").unwrap();
+    let now = c.state.tip().height + 1;
+    c.set_acceptance("books", &[("coffee", 5_000)], now)
+        .unwrap();
+    let named = c.order(&alice(), "books", 10, &["cinema"], "o1");
+    assert_eq!(
+        c.pay(&alice(), &named, &c.merchant("books")),
+        Err(TxError::UnacceptedIssuer {
+            merchant: mid("books"),
+            issuer: mid("cinema"),
+        })
+    );
+    // Coffee first, then books' own: 30 coffee points at 50 % pay 15,
+    // 5 own points the other 5 (books' lots expire first, yet come second).
+    let named = c.order(&alice(), "books", 20, &["coffee", "books"], "o2");
+    c.pay(&alice(), &named, &c.merchant("books")).unwrap();
+    assert_eq!(
+        (c.held(&alice(), "coffee"), c.held(&alice(), "books")),
+        (0, 25)
+    );
+    c.issue("coffee", &alice(), 30, "c2").unwrap();
+    let twice = c.order(&alice(), "books", 1, &["coffee", "coffee"], "o3");
+    assert_eq!(
+        c.pay(&alice(), &twice, &c.merchant("books")),
+        Err(TxError::DuplicateIssuer(mid("coffee")))
+    );
+    // Unnamed: closest expiry first among accepted issuers (books' own 25
+    // pay 25, then 20 coffee points pay 10), cinema untouched.
+    c.redeem(&alice(), "books", 35).unwrap();
+    assert_eq!(
+        (
+            c.held(&alice(), "books"),
+            c.held(&alice(), "coffee"),
+            c.held(&alice(), "cinema")
+        ),
+        (0, 10, 30)
+    );
+    assert_eq!(c.claim("books", "coffee").redeemed_points, 50);
+    assert_eq!(c.claim("books", "coffee").redeemed_value_centiminor, 2_500);
+}
+
+/// A change of acceptance needs the alliance's notice and applies from its
+/// effective height; until then the rates in force stay.
+#[test]
+fn an_acceptance_change_applies_only_from_its_effective_height() {
+    let mut c = TestChain::with_params(3, |p| p.acceptance_notice_blocks = 10);
+    c.issue("coffee", &alice(), 100, "c1").unwrap();
+    c.issue("cinema", &alice(), 100, "m1").unwrap();
+    let next = c.state.tip().height + 1;
+    assert_eq!(
+        c.set_acceptance("books", &[("coffee", 9_000)], next + 9),
+        Err(TxError::AcceptanceNoticeTooShort {
+            effective_height: next + 9,
+            earliest: next + 10,
+        })
+    );
+    let at = c.state.tip().height + 11;
+    c.set_acceptance("books", &[("coffee", 9_000)], at).unwrap();
+    let acceptance = c.state.acceptance(&mid("books"));
+    assert!(acceptance.rates.is_empty());
+    assert_eq!(acceptance.next.as_ref().map(|(h, _)| *h), Some(at));
+    // Before: the default, cinema accepted at 100 %.
+    c.advance_to(at - 2);
+    let named = c.order(&alice(), "books", 10, &["cinema"], "before");
+    c.pay(&alice(), &named, &c.merchant("books")).unwrap();
+    assert_eq!(c.held(&alice(), "cinema"), 90);
+    // From the effective height: cinema is no longer accepted.
+    c.advance_to(at - 1);
+    let named = c.order(&alice(), "books", 10, &["cinema"], "after");
+    assert_eq!(
+        c.pay(&alice(), &named, &c.merchant("books")),
+        Err(TxError::UnacceptedIssuer {
+            merchant: mid("books"),
+            issuer: mid("cinema"),
+        })
+    );
+    // Malformed policies.
+    let far = c.state.tip().height + 100;
+    assert_eq!(
+        c.set_acceptance("books", &[("coffee", 0)], far),
+        Err(TxError::InvalidAcceptance(
+            "the rate of `coffee` is 0 bps; rates are 1 to 10000".into()
+        ))
+    );
+    assert!(matches!(
+        c.set_acceptance("books", &[("coffee", 10_001)], far),
+        Err(TxError::InvalidAcceptance(_))
+    ));
+    assert!(matches!(
+        c.set_acceptance("books", &[("books", 9_000)], far),
+        Err(TxError::InvalidAcceptance(_))
+    ));
+    assert_eq!(
+        c.set_acceptance("books", &[("coffee", 9_000), ("coffee", 8_000)], far),
+        Err(TxError::DuplicateIssuer(mid("coffee")))
+    );
+    assert!(matches!(
+        c.set_acceptance("books", &[("coffee", 9_000), ("cinema", 8_000)], far),
+        Err(TxError::InvalidAcceptance(_))
+    ));
+    assert_eq!(
+        c.set_acceptance("books", &[("nobody", 9_000)], far),
+        Err(TxError::UnknownMerchant(mid("nobody")))
+    );
+    let alice_tx = c.tx(
+        &alice(),
+        TxBody::SetAcceptance {
+            rates: vec![],
+            effective_height: far,
+        },
+    );
+    assert_eq!(c.one(alice_tx), Err(TxError::NotAMerchant));
+}
+
+/// No claim without the merchant's signature: an order signed by another
+/// key, a forged signature, an order for another customer, an expired one
+/// or one valid too long are all refused.
+#[test]
+fn an_order_needs_the_merchants_valid_signature() {
+    let mut c = TestChain::new(3);
+    c.issue("coffee", &alice(), 100, "c1").unwrap();
+    let books = c.merchant("books");
+    let order = c.order(&alice(), "books", 10, &[], "o1");
+    // Signed by coffee's key (the order names books' key): a bad signature.
+    assert_eq!(
+        c.pay(&alice(), &order, &c.merchant("coffee")),
+        Err(TxError::BadSignature)
+    );
+    // Names and is signed by coffee's key, for books: not books' key.
+    let mut other_key = order.clone();
+    other_key.merchant_key = c.merchant("coffee").public();
+    assert_eq!(
+        c.pay(&alice(), &other_key, &c.merchant("coffee")),
+        Err(TxError::WrongMerchantKey(mid("books")))
+    );
+    // The customer changes the value after the merchant signed.
+    let tx = c.tx(
+        &alice(),
+        TxBody::RedeemOrder {
+            merchant_signature: order.sign(CHAIN, &books),
+            order: OrderRequest {
+                value_minor: 1,
+                ..order.clone()
+            },
+        },
+    );
+    assert!(!tx.verify_signature());
+    assert_eq!(c.one(tx), Err(TxError::BadSignature));
+    // Signed for another chain.
+    let tx = c.tx(
+        &alice(),
+        TxBody::RedeemOrder {
+            merchant_signature: order.sign("other-chain", &books),
+            order: order.clone(),
+        },
+    );
+    assert_eq!(c.one(tx), Err(TxError::BadSignature));
+    // Bob cannot pay alice's order (nor alice bob's).
+    c.issue("coffee", &bob(), 100, "c2").unwrap();
+    assert_eq!(
+        c.pay(&bob(), &order, &books),
+        Err(TxError::OrderForAnotherCustomer)
+    );
+    let mut expired = c.order(&alice(), "books", 10, &[], "o2");
+    let now = c.now_ms;
+    expired.valid_until_ms = now; // the next block is a second later
+    assert_eq!(
+        c.pay(&alice(), &expired, &books),
+        Err(TxError::OrderExpired {
+            valid_until_ms: now,
+            block_time_ms: now + 1_000,
+        })
+    );
+    let mut long = c.order(&alice(), "books", 10, &[], "o3");
+    long.valid_until_ms = c.now_ms + 1_000 + DAY_MS + 1;
+    assert!(matches!(
+        c.pay(&alice(), &long, &books),
+        Err(TxError::OrderValidityTooLong { .. })
+    ));
+    assert!(c.state.claims().is_empty(), "no claim arose");
+    assert_eq!(c.held(&alice(), "coffee"), 100);
+    // The genuine order.
+    c.pay(&alice(), &order, &books).unwrap();
+    assert_eq!(c.claim("books", "coffee").redeemed_points, 10);
 }
 
 /// One redemption per order at a merchant inside the receipt window (the
