@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alliance_protocol::fixtures::{demo_customer_key, demo_genesis, demo_merchant_id};
+use alliance_protocol::redemption::{AcceptanceRate, OrderRequest};
 use alliance_protocol::{Keypair, MerchantId, Transaction, TxBody};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
@@ -61,6 +62,10 @@ fn get(url: &str) -> Option<Value> {
     }
 }
 
+/// The devnet's `acceptance_notice_blocks` (a real alliance's default is a
+/// day of blocks).
+pub const DEVNET_ACCEPTANCE_NOTICE_BLOCKS: u64 = 5;
+
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> Result<T> {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -94,8 +99,11 @@ impl Devnet {
         }
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create {}", dir.display()))?;
-        let (genesis, keys) =
+        let (mut genesis, keys) =
             demo_genesis(DEVNET_CHAIN_ID, opts.validators, crate::runtime::now_ms());
+        // A devnet is for trying things: an acceptance change applies after
+        // a few seconds, not a day.
+        genesis.params.acceptance_notice_blocks = DEVNET_ACCEPTANCE_NOTICE_BLOCKS;
         std::fs::write(dir.join("genesis.json"), genesis.to_json())?;
         for (i, key) in keys.iter().enumerate() {
             let home = dir.join(format!("node{i}"));
@@ -193,8 +201,10 @@ impl Devnet {
     }
 
     /// The worked example: coffee issues 120 to Alice, Alice gives 20 to
-    /// Bob and redeems 100 at the bookstore, the bookstore confirms coffee's
-    /// payment. Needs at least 2 merchants.
+    /// Bob; the bookstore accepts coffee's points at 90 % (after the notice
+    /// period) and Alice pays a 0.90 order there with 100 of them; the
+    /// bookstore confirms coffee's payment of part of its claim. Needs at
+    /// least 2 merchants.
     pub fn demo(&self, keys: &[Keypair]) -> Result<Vec<String>> {
         let mut log = Vec::new();
         if keys.len() < 2 {
@@ -210,9 +220,13 @@ impl Devnet {
         let (coffee_id, books_id): (MerchantId, MerchantId) =
             (demo_merchant_id(0), demo_merchant_id(1));
         let n = keys.len();
-        let coffee_nonce = get(&format!("{}/v1/accounts/{}", self.apis[0], coffee.public()))
-            .and_then(|a| a["nonce"].as_u64())
-            .unwrap_or(0);
+        let nonce = |k: &Keypair| {
+            get(&format!("{}/v1/accounts/{}", self.apis[0], k.public()))
+                .and_then(|a| a["nonce"].as_u64())
+                .unwrap_or(0)
+        };
+        let height =
+            || get(&format!("{}/v1/status", self.apis[0])).and_then(|s| s["height"].as_u64());
         let receipt_time_ms = crate::runtime::now_ms();
         let receipt = format!("demo-receipt-{receipt_time_ms}");
         self.submit(
@@ -220,7 +234,7 @@ impl Devnet {
             &Transaction::sign(
                 chain,
                 coffee,
-                coffee_nonce,
+                nonce(coffee),
                 TxBody::Issue {
                     to: alice.public(),
                     amount: 120,
@@ -236,7 +250,7 @@ impl Devnet {
             &Transaction::sign(
                 chain,
                 &alice,
-                0,
+                nonce(&alice),
                 TxBody::Transfer {
                     to: bob.public(),
                     amount: 20,
@@ -245,29 +259,62 @@ impl Devnet {
             ),
         )?;
         log.push("alice gave 20 points to bob".into());
-        self.submit(
-            1 % n,
-            &Transaction::sign(
-                chain,
-                &alice,
-                1,
-                TxBody::Redeem {
-                    merchant: books_id.clone(),
-                    amount: 100,
-                    order_ref: "demo-order-1".into(),
-                },
-            ),
-        )?;
-        log.push(format!("alice redeemed 100 {coffee_id} points at {books_id}: {books_id} now has a claim on {coffee_id}"));
-        let books_nonce = get(&format!("{}/v1/accounts/{}", self.apis[0], books.public()))
-            .and_then(|a| a["nonce"].as_u64())
-            .unwrap_or(0);
+        // The bookstore takes coffee's points at 90 % of their value, once
+        // the notice has passed (a margin of two blocks for inclusion).
+        let from =
+            height().ok_or_else(|| anyhow!("no status"))? + 1 + DEVNET_ACCEPTANCE_NOTICE_BLOCKS + 2;
         self.submit(
             1 % n,
             &Transaction::sign(
                 chain,
                 books,
-                books_nonce,
+                nonce(books),
+                TxBody::SetAcceptance {
+                    rates: vec![AcceptanceRate {
+                        issuer: coffee_id.clone(),
+                        bps: 9_000,
+                    }],
+                    effective_height: from,
+                },
+            ),
+        )?;
+        wait_for(&format!("height {from}"), || {
+            height().filter(|h| *h + 1 >= from)
+        })?;
+        log.push(format!(
+            "{books_id} accepts {coffee_id}'s points at 90% of their value from height {from}"
+        ));
+        // At the bookstore's till: an order of 0.90, which the bookstore
+        // signs and alice pays. 100 coffee points at 1.00 per 100, taken at
+        // 90 %, are worth exactly 0.90.
+        let order = OrderRequest {
+            merchant: books_id.clone(),
+            merchant_key: books.public(),
+            customer: alice.public(),
+            order_ref: "demo-order-1".into(),
+            value_minor: 90,
+            issuers: vec![],
+            valid_until_ms: crate::runtime::now_ms() + 600_000,
+        };
+        self.submit(
+            1 % n,
+            &Transaction::sign(
+                chain,
+                &alice,
+                nonce(&alice),
+                TxBody::RedeemOrder {
+                    merchant_signature: order.sign(chain, books),
+                    order,
+                },
+            ),
+        )?;
+        log.push(format!("alice paid a 0.90 order at {books_id} with 100 {coffee_id} points: {books_id} now has a claim of 0.90 on {coffee_id}"));
+        self.submit(
+            1 % n,
+            &Transaction::sign(
+                chain,
+                books,
+                nonce(books),
                 TxBody::SettlementConfirm {
                     debtor: coffee_id.clone(),
                     amount: 60,

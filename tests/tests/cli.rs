@@ -246,24 +246,93 @@ fn worked_example_through_the_cli() {
     assert_eq!(b["balance"], 20, "{b}");
     assert_eq!(b["by_issuer"]["coffee"], 20, "{b}");
 
-    // Alice redeems 100 at books.
-    let r = ok_json(
+    // On her signature alone, Alice cannot spend coffee's points at books:
+    // no claim on coffee without books' signature.
+    let plain = run(
         node0,
+        PASS,
         &[
             "redeem", "--key", alice_file, "--at", "books", "--amount", "100", "--order", "B-1001",
         ],
     );
+    assert_eq!(plain.status.code(), Some(1), "{}", text(&plain));
+    assert!(
+        text(&plain).contains("without the merchant's signature only `books`'s own points")
+            && text(&plain).contains("alliance pay"),
+        "{}",
+        text(&plain)
+    );
+
+    // Books accepts coffee's points at 90 % of their value, from the
+    // earliest height the alliance's notice allows.
+    ok(
+        node0,
+        &["merchant", "accept", "--key", books, "--rate", "coffee=90"],
+    );
+    let shown = ok_json(node0, &["merchant", "show", "books"]);
+    let from = shown["acceptance"]["next"]["effective_height"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("an announced change: {shown}"));
+    assert_eq!(
+        shown["acceptance"]["next"]["rates"][0]["bps"], 9_000,
+        "{shown}"
+    );
+    let shown = ok(node0, &["merchant", "show", "books"]);
+    assert!(shown.contains("coffee 90% from height"), "{shown}");
+    alliance_tests::wait_for(&format!("height {from}"), Duration::from_secs(60), || {
+        (ok_json(node0, &["status"])["height"].as_u64()? >= from).then_some(())
+    });
+
+    // Books' till asks Alice to pay a 0.90 order; she pays it with 100
+    // coffee points, worth 0.90 at books' 90 %.
+    let req = ok_json(
+        node0,
+        &[
+            "merchant",
+            "order",
+            "--key",
+            books,
+            "--customer",
+            &alice,
+            "--order",
+            "B-1001",
+            "--value",
+            "0.90",
+        ],
+    );
+    let request = req["request"].as_str().expect("request").to_string();
+    assert!(request.starts_with("pa-order:"), "{req}");
+    // Not Bob's to pay.
+    let wrong = run(
+        node0,
+        PASS,
+        &["pay", "--key", bob_file, "--request", &request],
+    );
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("this request is for"),
+        "{}",
+        text(&wrong)
+    );
+    let r = ok_json(node0, &["pay", "--key", alice_file, "--request", &request]);
     assert_eq!(r["status"], "committed", "{r}");
     assert_eq!(r["result"]["applied"], true, "{r}");
     assert_eq!(balance(node0, &alice)["balance"], 0);
     assert_eq!(balance(node0, &bob)["balance"], 20);
+    // The same order cannot be paid twice.
+    let again = run(
+        node0,
+        PASS,
+        &["pay", "--key", alice_file, "--request", &request],
+    );
+    assert_eq!(again.status.code(), Some(1), "{}", text(&again));
 
-    // Books now has a claim on coffee of 100 points, worth 1.00 (100 points
-    // at 100 minor units per 100 points = 10 000 centiminor).
+    // Books now has a claim on coffee of 100 points, worth 0.90 (100 points
+    // at 100 minor units per 100 points, at 90 % = 9 000 centiminor).
     let c = claim(node0, "books", "coffee");
     assert_eq!(c["redeemed_points"], 100, "{c}");
     assert_eq!(c["outstanding_points"], 100, "{c}");
-    assert_eq!(c["outstanding_value_centiminor"], 10_000, "{c}");
+    assert_eq!(c["outstanding_value_centiminor"], 9_000, "{c}");
     let table = ok(node0, &["settlement"]);
     assert!(
         table.contains("books") && table.contains("coffee"),
@@ -325,7 +394,7 @@ fn worked_example_through_the_cli() {
         .iter()
         .map(|i| i["kind"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(kinds, ["redeem", "transfer", "issue"], "{h}");
+    assert_eq!(kinds, ["redeem_order", "transfer", "issue"], "{h}");
 
     // Governance: coffee proposes a lower daily cap for itself; books and
     // cinema approve (3 of 4 > 2/3) and it takes effect.

@@ -13,7 +13,11 @@ fn devnet_runs_the_demo_and_stops_cleanly() {
         Devnet::start(&work).unwrap_or_else(|out| panic!("devnet did not come up:\n{out}"));
     let out = devnet.banner.clone();
     assert!(
-        out.contains("alice redeemed 100 coffee points at books"),
+        out.contains("books accepts coffee's points at 90% of their value"),
+        "{out}"
+    );
+    assert!(
+        out.contains("alice paid a 0.90 order at books with 100 coffee points"),
         "{out}"
     );
     // The banner points to the wallet CLI that exists (issue 18).

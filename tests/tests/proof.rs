@@ -10,6 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use alliance_protocol::fixtures::{demo_customer_key, demo_genesis};
+use alliance_protocol::redemption::OrderRequest;
 use alliance_protocol::{GovAction, MerchantId, Transaction, TxBody};
 use alliance_tests::{output_text as text, run_cli, wait_for, Alliance, Cli};
 use serde_json::Value;
@@ -59,14 +60,23 @@ fn balance_proofs_and_settlement_reports_end_to_end() {
         },
     );
     let h_issue = commit(&a, 0, &issue);
+    // Books' till asks for 1.00 (100 points at face value); both sign.
+    let order = OrderRequest {
+        merchant: MerchantId::new("books").unwrap(),
+        merchant_key: books.public(),
+        customer: alice.public(),
+        order_ref: "B-1".into(),
+        value_minor: 100,
+        issuers: vec![],
+        valid_until_ms: alliance_tests::now_ms() + 600_000,
+    };
     let redeem = Transaction::sign(
         &chain,
         &alice,
         0,
-        TxBody::Redeem {
-            merchant: MerchantId::new("books").unwrap(),
-            amount: 100,
-            order_ref: "B-1".into(),
+        TxBody::RedeemOrder {
+            merchant_signature: order.sign(&chain, books),
+            order,
         },
     );
     let h_redeem = commit(&a, 0, &redeem);

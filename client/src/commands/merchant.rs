@@ -365,10 +365,34 @@ fn validity(days: u32) -> String {
     }
 }
 
+/// Rates as people read them: `coffee 90%, cinema 87.5%`, or the default.
+fn rates_text(rates: &[api::AcceptanceRate]) -> String {
+    if rates.is_empty() {
+        return "every issuer at 100%".into();
+    }
+    rates
+        .iter()
+        .map(|r| format!("{} {}", r.issuer, output::percent_bps(r.bps)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `alliance merchant show ID`.
 pub fn show(ctx: &Ctx, id: &MerchantId) -> CmdResult {
     let (m, raw) = ctx.merchant(id.as_str())?;
     ctx.print(&json!(raw), || {
+        let next = match &m.acceptance.next {
+            Some(n) => format!(
+                "\n  announced       {} from height {}",
+                rates_text(&n.rates),
+                n.effective_height
+            ),
+            None => String::new(),
+        };
+        let acceptance = format!(
+            "\naccepts (own points at 100%)\n  in force        {}{next}\n",
+            rates_text(&m.acceptance.rates)
+        );
         format!(
             "id                {}\nname              {}\nkey               {}\nstatus            {}\n\npolicy\n  point value     {} per 100 points\n  validity        {}\n  daily cap       {} points per customer\n  outstanding cap {} points\n  min redemption  {} points\n\ntotals\n  issued          {}\n  redeemed        {}\n  expired         {}\n  outstanding     {}\n  redeemed here   {}\n",
             m.id,
@@ -385,7 +409,7 @@ pub fn show(ctx: &Ctx, id: &MerchantId) -> CmdResult {
             m.expired,
             m.outstanding,
             m.redeemed_here
-        )
+        ) + &acceptance
     });
     Ok(())
 }

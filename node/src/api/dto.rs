@@ -74,6 +74,9 @@ pub struct StatusResponse {
     pub mempool: usize,
     /// Node version.
     pub version: String,
+    /// The alliance parameters in force at the tip (changed by vote).
+    #[schema(value_type = super::schema::AllianceParams)]
+    pub params: serde_json::Value,
 }
 
 /// `POST /v1/transactions`.

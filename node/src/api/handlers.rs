@@ -150,12 +150,13 @@ fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
 /// Node status: height, tip, state root, validators, peers, sync state.
 #[utoipa::path(get, path = "/v1/status", tag = "node", responses((status = 200, body = StatusResponse)))]
 pub async fn status(State(s): State<Arc<Shared>>) -> ApiResult<StatusResponse> {
-    let (tip, root, validators) = {
+    let (tip, root, validators, params) = {
         let chain = s.chain.read().unwrap_or_else(|e| e.into_inner());
         (
             chain.state().tip(),
             chain.state().state_root(),
             chain.state().validator_set(),
+            chain.state().params(),
         )
     };
     let st = s.status.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -190,6 +191,7 @@ pub async fn status(State(s): State<Arc<Shared>>) -> ApiResult<StatusResponse> {
         best_peer_height: st.best_peer_height,
         mempool,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        params: json(&params),
     }))
 }
 

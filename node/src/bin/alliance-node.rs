@@ -192,6 +192,10 @@ enum GenesisCommand {
         /// (`node0`, `node1`, ...) holding its demo key.
         #[arg(long)]
         homes: Option<PathBuf>,
+        /// Blocks of notice before a merchant's acceptance change applies
+        /// (a demo chain's default is short: seconds, not a day).
+        #[arg(long, value_name = "BLOCKS", default_value_t = alliance_node::devnet::DEVNET_ACCEPTANCE_NOTICE_BLOCKS)]
+        acceptance_notice_blocks: u64,
     },
 }
 
@@ -271,11 +275,13 @@ fn run(cli: Cli) -> Result<()> {
             validators,
             out,
             homes,
+            acceptance_notice_blocks,
         }) => {
             if validators == 0 || validators > 64 {
                 bail!("--validators must be 1..=64");
             }
-            let (genesis, keys) = demo_genesis(&chain_id, validators, now_ms());
+            let (mut genesis, keys) = demo_genesis(&chain_id, validators, now_ms());
+            genesis.params.acceptance_notice_blocks = acceptance_notice_blocks;
             genesis.validate()?;
             write_new(&out, &genesis.to_json())?;
             if let Some(dir) = homes {
