@@ -155,6 +155,8 @@
       case 'SettlementConfirm': return [num(b.amount), ' pts paid by ', merchant(b.debtor)];
       case 'Propose': return [actionText(b.action), ' (until #', b.deadline_height, ')'];
       case 'Vote': return [b.approve ? 'yes' : 'no', ' on ', link('#/governance', 'proposal ' + b.proposal)];
+      case 'SetAcceptance': return ['accepts ', (b.rates || []).length ? b.rates.map((r) => r.issuer + ' ' + (r.bps / 100) + ' %').join(', ') : 'every issuer at 100 %', ' from #', b.effective_height];
+      case 'RedeemOrder': return [money((b.order || {}).value_minor * 100), ' paid at ', merchant((b.order || {}).merchant), ' · order ', (b.order || {}).order_ref];
       default: return JSON.stringify(b);
     }
   }
