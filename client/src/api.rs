@@ -176,6 +176,9 @@ pub struct Acceptance {
     /// Rates in force; empty: every issuer at 100 %.
     #[serde(default)]
     pub rates: Vec<AcceptanceRate>,
+    /// Conversion rates in force; empty: none.
+    #[serde(default)]
+    pub conversions: Vec<AcceptanceRate>,
     /// An announced change.
     #[serde(default)]
     pub next: Option<AcceptanceChange>,
@@ -197,6 +200,9 @@ pub struct AcceptanceChange {
     pub effective_height: u64,
     /// Its rates.
     pub rates: Vec<AcceptanceRate>,
+    /// Its conversion rates.
+    #[serde(default)]
+    pub conversions: Vec<AcceptanceRate>,
 }
 
 /// `GET /v1/merchants`.

@@ -345,6 +345,27 @@ pub enum Command {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Convert points of one member into another's, at the published
+    /// conversion rate of the member you convert into (`alliance merchant
+    /// show ID`). The fewest points of `--from` that cover the new points'
+    /// value are spent.
+    Convert {
+        /// The signing key.
+        #[command(flatten)]
+        key: KeyArg,
+        /// The issuer whose points you give up.
+        #[arg(long, value_name = "ID", value_parser = parse_merchant)]
+        from: MerchantId,
+        /// The issuer whose points you receive.
+        #[arg(long, value_name = "ID", value_parser = parse_merchant)]
+        to: MerchantId,
+        /// Points of `--to` to receive.
+        #[arg(long, value_name = "N", value_parser = parse_amount, allow_hyphen_values = true)]
+        points: u64,
+        /// Waiting for the commit.
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
     /// List an account's transactions, newest first.
     History {
         /// Whose account.
@@ -505,14 +526,18 @@ pub enum MerchantCommand {
         /// The merchant's signing key.
         #[command(flatten)]
         key: KeyArg,
-        /// An accepted issuer and its rate as a percentage of its points'
-        /// value (repeat: --rate coffee=90 --rate cinema=87.5). Issuers not
-        /// listed are refused. Your own points always count at 100%.
-        #[arg(long = "rate", value_name = "ISSUER=PERCENT", value_parser = parse_rate, required_unless_present = "all")]
+        /// An issuer whose points pay for your orders, and its rate as a
+        /// percentage of its points' value (repeat: --rate coffee=90 --rate
+        /// cinema=87.5). Issuers not listed are refused; without any
+        /// --rate, every issuer at 100% (the alliance default). Your own
+        /// points always count at 100%.
+        #[arg(long = "rate", value_name = "ISSUER=PERCENT", value_parser = parse_rate)]
         rates: Vec<(MerchantId, u16)>,
-        /// Accept every issuer at 100% (the alliance default).
-        #[arg(long, conflicts_with = "rates")]
-        all: bool,
+        /// An issuer whose points customers may convert into yours, at
+        /// this percentage of their value (repeat). Without any, none:
+        /// converted points are your liability, so you offer it by choice.
+        #[arg(long = "convert", value_name = "ISSUER=PERCENT", value_parser = parse_rate)]
+        conversions: Vec<(MerchantId, u16)>,
         /// The height from which the rates apply (default: the earliest the
         /// notice allows, with a margin for the transaction to be included).
         #[arg(long, value_name = "H")]

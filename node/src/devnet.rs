@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use alliance_protocol::fixtures::{demo_customer_key, demo_genesis, demo_merchant_id};
-use alliance_protocol::redemption::{AcceptanceRate, OrderRequest};
+use alliance_protocol::redemption::{AcceptanceRate, AcceptanceTerms, OrderRequest};
 use alliance_protocol::{Keypair, MerchantId, Transaction, TxBody};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
@@ -270,10 +270,13 @@ impl Devnet {
                 books,
                 nonce(books),
                 TxBody::SetAcceptance {
-                    rates: vec![AcceptanceRate {
-                        issuer: coffee_id.clone(),
-                        bps: 9_000,
-                    }],
+                    terms: AcceptanceTerms {
+                        rates: vec![AcceptanceRate {
+                            issuer: coffee_id.clone(),
+                            bps: 9_000,
+                        }],
+                        conversions: vec![],
+                    },
                     effective_height: from,
                 },
             ),

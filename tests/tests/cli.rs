@@ -267,7 +267,16 @@ fn worked_example_through_the_cli() {
     // earliest height the alliance's notice allows.
     ok(
         node0,
-        &["merchant", "accept", "--key", books, "--rate", "coffee=90"],
+        &[
+            "merchant",
+            "accept",
+            "--key",
+            books,
+            "--rate",
+            "coffee=90",
+            "--convert",
+            "cinema=80",
+        ],
     );
     let shown = ok_json(node0, &["merchant", "show", "books"]);
     let from = shown["acceptance"]["next"]["effective_height"]
@@ -278,7 +287,10 @@ fn worked_example_through_the_cli() {
         "{shown}"
     );
     let shown = ok(node0, &["merchant", "show", "books"]);
-    assert!(shown.contains("coffee 90% from height"), "{shown}");
+    assert!(
+        shown.contains("coffee 90%; converts cinema 80% from height"),
+        "{shown}"
+    );
     alliance_tests::wait_for(&format!("height {from}"), Duration::from_secs(60), || {
         (ok_json(node0, &["status"])["height"].as_u64()? >= from).then_some(())
     });
@@ -319,6 +331,60 @@ fn worked_example_through_the_cli() {
     assert_eq!(r["result"]["applied"], true, "{r}");
     assert_eq!(balance(node0, &alice)["balance"], 0);
     assert_eq!(balance(node0, &bob)["balance"], 20);
+    // Bob converts 25 cinema points into 20 books points (books converts
+    // cinema's at 80 %: 20 × 1.00 / 0.80 = 25), and books gains a claim
+    // on cinema for them.
+    let cinema_file = a.nodes[2].home.join("node_key.json");
+    ok(
+        node0,
+        &[
+            "merchant",
+            "issue",
+            "--key",
+            cinema_file.to_str().unwrap(),
+            "--to",
+            &bob,
+            "--amount",
+            "30",
+            "--reason",
+            "ticket",
+            "--receipt",
+            "T-1",
+        ],
+    );
+    let out = ok(
+        node0,
+        &[
+            "convert", "--key", bob_file, "--from", "cinema", "--to", "books", "--points", "20",
+        ],
+    );
+    assert!(
+        out.contains("converted 25 cinema points into 20 books points"),
+        "{out}"
+    );
+    let b = balance(node0, &bob);
+    assert_eq!(
+        (&b["by_issuer"]["cinema"], &b["by_issuer"]["books"]),
+        (&Value::from(5), &Value::from(20)),
+        "{b}"
+    );
+    let c = claim(node0, "books", "cinema");
+    assert_eq!(c["redeemed_points"], 25, "{c}");
+    assert_eq!(c["outstanding_value_centiminor"], 2_000, "{c}");
+    let refused = run(
+        node0,
+        PASS,
+        &[
+            "convert", "--key", bob_file, "--from", "coffee", "--to", "books", "--points", "1",
+        ],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("does not convert `coffee`'s points"),
+        "{}",
+        text(&refused)
+    );
+
     // The same order cannot be paid twice.
     let again = run(
         node0,
@@ -484,9 +550,9 @@ fn worked_example_through_the_cli() {
     assert_eq!(issue["body"]["Issue"]["receipt_time_ms"], when, "{issue}");
 
     // A merchant's own key spends only the merchant's own points at itself:
-    // coffee points sent to books' key cannot become a claim on coffee. Bob
-    // holds 20 coffee and 7 books points; books' key gets 25 of them, so at
-    // least 18 are coffee's.
+    // coffee and cinema points sent to books' key cannot become claims on
+    // them. Bob holds 27 books, 5 cinema and 20 coffee points; books' key
+    // gets them all.
     let books_address = ok(node0, &["address", "--key", books]).trim().to_string();
     ok(
         node0,
@@ -497,20 +563,20 @@ fn worked_example_through_the_cli() {
             "--to",
             &books_address,
             "--amount",
-            "25",
+            "52",
         ],
     );
     let own = run(
         node0,
         PASS,
         &[
-            "redeem", "--key", books, "--at", "books", "--amount", "25", "--order", "SELF-1",
+            "redeem", "--key", books, "--at", "books", "--amount", "30", "--order", "SELF-1",
         ],
     );
     assert_eq!(own.status.code(), Some(1), "{}", text(&own));
     assert!(
         // Refused by the CLI before signing (the ledger would refuse it too).
-        text(&own).contains("of `books`'s points held, 25 requested"),
+        text(&own).contains("27 of `books`'s points held, 30 requested"),
         "{}",
         text(&own)
     );

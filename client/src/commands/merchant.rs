@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use alliance_protocol::limits::RECEIPT_FUTURE_MS_MAX;
-use alliance_protocol::redemption::{AcceptanceRate, OrderRequest, SignedOrder};
+use alliance_protocol::redemption::{AcceptanceRate, AcceptanceTerms, OrderRequest, SignedOrder};
 use alliance_protocol::{AllianceParams, MerchantId, PublicKey, TxBody};
 use serde_json::json;
 
@@ -176,53 +176,64 @@ pub fn accepts(m: &api::Merchant, issuer: &str) -> bool {
 /// transaction can wait a little before inclusion and still give notice.
 const NOTICE_MARGIN_BLOCKS: u64 = 10;
 
-/// `alliance merchant accept`.
-pub fn accept(
-    ctx: &Ctx,
-    key: &Path,
-    rates: &[(MerchantId, u16)],
-    all: bool,
-    from_height: Option<u64>,
-    wait: &WaitArgs,
-) -> CmdResult {
-    let k = load_key(key)?;
-    let m = require_merchant(ctx, &k, key)?;
-    let mut rates: Vec<AcceptanceRate> = if all {
-        Vec::new()
-    } else {
-        rates
-            .iter()
-            .map(|(issuer, bps)| AcceptanceRate {
-                issuer: issuer.clone(),
-                bps: *bps,
-            })
-            .collect()
-    };
+/// One `ISSUER=PERCENT` flag: the issuer and basis points.
+type GivenRate = (MerchantId, u16);
+
+/// One list of `--rate` or `--convert` flags as the ledger wants it:
+/// sorted by issuer, none twice, never the merchant itself, all known.
+fn rate_list(
+    flag: &str,
+    given: &[GivenRate],
+    me: &str,
+    merchants: &[api::Merchant],
+) -> Result<Vec<AcceptanceRate>, Failure> {
+    let mut rates: Vec<AcceptanceRate> = given
+        .iter()
+        .map(|(issuer, bps)| AcceptanceRate {
+            issuer: issuer.clone(),
+            bps: *bps,
+        })
+        .collect();
     rates.sort_by(|a, b| a.issuer.cmp(&b.issuer));
     for w in rates.windows(2) {
         if w[0].issuer == w[1].issuer {
             return Err(Failure::new(
                 "duplicate_issuer",
-                format!("--rate {} is given twice", w[0].issuer),
+                format!("{flag} {} is given twice", w[0].issuer),
             ));
         }
     }
-    if rates.iter().any(|r| r.issuer.as_str() == m.id) {
+    if rates.iter().any(|r| r.issuer.as_str() == me) {
         return Err(Failure::new(
             "invalid_acceptance",
-            format!(
-                "your own points always count at 100%: drop --rate {}=...",
-                m.id
-            ),
+            format!("your own points always count at 100%: drop {flag} {me}=..."),
         ));
     }
-    let merchants = ctx.merchants()?;
     if let Some(r) = rates
         .iter()
         .find(|r| !merchants.iter().any(|x| x.id == r.issuer.as_str()))
     {
         return Err(super::unknown_merchant(r.issuer.as_str()));
     }
+    Ok(rates)
+}
+
+/// `alliance merchant accept`: `given` is the `--rate` and `--convert`
+/// flags.
+pub fn accept(
+    ctx: &Ctx,
+    key: &Path,
+    given: (&[GivenRate], &[GivenRate]),
+    from_height: Option<u64>,
+    wait: &WaitArgs,
+) -> CmdResult {
+    let k = load_key(key)?;
+    let m = require_merchant(ctx, &k, key)?;
+    let merchants = ctx.merchants()?;
+    let terms = AcceptanceTerms {
+        rates: rate_list("--rate", given.0, &m.id, &merchants)?,
+        conversions: rate_list("--convert", given.1, &m.id, &merchants)?,
+    };
     let (status, _) = ctx.status()?;
     let notice = status
         .params
@@ -234,7 +245,10 @@ pub fn accept(
         (Some(h), Some(e)) if h < e => {
             return Err(Failure::new(
                 "acceptance_notice_too_short",
-                format!("--from-height {h} is too soon: the alliance's notice is {} blocks, so the earliest is {e}", e - status.height - 1),
+                format!(
+                    "--from-height {h} is too soon: the alliance's notice is {} blocks, so the earliest is {e}",
+                    e - status.height - 1
+                ),
             ))
         }
         (Some(h), _) => h,
@@ -246,17 +260,13 @@ pub fn accept(
             ))
         }
     };
-    let summary = if rates.is_empty() {
-        "every issuer at 100%".to_string()
-    } else {
-        rates
-            .iter()
-            .map(|r| format!("{} {}", r.issuer, output::percent_bps(r.bps)))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let summary = format!(
+        "{}; converts {}",
+        rates_text(&terms.rates),
+        conversions_text(&terms.conversions)
+    );
     let body = TxBody::SetAcceptance {
-        rates,
+        terms,
         effective_height,
     };
     submit(
@@ -365,16 +375,55 @@ fn validity(days: u32) -> String {
     }
 }
 
-/// Rates as people read them: `coffee 90%, cinema 87.5%`, or the default.
-fn rates_text(rates: &[api::AcceptanceRate]) -> String {
+/// A list of rates as people read them (`coffee 90%, cinema 87.5%`), or
+/// `none` when empty.
+fn listed<'a>(rates: impl IntoIterator<Item = (&'a str, u16)>) -> String {
+    let text: Vec<String> = rates
+        .into_iter()
+        .map(|(issuer, bps)| format!("{issuer} {}", output::percent_bps(bps)))
+        .collect();
+    if text.is_empty() {
+        "none".into()
+    } else {
+        text.join(", ")
+    }
+}
+
+/// Order rates as people read them, or the alliance default when empty.
+fn rates_text<'a, R: RateView + 'a>(rates: &'a [R]) -> String {
     if rates.is_empty() {
         return "every issuer at 100%".into();
     }
-    rates
-        .iter()
-        .map(|r| format!("{} {}", r.issuer, output::percent_bps(r.bps)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    listed(rates.iter().map(|r| (r.issuer_id(), r.bps())))
+}
+
+/// Conversion rates as people read them (`none` when empty).
+fn conversions_text<'a, R: RateView + 'a>(rates: &'a [R]) -> String {
+    listed(rates.iter().map(|r| (r.issuer_id(), r.bps())))
+}
+
+/// A rate as the node's JSON or the protocol holds it.
+trait RateView {
+    fn issuer_id(&self) -> &str;
+    fn bps(&self) -> u16;
+}
+
+impl RateView for api::AcceptanceRate {
+    fn issuer_id(&self) -> &str {
+        &self.issuer
+    }
+    fn bps(&self) -> u16 {
+        self.bps
+    }
+}
+
+impl RateView for AcceptanceRate {
+    fn issuer_id(&self) -> &str {
+        self.issuer.as_str()
+    }
+    fn bps(&self) -> u16 {
+        self.bps
+    }
 }
 
 /// `alliance merchant show ID`.
@@ -383,15 +432,17 @@ pub fn show(ctx: &Ctx, id: &MerchantId) -> CmdResult {
     ctx.print(&json!(raw), || {
         let next = match &m.acceptance.next {
             Some(n) => format!(
-                "\n  announced       {} from height {}",
+                "\n  announced       {}; converts {} from height {}",
                 rates_text(&n.rates),
+                conversions_text(&n.conversions),
                 n.effective_height
             ),
             None => String::new(),
         };
         let acceptance = format!(
-            "\naccepts (own points at 100%)\n  in force        {}{next}\n",
-            rates_text(&m.acceptance.rates)
+            "\naccepts (own points at 100%)\n  in force        {}\n  converts        {}{next}\n",
+            rates_text(&m.acceptance.rates),
+            conversions_text(&m.acceptance.conversions)
         );
         format!(
             "id                {}\nname              {}\nkey               {}\nstatus            {}\n\npolicy\n  point value     {} per 100 points\n  validity        {}\n  daily cap       {} points per customer\n  outstanding cap {} points\n  min redemption  {} points\n\ntotals\n  issued          {}\n  redeemed        {}\n  expired         {}\n  outstanding     {}\n  redeemed here   {}\n",

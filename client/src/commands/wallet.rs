@@ -279,6 +279,87 @@ pub fn pay(ctx: &Ctx, key: &Path, request: &str, wait: &WaitArgs) -> CmdResult {
     submit(ctx, &k, body, wait, &what)
 }
 
+/// `alliance convert`: checks `to`'s conversion rate in force for `from`
+/// and that the points held cover the new ones, then signs and submits.
+pub fn convert(
+    ctx: &Ctx,
+    key: &Path,
+    (from, to): (&MerchantId, &MerchantId),
+    points: u64,
+    wait: &WaitArgs,
+) -> CmdResult {
+    if from == to {
+        return Err(Failure::new(
+            "not_convertible",
+            "--from and --to are the same issuer",
+        ));
+    }
+    let merchants = ctx.merchants()?;
+    let find = |id: &MerchantId| {
+        merchants
+            .iter()
+            .find(|m| m.id == id.as_str())
+            .ok_or_else(|| unknown_merchant(id.as_str()))
+    };
+    let (source, target) = (find(from)?, find(to)?);
+    for m in [source, target] {
+        if m.status != "active" {
+            return Err(Failure::new(
+                "merchant_suspended",
+                format!("merchant `{}` is {}: no conversions", m.id, m.status),
+            ));
+        }
+    }
+    let bps = target
+        .acceptance
+        .conversions
+        .iter()
+        .find(|r| r.issuer == from.as_str())
+        .map(|r| r.bps)
+        .ok_or_else(|| {
+            Failure::new(
+                "not_convertible",
+                format!("`{to}` does not convert `{from}`'s points into its own (see `alliance merchant show {to}`)"),
+            )
+        })?;
+    let k = load_key(key)?;
+    if target.key == k.public().to_string() {
+        return Err(Failure::new(
+            "self_conversion",
+            format!("`{to}`'s own key cannot convert other issuers' points into its own"),
+        ));
+    }
+    let needed = alliance_protocol::redemption::points_to_convert(
+        points,
+        target.policy.point_value_minor,
+        source.policy.point_value_minor,
+        bps,
+    )
+    .ok_or_else(|| Failure::new("overflow", "--points is too large"))?;
+    let (acc, _) = ctx.account(&k.public())?;
+    let held = spendable_of(&acc, |issuer| issuer == from.as_str());
+    if held < needed {
+        return Err(Failure::new(
+            "insufficient_balance",
+            format!(
+                "{points} `{to}` points take {needed} `{from}` points at {}, {held} held",
+                crate::output::percent_bps(bps)
+            ),
+        ));
+    }
+    submit(
+        ctx,
+        &k,
+        TxBody::Convert {
+            from: from.clone(),
+            to: to.clone(),
+            points,
+        },
+        wait,
+        &format!("converted {needed} {from} points into {points} {to} points"),
+    )
+}
+
 /// `alliance redeem`.
 pub fn redeem(
     ctx: &Ctx,
@@ -394,19 +475,32 @@ fn describe(item: &api::HistoryItem, me: &str, names: &BTreeMap<String, String>)
             )
         }
         Some(TxBody::SetAcceptance {
-            rates,
+            terms,
             effective_height,
         }) => {
-            let rates: Vec<String> = rates
-                .iter()
-                .map(|r| format!("{} {}", r.issuer, crate::output::percent_bps(r.bps)))
-                .collect();
-            let rates = if rates.is_empty() {
+            let list = |rates: &[alliance_protocol::redemption::AcceptanceRate]| {
+                rates
+                    .iter()
+                    .map(|r| format!("{} {}", r.issuer, crate::output::percent_bps(r.bps)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let rates = if terms.rates.is_empty() {
                 "every issuer at 100%".to_string()
             } else {
-                rates.join(", ")
+                list(&terms.rates)
             };
-            format!("set acceptance from height {effective_height}: {rates}")
+            let conversions = if terms.conversions.is_empty() {
+                "none".to_string()
+            } else {
+                list(&terms.conversions)
+            };
+            format!(
+                "set acceptance from height {effective_height}: {rates}; converts {conversions}"
+            )
+        }
+        Some(TxBody::Convert { from, to, points }) => {
+            format!("converted {from} points into +{points} {to}")
         }
         Some(TxBody::RedeemOrder { order, .. }) => {
             format!(

@@ -131,33 +131,46 @@ pub struct AcceptanceRate {
     pub bps: u16,
 }
 
-/// A merchant's acceptance policy as the state holds it: the rates in
+/// What a merchant takes: other issuers' points for its goods and services
+/// (`rates`), and into its own points (`conversions`). Each list is sorted
+/// by issuer with no issuer twice, and never names the merchant itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcceptanceTerms {
+    /// Issuers whose points pay for orders, at these rates. Empty: the
+    /// alliance default, every active issuer at 100 %.
+    pub rates: Vec<AcceptanceRate>,
+    /// Issuers whose points a customer may convert into this merchant's, at
+    /// these rates. Empty: none (a conversion creates the merchant's own
+    /// liability, so it is offered only by choice).
+    pub conversions: Vec<AcceptanceRate>,
+}
+
+/// A merchant's acceptance policy as the state holds it: the terms in
 /// force, and a change announced for a future height.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Acceptance {
-    /// Rates in force (sorted by issuer, no duplicates). Empty: the alliance
-    /// default, every active issuer at 100 %.
-    pub rates: Vec<AcceptanceRate>,
+    /// Terms in force.
+    pub terms: AcceptanceTerms,
     /// A change and the height from which it applies.
-    pub next: Option<(u64, Vec<AcceptanceRate>)>,
+    pub next: Option<(u64, AcceptanceTerms)>,
 }
 
 impl Acceptance {
-    /// The rates in force at `height`.
-    pub fn at(&self, height: u64) -> &[AcceptanceRate] {
+    /// The terms in force at `height`.
+    pub fn at(&self, height: u64) -> &AcceptanceTerms {
         match &self.next {
-            Some((from, rates)) if *from <= height => rates,
-            _ => &self.rates,
+            Some((from, terms)) if *from <= height => terms,
+            _ => &self.terms,
         }
     }
 
     /// The policy with any change effective at `height` folded in.
     pub fn settled(mut self, height: u64) -> Acceptance {
-        if let Some((from, rates)) = self.next.take() {
+        if let Some((from, terms)) = self.next.take() {
             if from <= height {
-                self.rates = rates;
+                self.terms = terms;
             } else {
-                self.next = Some((from, rates));
+                self.next = Some((from, terms));
             }
         }
         self
@@ -165,8 +178,9 @@ impl Acceptance {
 }
 
 /// The rate at which `merchant`, with `rates` in force, takes `issuer`'s
-/// points: its own always at 100 %; with an empty list every issuer at
-/// 100 % (the alliance default); otherwise the listed rate, or `None`.
+/// points for an order: its own always at 100 %; with an empty list every
+/// issuer at 100 % (the alliance default); otherwise the listed rate, or
+/// `None`.
 pub fn rate_for(
     merchant: &MerchantId,
     rates: &[AcceptanceRate],
@@ -175,10 +189,27 @@ pub fn rate_for(
     if issuer == merchant || rates.is_empty() {
         return Some(BPS_FULL);
     }
+    listed_rate(rates, issuer)
+}
+
+/// The listed rate of `issuer` in `rates` (sorted by issuer), if any: a
+/// conversion rate has no default.
+pub fn listed_rate(rates: &[AcceptanceRate], issuer: &MerchantId) -> Option<u16> {
     rates
         .binary_search_by(|r| r.issuer.cmp(issuer))
         .ok()
         .map(|i| rates[i].bps)
+}
+
+/// Points of issuer A to burn for `points` of issuer B in a conversion at
+/// `bps`: the fewest whose value at the rate covers the new points' value,
+/// `⌈points × value(B) × 10,000 / (value(A) × bps)⌉` (the customer gives
+/// less than one point of A too much, never too little). `None` on overflow.
+pub fn points_to_convert(points: u64, value_b: u64, value_a: u64, bps: u16) -> Option<u64> {
+    let need = (points as u128 * value_b as u128).checked_mul(BPS_FULL as u128)?;
+    let unit = value_a as u128 * bps as u128;
+    assert!(unit > 0, "a converted point has a value");
+    u64::try_from(need.div_ceil(unit)).ok()
 }
 
 /// The value of `points` at `point_value_minor` and `bps`, in value units.
@@ -284,26 +315,45 @@ mod tests {
         assert_eq!(rate_for(&id("books"), &rates, &id("books")), Some(BPS_FULL));
         assert_eq!(rate_for(&id("books"), &rates, &id("coffee")), Some(9_000));
         assert_eq!(rate_for(&id("books"), &rates, &id("cinema")), None);
+        assert_eq!(
+            listed_rate(&[], &id("cinema")),
+            None,
+            "no default conversion"
+        );
+        assert_eq!(listed_rate(&rates, &id("coffee")), Some(9_000));
     }
 
     #[test]
     fn a_change_applies_from_its_height() {
         let a = Acceptance {
-            rates: vec![],
+            terms: AcceptanceTerms::default(),
             next: Some((
                 10,
-                vec![AcceptanceRate {
-                    issuer: id("coffee"),
-                    bps: 9_000,
-                }],
+                AcceptanceTerms {
+                    rates: vec![AcceptanceRate {
+                        issuer: id("coffee"),
+                        bps: 9_000,
+                    }],
+                    conversions: vec![],
+                },
             )),
         };
-        assert!(a.at(9).is_empty());
-        assert_eq!(a.at(10).len(), 1);
+        assert!(a.at(9).rates.is_empty());
+        assert_eq!(a.at(10).rates.len(), 1);
         assert_eq!(a.clone().settled(9), a);
         let s = a.settled(10);
-        assert_eq!(s.rates.len(), 1);
+        assert_eq!(s.terms.rates.len(), 1);
         assert_eq!(s.next, None);
+    }
+
+    #[test]
+    fn a_conversion_takes_the_fewest_points_that_cover_the_new_ones() {
+        // 100 books points worth 1.00 from cinema points worth 0.50 per
+        // 100, converted at 80 %: 1.00 / (0.005 × 0.8) = 250 exactly.
+        assert_eq!(points_to_convert(100, 100, 50, 8_000), Some(250));
+        // 1 books point from coffee points at 90 %: 1 / 0.9 = 1.1 -> 2.
+        assert_eq!(points_to_convert(1, 100, 100, 9_000), Some(2));
+        assert_eq!(points_to_convert(u64::MAX, u64::MAX, 1, 1), None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Transactions: a signed envelope around one of eight bodies.
+//! Transactions: a signed envelope around one of nine bodies.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,7 +6,7 @@ use crate::crypto::{Hash32, Keypair, PublicKey, Signature};
 use crate::encoding::{self, domain, DecodeError};
 use crate::limits::TX_BYTES_MAX;
 use crate::merchant::{AllianceParams, MerchantId, MerchantPolicy};
-use crate::redemption::{AcceptanceRate, OrderRequest};
+use crate::redemption::{AcceptanceTerms, OrderRequest};
 
 /// A signed transaction. The signature covers the domain-separated hash of
 /// the canonical encoding of every other field ([`Transaction::signing_hash`]).
@@ -90,11 +90,11 @@ pub enum TxBody {
     /// what rate, from `effective_height` on (at least the alliance's
     /// `acceptance_notice_blocks` ahead: customers get notice of a cut).
     SetAcceptance {
-        /// Accepted issuers with their rates, sorted by issuer, each once.
-        /// Empty: the alliance default (every issuer at 100 %). The merchant
-        /// itself is not listed: its own points always count at 100 %.
-        rates: Vec<AcceptanceRate>,
-        /// First height at which the rates apply.
+        /// Issuers accepted for orders and for conversion, with their rates
+        /// ([`AcceptanceTerms`]). The merchant itself is not listed: its own
+        /// points always count at 100 %.
+        terms: AcceptanceTerms,
+        /// First height at which the terms apply.
         effective_height: u64,
     },
     /// The customer (the signer) pays for an order the merchant priced and
@@ -106,6 +106,18 @@ pub enum TxBody {
         order: OrderRequest,
         /// The merchant's signature over it ([`OrderRequest::sign`]).
         merchant_signature: Signature,
+    },
+    /// The signer converts points of issuer `from` into `points` new points
+    /// of issuer `to`, at `to`'s published conversion rate for `from`: the
+    /// `from` points are burnt, `to` gains a claim on `from` for their
+    /// value, and the signer a lot of `to`'s points (docs/protocol.md §4).
+    Convert {
+        /// The issuer whose points are given up.
+        from: MerchantId,
+        /// The issuer whose points are received.
+        to: MerchantId,
+        /// Points of `to` received.
+        points: u64,
     },
 }
 
@@ -164,6 +176,7 @@ impl TxBody {
             TxBody::Vote { .. } => "vote",
             TxBody::SetAcceptance { .. } => "set_acceptance",
             TxBody::RedeemOrder { .. } => "redeem_order",
+            TxBody::Convert { .. } => "convert",
         }
     }
 }

@@ -7,7 +7,7 @@
 
 use alliance_protocol::fixtures::{demo_customer_key, demo_genesis, demo_policy};
 use alliance_protocol::limits::DAY_MS;
-use alliance_protocol::redemption::{AcceptanceRate, OrderRequest};
+use alliance_protocol::redemption::{AcceptanceRate, AcceptanceTerms, OrderRequest};
 use alliance_protocol::state::{
     LedgerState, StateKey, StateValue, TxOutcome, UsedOrder, UsedReceipt,
 };
@@ -391,8 +391,36 @@ fn redemption_vectors() -> Vec<(String, String)> {
         &keys[1],
         0,
         TxBody::SetAcceptance {
-            rates: rates.clone(),
+            terms: AcceptanceTerms {
+                rates: rates.clone(),
+                conversions: vec![AcceptanceRate {
+                    issuer: MerchantId::new("cinema").unwrap(),
+                    bps: 8_000,
+                }],
+            },
             effective_height: 2,
+        },
+    );
+    let cinema_issue = Transaction::sign(
+        chain,
+        &keys[2],
+        0,
+        TxBody::Issue {
+            to: alice.public(),
+            amount: 300,
+            reason: "ticket".into(),
+            receipt_ref: "T-1".into(),
+            receipt_time_ms: t0,
+        },
+    );
+    let convert = Transaction::sign(
+        chain,
+        &alice,
+        1,
+        TxBody::Convert {
+            from: MerchantId::new("cinema").unwrap(),
+            to: books.clone(),
+            points: 100,
         },
     );
     let issue = Transaction::sign(
@@ -434,10 +462,13 @@ fn redemption_vectors() -> Vec<(String, String)> {
         ("tx.set_acceptance.id".to_string(), set.hash().to_hex()),
         ("tx.redeem_order".to_string(), hex::encode(pay.to_bytes())),
         ("tx.redeem_order.id".to_string(), pay.hash().to_hex()),
+        ("tx.convert".to_string(), hex::encode(convert.to_bytes())),
+        ("tx.convert.id".to_string(), convert.hash().to_hex()),
     ];
     for (name, time, txs) in [
-        ("accepting", t0 + 1_000, vec![issue, set]),
+        ("accepting", t0 + 1_000, vec![issue, cinema_issue, set]),
         ("paid", t0 + 2_000, vec![pay]),
+        ("converted", t0 + 3_000, vec![convert]),
     ] {
         let (block, exec) = state.seal_block(txs, time, keys[0].public());
         assert!(
@@ -460,6 +491,20 @@ fn redemption_vectors() -> Vec<(String, String)> {
     assert_eq!(
         (claim.redeemed_points, claim.redeemed_value_centiminor),
         (112, 10_080)
+    );
+    // 100 books points from cinema points at 80 %: 125 of them.
+    let converted = state
+        .claims()
+        .into_iter()
+        .find(|(c, d, _)| *c == books && d.as_str() == "cinema")
+        .unwrap()
+        .2;
+    assert_eq!(
+        (
+            converted.redeemed_points,
+            converted.redeemed_value_centiminor
+        ),
+        (125, 10_000)
     );
     let key = StateKey::Acceptance(books);
     let value = StateValue::Acceptance(state.acceptance(&MerchantId::new("books").unwrap()));
@@ -508,5 +553,5 @@ fn golden_transactions_decode_and_verify() {
             n += 1;
         }
     }
-    assert_eq!(n, 11);
+    assert_eq!(n, 12);
 }

@@ -7,7 +7,9 @@
 //!   burnt lots pay its order at the merchant's acceptance rates in force,
 //!   by less than one point too much, and the claims it books are those
 //!   lots' values at those rates rounded down per lot; no claim arises from
-//!   a plain (customer-only) or a forged order;
+//!   a plain (customer-only) or a forged order; a conversion gives the
+//!   fewest points that cover the new ones at the published rate, and books
+//!   them the same way;
 //! - determinism: replaying the same blocks from genesis gives the same
 //!   state root at every height, and rebuilding from entries does too;
 //! - the receipt window, against a model of it: an issuance applies only
@@ -25,7 +27,7 @@ use std::sync::Arc;
 use alliance_protocol::fixtures::{demo_customer_key, demo_genesis, DEMO_MERCHANTS};
 use alliance_protocol::genesis::Genesis;
 use alliance_protocol::limits::{DAY_MS, RECEIPT_FUTURE_MS_MAX};
-use alliance_protocol::redemption::{AcceptanceRate, OrderRequest};
+use alliance_protocol::redemption::{AcceptanceRate, AcceptanceTerms, OrderRequest};
 use alliance_protocol::smt_paged::PagedTree;
 use alliance_protocol::state::{
     Execution, LedgerState, Lot, MemSource, StateKey, StateValue, TxError, TxOutcome, UsedReceipt,
@@ -89,7 +91,15 @@ enum Op {
     Acceptance {
         m: usize,
         bps: [u16; MERCHANTS],
+        convert: [u16; MERCHANTS],
         delay: u64,
+    },
+    /// Customer `who` converts `from`'s points into `points` of `to`.
+    Convert {
+        who: usize,
+        from: usize,
+        to: usize,
+        points: u64,
     },
     Confirm {
         creditor: usize,
@@ -145,7 +155,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (c.clone(), c.clone(), 1u64..200).prop_map(|(from, to, amount)| Op::Transfer { from, to, amount }),
         5 => (c.clone(), m.clone(), 1u64..40, 0u8..8, prop_oneof![6 => Just(0u8), 1 => 1u8..3]).prop_map(|(who, at, value, issuers, forged)| Op::Redeem { who, at, value, issuers, forged }),
         1 => (c.clone(), m.clone(), 1u64..100).prop_map(|(who, at, amount)| Op::RedeemPlain { who, at, amount }),
-        1 => (m.clone(), prop::array::uniform3(prop_oneof![2 => Just(0u16), 3 => 1u16..=10_000]), 0u64..5).prop_map(|(m, bps, delay)| Op::Acceptance { m, bps, delay }),
+        3 => (m.clone(), prop::array::uniform3(prop_oneof![2 => Just(0u16), 3 => 1u16..=10_000]), prop::array::uniform3(prop_oneof![1 => Just(0u16), 4 => 1u16..=10_000]), 0u64..4).prop_map(|(m, bps, convert, delay)| Op::Acceptance { m, bps, convert, delay }),
+        3 => (c.clone(), m.clone(), m.clone(), 1u64..8).prop_map(|(who, from, to, points)| Op::Convert { who, from, to, points }),
         2 => (m.clone(), m.clone(), 1u64..150).prop_map(|(creditor, debtor, amount)| Op::Confirm { creditor, debtor, amount }),
         1 => (m.clone(), 0u32..3, 50u64..600, 1u64..40).prop_map(|(m, validity_days, daily_cap, min_redemption)| Op::Policy { m, validity_days, daily_cap, min_redemption }),
         1 => (c.clone(), c.clone(), 1u64..50).prop_map(|(from, to, amount)| Op::BadSignature { from, to, amount }),
@@ -393,24 +404,48 @@ impl World {
                     },
                 )
             }
-            Op::Acceptance { m: i, bps, delay } => {
-                let mut rates: Vec<AcceptanceRate> = (0..MERCHANTS)
-                    .filter(|j| *j != i && bps[*j] > 0)
-                    .map(|j| AcceptanceRate {
-                        issuer: mid(j),
-                        bps: bps[j],
-                    })
-                    .collect();
-                rates.sort_by(|a, b| a.issuer.cmp(&b.issuer));
+            Op::Acceptance {
+                m: i,
+                bps,
+                convert,
+                delay,
+            } => {
+                let list = |bps: [u16; MERCHANTS]| {
+                    let mut rates: Vec<AcceptanceRate> = (0..MERCHANTS)
+                        .filter(|j| *j != i && bps[*j] > 0)
+                        .map(|j| AcceptanceRate {
+                            issuer: mid(j),
+                            bps: bps[j],
+                        })
+                        .collect();
+                    rates.sort_by(|a, b| a.issuer.cmp(&b.issuer));
+                    rates
+                };
                 let effective_height = self.state.tip().height + 1 + delay;
                 self.sign(
                     &m[i],
                     TxBody::SetAcceptance {
-                        rates,
+                        terms: AcceptanceTerms {
+                            rates: list(bps),
+                            conversions: list(convert),
+                        },
                         effective_height,
                     },
                 )
             }
+            Op::Convert {
+                who,
+                from,
+                to,
+                points,
+            } => self.sign(
+                &c[who],
+                TxBody::Convert {
+                    from: mid(from),
+                    to: mid(to),
+                    points,
+                },
+            ),
             Op::Confirm {
                 creditor,
                 debtor,
@@ -630,6 +665,12 @@ impl World {
                         && at.is_some_and(|m| m.key == order.merchant_key);
                     (order, genuine)
                 }
+                TxBody::Convert { from, to, points } => {
+                    if *outcome == TxOutcome::Applied {
+                        self.check_conversion(block, i, time, tx, (from, to, *points));
+                    }
+                    continue;
+                }
                 TxBody::Redeem {
                     merchant, amount, ..
                 } => {
@@ -659,7 +700,7 @@ impl World {
             let at = &order.merchant;
             let before_state = self.state_after(block, i, time);
             let acceptance = before_state.acceptance(at);
-            let rates = acceptance.at(height);
+            let rates = &acceptance.at(height).rates;
             let before = before_state.account(&tx.signer).lots;
             let after = self.lots_after(block, i + 1, time, &tx.signer);
             let mut paid: u128 = 0;
@@ -718,6 +759,67 @@ impl World {
             if std::env::var_os("PROP_STATS").is_some() {
                 eprintln!("OUTCOME redeem_order_applied");
             }
+        }
+    }
+
+    /// An applied conversion: the `from` points given are the fewest whose
+    /// value at `to`'s conversion rate in force covers the new points'
+    /// value; the signer gains exactly `points` of `to`; `to`'s claim on
+    /// `from` grows by the points given at that rate, rounded down.
+    fn check_conversion(
+        &mut self,
+        block: &Block,
+        i: usize,
+        time: u64,
+        tx: &Transaction,
+        (from, to, points): (&MerchantId, &MerchantId, u64),
+    ) {
+        let height = self.state.tip().height + 1;
+        let before_state = self.state_after(block, i, time);
+        let bps = before_state
+            .acceptance(to)
+            .at(height)
+            .conversions
+            .iter()
+            .find(|r| r.issuer == *from)
+            .expect("applied only at a published rate")
+            .bps;
+        let before = before_state.account(&tx.signer).lots;
+        let after = self.lots_after(block, i + 1, time, &tx.signer);
+        let given = burnt(&before, &after).remove(from).unwrap_or(0);
+        let held = |lots: &[Lot], m: &MerchantId| -> u64 {
+            lots.iter()
+                .filter(|l| l.issuer == *m)
+                .map(|l| l.amount)
+                .sum()
+        };
+        assert_eq!(
+            held(&after, to),
+            held(&before, to) + points,
+            "the new points"
+        );
+        let value_a = before_state
+            .merchant(from)
+            .unwrap()
+            .policy
+            .point_value_minor;
+        let value_b = before_state.merchant(to).unwrap().policy.point_value_minor;
+        let unit = value_a as u128 * bps as u128;
+        let need = points as u128 * value_b as u128 * 10_000;
+        assert!(
+            given as u128 * unit >= need,
+            "the points given cover the new ones"
+        );
+        assert!(
+            (given as u128 - 1) * unit < need,
+            "the fewest points that do"
+        );
+        let c = self.claims.entry((to.clone(), from.clone())).or_default();
+        c.0 += given;
+        c.1 += (given as u128 * unit / 10_000) as u64;
+        self.redeemed_total += given;
+        if std::env::var_os("PROP_STATS").is_some() {
+            eprintln!("OUTCOME convert_applied");
         }
     }
 
@@ -1069,6 +1171,13 @@ proptest! {
     fn invariants_hold_and_replay_is_deterministic(blocks in blocks()) {
         let mut w = World::new();
         let mut roots = Vec::new();
+        // A first block where every merchant offers conversions from the
+        // others (random blocks may change that), so conversions happen.
+        let setup: Vec<Op> = (0..MERCHANTS)
+            .map(|m| Op::Acceptance { m, bps: [0; MERCHANTS], convert: [8_000, 9_500, 6_000], delay: 2 })
+            .collect();
+        w.block(&setup, 1_000);
+        roots.push(w.state.state_root());
         for (ops, gap) in &blocks {
             w.block(ops, *gap);
             w.check_invariants();

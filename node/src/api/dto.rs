@@ -232,6 +232,10 @@ pub struct AcceptanceDto {
     /// always count at 100 %.
     #[schema(value_type = Vec<super::schema::AcceptanceRate>)]
     pub rates: serde_json::Value,
+    /// Issuers whose points customers may convert into this merchant's, at
+    /// these rates, in force at the tip. Empty: none.
+    #[schema(value_type = Vec<super::schema::AcceptanceRate>)]
+    pub conversions: serde_json::Value,
     /// A change announced and not yet in force.
     pub next: Option<AcceptanceChangeDto>,
 }
@@ -241,9 +245,12 @@ pub struct AcceptanceDto {
 pub struct AcceptanceChangeDto {
     /// First height at which it applies.
     pub effective_height: u64,
-    /// The rates from then on.
+    /// The order rates from then on.
     #[schema(value_type = Vec<super::schema::AcceptanceRate>)]
     pub rates: serde_json::Value,
+    /// The conversion rates from then on.
+    #[schema(value_type = Vec<super::schema::AcceptanceRate>)]
+    pub conversions: serde_json::Value,
 }
 
 /// `GET /v1/merchants`.

@@ -532,12 +532,14 @@ fn merchant_dto(state: &LedgerState, m: &alliance_protocol::Merchant) -> Merchan
     let acceptance = state.acceptance(&m.id).settled(height);
     MerchantDto {
         acceptance: AcceptanceDto {
-            rates: json(&acceptance.rates),
+            rates: json(&acceptance.terms.rates),
+            conversions: json(&acceptance.terms.conversions),
             next: acceptance
                 .next
-                .map(|(effective_height, rates)| AcceptanceChangeDto {
+                .map(|(effective_height, terms)| AcceptanceChangeDto {
                     effective_height,
-                    rates: json(&rates),
+                    rates: json(&terms.rates),
+                    conversions: json(&terms.conversions),
                 }),
         },
         id: m.id.to_string(),

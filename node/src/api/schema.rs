@@ -121,9 +121,8 @@ pub enum TxBody {
     /// A merchant announces whose points it accepts, and at what rate,
     /// from a future height (at least `acceptance_notice_blocks` ahead).
     SetAcceptance {
-        /// Accepted issuers, sorted by id, each once; empty: every issuer
-        /// at 100 % (the alliance default).
-        rates: Vec<AcceptanceRate>,
+        /// The issuers accepted for orders and for conversion.
+        terms: AcceptanceTerms,
         /// First height at which they apply.
         effective_height: u64,
     },
@@ -136,6 +135,29 @@ pub enum TxBody {
         #[schema(pattern = "^[0-9a-f]{128}$")]
         merchant_signature: String,
     },
+    /// The signer converts points of `from` into `points` new points of
+    /// `to`, at `to`'s published conversion rate for `from`.
+    Convert {
+        /// Issuer whose points are given up.
+        #[schema(pattern = "^[a-z][a-z0-9-]{0,15}$")]
+        from: String,
+        /// Issuer whose points are received.
+        #[schema(pattern = "^[a-z][a-z0-9-]{0,15}$")]
+        to: String,
+        /// Points of `to` received (at least 1).
+        points: u64,
+    },
+}
+
+/// What a merchant accepts.
+#[derive(ToSchema)]
+pub struct AcceptanceTerms {
+    /// Issuers whose points pay for orders, sorted by id, each once;
+    /// empty: every issuer at 100 % (the alliance default).
+    rates: Vec<AcceptanceRate>,
+    /// Issuers whose points customers may convert into this merchant's,
+    /// sorted by id, each once; empty: none.
+    conversions: Vec<AcceptanceRate>,
 }
 
 /// An accepted issuer and its rate.

@@ -239,6 +239,18 @@ pub enum TxError {
     /// An acceptance policy is malformed.
     #[error("invalid acceptance policy: {0}")]
     InvalidAcceptance(String),
+    /// The merchant does not convert these points into its own.
+    #[error("merchant `{to}` does not convert `{from}`'s points into its own (its conversion rates in force)")]
+    NotConvertible {
+        /// The issuer whose points were offered.
+        from: MerchantId,
+        /// The merchant asked to convert them.
+        to: MerchantId,
+    },
+    /// A merchant's own key converting other issuers' points into the
+    /// merchant's: a claim without a sale.
+    #[error("merchant `{0}`'s own key cannot convert other issuers' points into its own (a claim on them without a sale)")]
+    SelfConversion(MerchantId),
     /// An acceptance change takes effect sooner than the alliance's notice.
     #[error("the acceptance change takes effect at height {effective_height}; with the alliance's notice the earliest is {earliest}")]
     AcceptanceNoticeTooShort {
@@ -290,6 +302,8 @@ impl TxError {
             TxError::DuplicateIssuer(_) => "duplicate_issuer",
             TxError::InvalidAcceptance(_) => "invalid_acceptance",
             TxError::AcceptanceNoticeTooShort { .. } => "acceptance_notice_too_short",
+            TxError::NotConvertible { .. } => "not_convertible",
+            TxError::SelfConversion(_) => "self_conversion",
         }
     }
 }

@@ -17,8 +17,8 @@ use crate::limits::{
 };
 use crate::merchant::{validate_name, Merchant, MerchantId, MerchantStatus};
 use crate::redemption::{
-    claim_centiminor, points_to_burn, rate_for, AcceptanceRate, Offer, OrderRequest, BPS_FULL,
-    VALUE_UNITS_PER_MINOR,
+    claim_centiminor, listed_rate, points_to_burn, points_to_convert, rate_for, AcceptanceRate,
+    AcceptanceTerms, Offer, OrderRequest, BPS_FULL, VALUE_UNITS_PER_MINOR,
 };
 use crate::tx::{GovAction, Transaction, TxBody};
 
@@ -96,12 +96,13 @@ pub(crate) fn apply_tx(
         } => propose(o, ctx, &tx.signer, action, *deadline_height),
         TxBody::Vote { proposal, approve } => vote(o, ctx, &tx.signer, *proposal, *approve),
         TxBody::SetAcceptance {
-            rates,
+            terms,
             effective_height,
-        } => set_acceptance(o, ctx, &tx.signer, rates, *effective_height),
+        } => set_acceptance(o, ctx, &tx.signer, terms, *effective_height),
         // The merchant's signature was checked with the signer's
         // (`Transaction::cosignature_ok`): `signature_ok` covers both.
         TxBody::RedeemOrder { order, .. } => redeem_order(o, ctx, &tx.signer, order),
+        TxBody::Convert { from, to, points } => convert(o, ctx, &tx.signer, from, to, *points),
     }
 }
 
@@ -457,15 +458,10 @@ fn record_order(o: &mut Overlay, ctx: BlockCtx, at: &MerchantId, order_ref: &str
     );
 }
 
-/// A merchant announces its acceptance rates from `effective_height` on.
-fn set_acceptance(
-    o: &mut Overlay,
-    ctx: BlockCtx,
-    signer: &PublicKey,
-    rates: &[AcceptanceRate],
-    effective_height: u64,
-) -> Result<(), TxError> {
-    let m = active_merchant(o, signer)?;
+/// Checks one list of an acceptance policy of merchant `m`: at most
+/// [`ACCEPTANCE_RATES_MAX`] known issuers, sorted, each once, never `m`
+/// itself, each at 1 to 10,000 bps.
+fn check_rates(o: &Overlay, m: &MerchantId, rates: &[AcceptanceRate]) -> Result<(), TxError> {
     if rates.len() > ACCEPTANCE_RATES_MAX {
         return Err(TxError::InvalidAcceptance(format!(
             "at most {ACCEPTANCE_RATES_MAX} issuers"
@@ -479,10 +475,9 @@ fn set_acceptance(
                 TxError::InvalidAcceptance("issuers must be sorted by id".into())
             });
         }
-        if r.issuer == m.id {
+        if r.issuer == *m {
             return Err(TxError::InvalidAcceptance(format!(
-                "`{}`'s own points always count at 100 %: do not list them",
-                m.id
+                "`{m}`'s own points always count at 100 %: do not list them"
             )));
         }
         if r.bps == 0 || r.bps > BPS_FULL {
@@ -495,6 +490,20 @@ fn set_acceptance(
             return Err(TxError::UnknownMerchant(r.issuer.clone()));
         }
     }
+    Ok(())
+}
+
+/// A merchant announces its acceptance terms from `effective_height` on.
+fn set_acceptance(
+    o: &mut Overlay,
+    ctx: BlockCtx,
+    signer: &PublicKey,
+    terms: &AcceptanceTerms,
+    effective_height: u64,
+) -> Result<(), TxError> {
+    let m = active_merchant(o, signer)?;
+    check_rates(o, &m.id, &terms.rates)?;
+    check_rates(o, &m.id, &terms.conversions)?;
     let earliest = ctx
         .height
         .saturating_add(o.params().acceptance_notice_blocks);
@@ -506,12 +515,103 @@ fn set_acceptance(
     }
     // A change already in force is folded in; one still pending is replaced.
     let mut acceptance = o.acceptance(&m.id).settled(ctx.height);
-    acceptance.next = Some((effective_height, rates.to_vec()));
+    acceptance.next = Some((effective_height, terms.clone()));
     o.put(
         StateKey::Acceptance(m.id),
         StateValue::Acceptance(acceptance),
     );
     Ok(())
+}
+
+/// The signer converts `from`'s points into `points` new points of `to`, at
+/// `to`'s conversion rate for `from` in force (docs/protocol.md §4).
+fn convert(
+    o: &mut Overlay,
+    ctx: BlockCtx,
+    signer: &PublicKey,
+    from: &MerchantId,
+    to: &MerchantId,
+    points: u64,
+) -> Result<(), TxError> {
+    positive(points)?;
+    let mut target = o
+        .merchant(to)
+        .ok_or_else(|| TxError::UnknownMerchant(to.clone()))?;
+    if target.status != MerchantStatus::Active {
+        return Err(TxError::MerchantSuspended(to.clone()));
+    }
+    let mut source = o
+        .merchant(from)
+        .ok_or_else(|| TxError::UnknownMerchant(from.clone()))?;
+    if source.status != MerchantStatus::Active {
+        return Err(TxError::MerchantSuspended(from.clone()));
+    }
+    // Its own key would turn points it holds into a claim without a sale.
+    if *signer == target.key {
+        return Err(TxError::SelfConversion(to.clone()));
+    }
+    let acceptance = o.acceptance(to);
+    let bps = listed_rate(&acceptance.at(ctx.height).conversions, from)
+        .filter(|_| from != to)
+        .ok_or_else(|| TxError::NotConvertible {
+            from: from.clone(),
+            to: to.clone(),
+        })?;
+    let outstanding = target.stats.outstanding();
+    if outstanding.checked_add(points).ok_or(TxError::Overflow)? > target.policy.outstanding_cap {
+        return Err(TxError::OutstandingCapExceeded {
+            cap: target.policy.outstanding_cap,
+            outstanding,
+            requested: points,
+        });
+    }
+    let given = points_to_convert(
+        points,
+        target.policy.point_value_minor,
+        source.policy.point_value_minor,
+        bps,
+    )
+    .ok_or(TxError::Overflow)?;
+    let mut account = o.account(signer);
+    take_points_of(&mut account, given, |i| i == from)?;
+    o.put_account(*signer, account);
+    // `from`'s points left circulation at `to`: `to`'s claim on `from`.
+    source.stats.redeemed += given; // <= issued: conservation invariant
+    let key = StateKey::Claim(to.clone(), from.clone());
+    let mut claim = match o.get(&key).as_deref() {
+        Some(StateValue::Claim(c)) => *c,
+        _ => Claim::default(),
+    };
+    let value =
+        claim_centiminor(given, source.policy.point_value_minor, bps).ok_or(TxError::Overflow)?;
+    claim.redeemed_points = claim
+        .redeemed_points
+        .checked_add(given)
+        .ok_or(TxError::Overflow)?;
+    claim.redeemed_value_centiminor = claim
+        .redeemed_value_centiminor
+        .checked_add(value)
+        .ok_or(TxError::Overflow)?;
+    o.put(key, StateValue::Claim(claim));
+    o.put_merchant(source);
+    // `to`'s new points: issued by the conversion, with `to`'s validity.
+    target.stats.issued = target
+        .stats
+        .issued
+        .checked_add(points)
+        .ok_or(TxError::Overflow)?;
+    target.stats.redeemed_here = target
+        .stats
+        .redeemed_here
+        .checked_add(given)
+        .ok_or(TxError::Overflow)?;
+    let lot = Lot {
+        issuer: to.clone(),
+        expiry_ms: expiry_for(ctx.timestamp_ms, target.policy.validity_days),
+        amount: points,
+    };
+    o.put_merchant(target);
+    credit(o, signer, vec![lot])
 }
 
 /// The (issuer, point value, rate) at which merchant `at`, with `rates` in
@@ -598,7 +698,7 @@ fn redeem_order(
 
     // The rate of each issuer whose points this order may spend.
     let acceptance = o.acceptance(at);
-    let rates = acceptance.at(ctx.height);
+    let rates = &acceptance.at(ctx.height).rates;
     let own_shop = *signer == redeemer.key;
     let mut account = o.account(signer);
     // (issuer, point value, rate) of each issuer the order may spend.

@@ -6,7 +6,7 @@ use crate::crypto::Keypair;
 use crate::fixtures::{demo_customer_key, demo_genesis};
 use crate::limits::DAY_MS;
 use crate::merchant::{MerchantPolicy, MerchantStatus};
-use crate::redemption::{AcceptanceRate, OrderRequest};
+use crate::redemption::{AcceptanceRate, AcceptanceTerms, OrderRequest};
 use crate::tx::{GovAction, TxBody};
 
 const CHAIN: &str = "test-chain";
@@ -188,25 +188,56 @@ impl TestChain {
         self.one(tx)
     }
 
-    /// Merchant `at` announces `rates` from `effective_height` on.
+    /// Merchant `at` announces order `rates` (no conversions) from
+    /// `effective_height` on.
     fn set_acceptance(
         &mut self,
         at: &str,
         rates: &[(&str, u16)],
         effective_height: u64,
     ) -> Result<(), TxError> {
-        let rates = rates
-            .iter()
-            .map(|(i, bps)| AcceptanceRate {
-                issuer: mid(i),
-                bps: *bps,
-            })
-            .collect();
+        self.set_terms(at, rates, &[], effective_height)
+    }
+
+    /// Merchant `at` announces order `rates` and `conversions` from
+    /// `effective_height` on.
+    fn set_terms(
+        &mut self,
+        at: &str,
+        rates: &[(&str, u16)],
+        conversions: &[(&str, u16)],
+        effective_height: u64,
+    ) -> Result<(), TxError> {
+        let list = |rates: &[(&str, u16)]| {
+            rates
+                .iter()
+                .map(|(i, bps)| AcceptanceRate {
+                    issuer: mid(i),
+                    bps: *bps,
+                })
+                .collect()
+        };
         let tx = self.tx(
             &self.merchant(at),
             TxBody::SetAcceptance {
-                rates,
+                terms: AcceptanceTerms {
+                    rates: list(rates),
+                    conversions: list(conversions),
+                },
                 effective_height,
+            },
+        );
+        self.one(tx)
+    }
+
+    /// `who` converts `from`'s points into `points` of `to`.
+    fn convert(&mut self, who: &Keypair, from: &str, to: &str, points: u64) -> Result<(), TxError> {
+        let tx = self.tx(
+            who,
+            TxBody::Convert {
+                from: mid(from),
+                to: mid(to),
+                points,
             },
         );
         self.one(tx)
@@ -1322,7 +1353,7 @@ fn an_acceptance_change_applies_only_from_its_effective_height() {
     let at = c.state.tip().height + 11;
     c.set_acceptance("books", &[("coffee", 9_000)], at).unwrap();
     let acceptance = c.state.acceptance(&mid("books"));
-    assert!(acceptance.rates.is_empty());
+    assert!(acceptance.terms.rates.is_empty());
     assert_eq!(acceptance.next.as_ref().map(|(h, _)| *h), Some(at));
     // Before: the default, cinema accepted at 100 %.
     c.advance_to(at - 2);
@@ -1370,11 +1401,100 @@ fn an_acceptance_change_applies_only_from_its_effective_height() {
     let alice_tx = c.tx(
         &alice(),
         TxBody::SetAcceptance {
-            rates: vec![],
+            terms: AcceptanceTerms::default(),
             effective_height: far,
         },
     );
     assert_eq!(c.one(alice_tx), Err(TxError::NotAMerchant));
+}
+
+/// Cinema points (0.50 per 100) converted into books points (1.00 per 100)
+/// at books' published 80 %: 100 books points take 250 cinema points, books
+/// gains a claim on cinema for their value at 80 % (1.00), and the customer a
+/// lot of books' points with books' validity.
+#[test]
+fn a_conversion_burns_the_issuers_points_and_credits_the_converters() {
+    let mut c = TestChain::with_params(3, |p| p.acceptance_notice_blocks = 0);
+    c.set_policy("cinema", |p| p.point_value_minor = 50);
+    c.set_policy("books", |p| p.validity_days = 30);
+    c.issue("cinema", &alice(), 300, "m1").unwrap();
+    c.issue("coffee", &alice(), 300, "c1").unwrap();
+    // Books converts nothing by default.
+    assert_eq!(
+        c.convert(&alice(), "cinema", "books", 100),
+        Err(TxError::NotConvertible {
+            from: mid("cinema"),
+            to: mid("books"),
+        })
+    );
+    let now = c.state.tip().height + 1;
+    c.set_terms("books", &[], &[("cinema", 8_000)], now)
+        .unwrap();
+    let issued_before = c.state.merchant(&mid("books")).unwrap().stats.issued;
+    c.convert(&alice(), "cinema", "books", 100).unwrap();
+    assert_eq!(
+        (c.held(&alice(), "cinema"), c.held(&alice(), "books")),
+        (50, 100)
+    );
+    let lot = c
+        .state
+        .account(&alice().public())
+        .lots
+        .into_iter()
+        .find(|l| l.issuer.as_str() == "books")
+        .unwrap();
+    assert_eq!(lot.expiry_ms, expiry_for(c.now_ms, 30));
+    let claim = c.claim("books", "cinema");
+    assert_eq!(
+        (claim.redeemed_points, claim.redeemed_value_centiminor),
+        (250, 10_000)
+    );
+    let books = c.state.merchant(&mid("books")).unwrap().stats;
+    assert_eq!(
+        (books.issued - issued_before, books.redeemed_here),
+        (100, 250)
+    );
+    assert_eq!(
+        c.state.merchant(&mid("cinema")).unwrap().stats.redeemed,
+        250
+    );
+    // Short of cinema points: refused with what is needed.
+    assert_eq!(
+        c.convert(&alice(), "cinema", "books", 21),
+        Err(TxError::InsufficientBalance {
+            available: 50,
+            requested: 53,
+        })
+    );
+    // Coffee is not in books' conversions; a merchant does not convert into itself.
+    assert_eq!(
+        c.convert(&alice(), "coffee", "books", 1),
+        Err(TxError::NotConvertible {
+            from: mid("coffee"),
+            to: mid("books"),
+        })
+    );
+    assert_eq!(
+        c.convert(&alice(), "books", "books", 1),
+        Err(TxError::NotConvertible {
+            from: mid("books"),
+            to: mid("books"),
+        })
+    );
+    // Books' own key cannot turn cinema points it holds into a claim.
+    let books_key = c.merchant("books");
+    c.transfer(&alice(), &books_key, 50).unwrap();
+    assert_eq!(
+        c.convert(&books_key, "cinema", "books", 10),
+        Err(TxError::SelfConversion(mid("books")))
+    );
+    // A suspended issuer's points are not converted.
+    c.pass(GovAction::SuspendMerchant { id: mid("cinema") });
+    c.issue("coffee", &bob(), 10, "c2").unwrap();
+    assert_eq!(
+        c.convert(&books_key, "cinema", "books", 10),
+        Err(TxError::MerchantSuspended(mid("cinema")))
+    );
 }
 
 /// No claim without the merchant's signature: an order signed by another
