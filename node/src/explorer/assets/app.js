@@ -155,7 +155,12 @@
       case 'SettlementConfirm': return [num(b.amount), ' pts paid by ', merchant(b.debtor)];
       case 'Propose': return [actionText(b.action), ' (until #', b.deadline_height, ')'];
       case 'Vote': return [b.approve ? 'yes' : 'no', ' on ', link('#/governance', 'proposal ' + b.proposal)];
-      case 'SetAcceptance': return ['accepts ', (b.rates || []).length ? b.rates.map((r) => r.issuer + ' ' + (r.bps / 100) + ' %').join(', ') : 'every issuer at 100 %', ' from #', b.effective_height];
+      case 'SetAcceptance': {
+        const t = b.terms || {};
+        const list = (rates) => rates.map((r) => r.issuer + ' ' + (r.bps / 100) + ' %').join(', ');
+        return ['accepts ', (t.rates || []).length ? list(t.rates) : 'every issuer at 100 %', '; converts ', (t.conversions || []).length ? list(t.conversions) : 'none', ' from #', b.effective_height];
+      }
+      case 'Convert': return [merchant(b.from), ' points into ', num(b.points), ' pts of ', merchant(b.to)];
       case 'RedeemOrder': return [money((b.order || {}).value_minor * 100), ' paid at ', merchant((b.order || {}).merchant), ' · order ', (b.order || {}).order_ref];
       default: return JSON.stringify(b);
     }
