@@ -523,6 +523,35 @@ fn set_acceptance(
     Ok(())
 }
 
+/// Books on `creditor`'s claim on `debtor` the `points` of `debtor` it took
+/// at `bps`: their value rounded down to the centiminor
+/// ([`claim_centiminor`]).
+fn book_claim(
+    o: &mut Overlay,
+    creditor: &MerchantId,
+    debtor: &Merchant,
+    points: u64,
+    bps: u16,
+) -> Result<(), TxError> {
+    let key = StateKey::Claim(creditor.clone(), debtor.id.clone());
+    let mut claim = match o.get(&key).as_deref() {
+        Some(StateValue::Claim(c)) => *c,
+        _ => Claim::default(),
+    };
+    let value =
+        claim_centiminor(points, debtor.policy.point_value_minor, bps).ok_or(TxError::Overflow)?;
+    claim.redeemed_points = claim
+        .redeemed_points
+        .checked_add(points)
+        .ok_or(TxError::Overflow)?;
+    claim.redeemed_value_centiminor = claim
+        .redeemed_value_centiminor
+        .checked_add(value)
+        .ok_or(TxError::Overflow)?;
+    o.put(key, StateValue::Claim(claim));
+    Ok(())
+}
+
 /// The signer converts `from`'s points into `points` new points of `to`, at
 /// `to`'s conversion rate for `from` in force (docs/protocol.md §4).
 fn convert(
@@ -577,22 +606,7 @@ fn convert(
     o.put_account(*signer, account);
     // `from`'s points left circulation at `to`: `to`'s claim on `from`.
     source.stats.redeemed += given; // <= issued: conservation invariant
-    let key = StateKey::Claim(to.clone(), from.clone());
-    let mut claim = match o.get(&key).as_deref() {
-        Some(StateValue::Claim(c)) => *c,
-        _ => Claim::default(),
-    };
-    let value =
-        claim_centiminor(given, source.policy.point_value_minor, bps).ok_or(TxError::Overflow)?;
-    claim.redeemed_points = claim
-        .redeemed_points
-        .checked_add(given)
-        .ok_or(TxError::Overflow)?;
-    claim.redeemed_value_centiminor = claim
-        .redeemed_value_centiminor
-        .checked_add(value)
-        .ok_or(TxError::Overflow)?;
-    o.put(key, StateValue::Claim(claim));
+    book_claim(o, to, &source, given, bps)?;
     o.put_merchant(source);
     // `to`'s new points: issued by the conversion, with `to`'s validity.
     target.stats.issued = target
@@ -783,21 +797,8 @@ fn redeem_order(
             .unwrap_or_else(|| unreachable!("state invariant: lot issuer {issuer_id} exists"));
         issuer.stats.redeemed += n; // <= issued: conservation invariant
         if issuer_id != *at {
-            let key = StateKey::Claim(at.clone(), issuer_id.clone());
-            let mut claim = match o.get(&key).as_deref() {
-                Some(StateValue::Claim(c)) => *c,
-                _ => Claim::default(),
-            };
-            let value = claim_centiminor(n, value, bps).ok_or(TxError::Overflow)?;
-            claim.redeemed_points = claim
-                .redeemed_points
-                .checked_add(n)
-                .ok_or(TxError::Overflow)?;
-            claim.redeemed_value_centiminor = claim
-                .redeemed_value_centiminor
-                .checked_add(value)
-                .ok_or(TxError::Overflow)?;
-            o.put(key, StateValue::Claim(claim));
+            debug_assert_eq!(value, issuer.policy.point_value_minor);
+            book_claim(o, at, &issuer, n, bps)?;
         }
         if issuer_id == *at {
             redeemer.stats.redeemed += n;
