@@ -175,22 +175,13 @@ pub struct Merchant {
 pub struct Acceptance {
     /// Rates in force; empty: every issuer at 100 %.
     #[serde(default)]
-    pub rates: Vec<AcceptanceRate>,
+    pub rates: Vec<alliance_protocol::redemption::AcceptanceRate>,
     /// Conversion rates in force; empty: none.
     #[serde(default)]
-    pub conversions: Vec<AcceptanceRate>,
+    pub conversions: Vec<alliance_protocol::redemption::AcceptanceRate>,
     /// An announced change.
     #[serde(default)]
     pub next: Option<AcceptanceChange>,
-}
-
-/// An accepted issuer and its rate in basis points.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AcceptanceRate {
-    /// Issuer id.
-    pub issuer: String,
-    /// Basis points (10000 = 100 %).
-    pub bps: u16,
 }
 
 /// An announced acceptance change.
@@ -199,10 +190,10 @@ pub struct AcceptanceChange {
     /// First height it applies at.
     pub effective_height: u64,
     /// Its rates.
-    pub rates: Vec<AcceptanceRate>,
+    pub rates: Vec<alliance_protocol::redemption::AcceptanceRate>,
     /// Its conversion rates.
     #[serde(default)]
-    pub conversions: Vec<AcceptanceRate>,
+    pub conversions: Vec<alliance_protocol::redemption::AcceptanceRate>,
 }
 
 /// `GET /v1/merchants`.

@@ -693,6 +693,32 @@ pub enum ProposeAction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn money_and_rates_parse_exactly_and_refuse_the_rest() {
+        assert_eq!(parse_money("12.50"), Ok(1_250));
+        assert_eq!(parse_money("3"), Ok(300));
+        assert_eq!(parse_money("0.05"), Ok(5));
+        assert_eq!(parse_money(".5"), Ok(50));
+        for bad in ["", ".", "0", "0.00", "1.005", "-1", "1,50", "1e2", "x"] {
+            assert!(parse_money(bad).is_err(), "{bad}");
+        }
+        let coffee = MerchantId::new("coffee").unwrap();
+        assert_eq!(parse_rate("coffee=90"), Ok((coffee.clone(), 9_000)));
+        assert_eq!(parse_rate("coffee=87.5"), Ok((coffee.clone(), 8_750)));
+        assert_eq!(parse_rate("coffee=0.01"), Ok((coffee.clone(), 1)));
+        assert_eq!(parse_rate("coffee=100"), Ok((coffee, 10_000)));
+        for bad in [
+            "coffee",
+            "coffee=0",
+            "coffee=100.01",
+            "coffee=90.125",
+            "Coffee=90",
+            "coffee=-5",
+        ] {
+            assert!(parse_rate(bad).is_err(), "{bad}");
+        }
+    }
     use clap::CommandFactory;
 
     #[test]

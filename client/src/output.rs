@@ -125,6 +125,24 @@ pub fn percent_bps(bps: u16) -> String {
     }
 }
 
+/// A list of acceptance rates as people read them (`coffee 90%, cinema
+/// 87.5%`), or `empty` when there are none (the list's default).
+pub fn rates_text(rates: &[alliance_protocol::redemption::AcceptanceRate], empty: &str) -> String {
+    if rates.is_empty() {
+        return empty.to_string();
+    }
+    rates
+        .iter()
+        .map(|r| format!("{} {}", r.issuer, percent_bps(r.bps)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What an empty list of order rates means.
+pub const EVERY_ISSUER: &str = "every issuer at 100%";
+/// What an empty list of conversion rates means.
+pub const NO_CONVERSIONS: &str = "none";
+
 /// Pretty JSON for `--json`.
 pub fn json(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
@@ -141,6 +159,26 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_read_as_percentages() {
+        use alliance_protocol::redemption::AcceptanceRate;
+        assert_eq!(percent_bps(9_000), "90%");
+        assert_eq!(percent_bps(8_750), "87.5%");
+        assert_eq!(percent_bps(1), "0.01%");
+        let rate = |issuer: &str, bps| AcceptanceRate {
+            issuer: issuer.parse().unwrap(),
+            bps,
+        };
+        assert_eq!(rates_text(&[], EVERY_ISSUER), "every issuer at 100%");
+        assert_eq!(
+            rates_text(
+                &[rate("cinema", 8_750), rate("coffee", 9_000)],
+                NO_CONVERSIONS
+            ),
+            "cinema 87.5%, coffee 90%"
+        );
+    }
 
     #[test]
     fn dates() {

@@ -4,7 +4,9 @@
 use std::path::Path;
 
 use alliance_protocol::limits::RECEIPT_FUTURE_MS_MAX;
-use alliance_protocol::redemption::{AcceptanceRate, AcceptanceTerms, OrderRequest, SignedOrder};
+use alliance_protocol::redemption::{
+    rate_for, AcceptanceRate, AcceptanceTerms, OrderRequest, SignedOrder,
+};
 use alliance_protocol::{AllianceParams, MerchantId, PublicKey, TxBody};
 use serde_json::json;
 
@@ -107,6 +109,8 @@ pub fn order(
             ),
         ));
     }
+    let merchant_id =
+        MerchantId::new(&m.id).map_err(|e| Failure::new("malformed", e.to_string()))?;
     let merchants = ctx.merchants()?;
     for issuer in issuers {
         let known = merchants.iter().find(|x| x.id == issuer.as_str());
@@ -118,7 +122,7 @@ pub fn order(
                     format!("issuer `{issuer}` is suspended: its points are not accepted"),
                 ))
             }
-            Some(_) if !accepts(&m, issuer.as_str()) => {
+            Some(_) if rate_for(&merchant_id, &m.acceptance.rates, issuer).is_none() => {
                 return Err(Failure::new(
                     "unaccepted_issuer",
                     format!(
@@ -130,7 +134,7 @@ pub fn order(
         }
     }
     let order = OrderRequest {
-        merchant: MerchantId::new(&m.id).map_err(|e| Failure::new("malformed", e.to_string()))?,
+        merchant: merchant_id,
         merchant_key: k.public(),
         customer,
         order_ref: order_ref.to_string(),
@@ -163,13 +167,6 @@ pub fn order(
         },
     );
     Ok(())
-}
-
-/// Whether merchant `m`'s acceptance policy in force takes `issuer`'s points.
-pub fn accepts(m: &api::Merchant, issuer: &str) -> bool {
-    issuer == m.id
-        || m.acceptance.rates.is_empty()
-        || m.acceptance.rates.iter().any(|r| r.issuer == issuer)
 }
 
 /// Blocks added to the notice when `--from-height` is not given, so the
@@ -262,8 +259,8 @@ pub fn accept(
     };
     let summary = format!(
         "{}; converts {}",
-        rates_text(&terms.rates),
-        conversions_text(&terms.conversions)
+        output::rates_text(&terms.rates, output::EVERY_ISSUER),
+        output::rates_text(&terms.conversions, output::NO_CONVERSIONS)
     );
     let body = TxBody::SetAcceptance {
         terms,
@@ -375,57 +372,6 @@ fn validity(days: u32) -> String {
     }
 }
 
-/// A list of rates as people read them (`coffee 90%, cinema 87.5%`), or
-/// `none` when empty.
-fn listed<'a>(rates: impl IntoIterator<Item = (&'a str, u16)>) -> String {
-    let text: Vec<String> = rates
-        .into_iter()
-        .map(|(issuer, bps)| format!("{issuer} {}", output::percent_bps(bps)))
-        .collect();
-    if text.is_empty() {
-        "none".into()
-    } else {
-        text.join(", ")
-    }
-}
-
-/// Order rates as people read them, or the alliance default when empty.
-fn rates_text<'a, R: RateView + 'a>(rates: &'a [R]) -> String {
-    if rates.is_empty() {
-        return "every issuer at 100%".into();
-    }
-    listed(rates.iter().map(|r| (r.issuer_id(), r.bps())))
-}
-
-/// Conversion rates as people read them (`none` when empty).
-fn conversions_text<'a, R: RateView + 'a>(rates: &'a [R]) -> String {
-    listed(rates.iter().map(|r| (r.issuer_id(), r.bps())))
-}
-
-/// A rate as the node's JSON or the protocol holds it.
-trait RateView {
-    fn issuer_id(&self) -> &str;
-    fn bps(&self) -> u16;
-}
-
-impl RateView for api::AcceptanceRate {
-    fn issuer_id(&self) -> &str {
-        &self.issuer
-    }
-    fn bps(&self) -> u16 {
-        self.bps
-    }
-}
-
-impl RateView for AcceptanceRate {
-    fn issuer_id(&self) -> &str {
-        self.issuer.as_str()
-    }
-    fn bps(&self) -> u16 {
-        self.bps
-    }
-}
-
 /// `alliance merchant show ID`.
 pub fn show(ctx: &Ctx, id: &MerchantId) -> CmdResult {
     let (m, raw) = ctx.merchant(id.as_str())?;
@@ -433,16 +379,16 @@ pub fn show(ctx: &Ctx, id: &MerchantId) -> CmdResult {
         let next = match &m.acceptance.next {
             Some(n) => format!(
                 "\n  announced       {}; converts {} from height {}",
-                rates_text(&n.rates),
-                conversions_text(&n.conversions),
+                output::rates_text(&n.rates, output::EVERY_ISSUER),
+                output::rates_text(&n.conversions, output::NO_CONVERSIONS),
                 n.effective_height
             ),
             None => String::new(),
         };
         let acceptance = format!(
             "\naccepts (own points at 100%)\n  in force        {}\n  converts        {}{next}\n",
-            rates_text(&m.acceptance.rates),
-            conversions_text(&m.acceptance.conversions)
+            output::rates_text(&m.acceptance.rates, output::EVERY_ISSUER),
+            output::rates_text(&m.acceptance.conversions, output::NO_CONVERSIONS)
         );
         format!(
             "id                {}\nname              {}\nkey               {}\nstatus            {}\n\npolicy\n  point value     {} per 100 points\n  validity        {}\n  daily cap       {} points per customer\n  outstanding cap {} points\n  min redemption  {} points\n\ntotals\n  issued          {}\n  redeemed        {}\n  expired         {}\n  outstanding     {}\n  redeemed here   {}\n",

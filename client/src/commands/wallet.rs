@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use alliance_protocol::redemption::SignedOrder;
+use alliance_protocol::redemption::{listed_rate, rate_for, value_units, SignedOrder};
 use alliance_protocol::{Keypair, MerchantId, PublicKey, TxBody};
 use serde_json::json;
 
@@ -242,16 +242,9 @@ pub fn pay(ctx: &Ctx, key: &Path, request: &str, wait: &WaitArgs) -> CmdResult {
             if issuer.status != "active" {
                 return None;
             }
-            let bps = if l.issuer == at || m.acceptance.rates.is_empty() {
-                10_000
-            } else {
-                m.acceptance
-                    .rates
-                    .iter()
-                    .find(|r| r.issuer == l.issuer)?
-                    .bps
-            };
-            Some(l.amount as u128 * issuer.policy.point_value_minor as u128 * bps as u128)
+            let issuer_id = MerchantId::new(&l.issuer).ok()?;
+            let bps = rate_for(&order.merchant, &m.acceptance.rates, &issuer_id)?;
+            Some(value_units(l.amount, issuer.policy.point_value_minor, bps))
         })
         .sum();
     let available_minor = value_units / alliance_protocol::redemption::VALUE_UNITS_PER_MINOR;
@@ -310,12 +303,7 @@ pub fn convert(
             ));
         }
     }
-    let bps = target
-        .acceptance
-        .conversions
-        .iter()
-        .find(|r| r.issuer == from.as_str())
-        .map(|r| r.bps)
+    let bps = listed_rate(&target.acceptance.conversions, from)
         .ok_or_else(|| {
             Failure::new(
                 "not_convertible",
@@ -478,23 +466,9 @@ fn describe(item: &api::HistoryItem, me: &str, names: &BTreeMap<String, String>)
             terms,
             effective_height,
         }) => {
-            let list = |rates: &[alliance_protocol::redemption::AcceptanceRate]| {
-                rates
-                    .iter()
-                    .map(|r| format!("{} {}", r.issuer, crate::output::percent_bps(r.bps)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let rates = if terms.rates.is_empty() {
-                "every issuer at 100%".to_string()
-            } else {
-                list(&terms.rates)
-            };
-            let conversions = if terms.conversions.is_empty() {
-                "none".to_string()
-            } else {
-                list(&terms.conversions)
-            };
+            let rates = crate::output::rates_text(&terms.rates, crate::output::EVERY_ISSUER);
+            let conversions =
+                crate::output::rates_text(&terms.conversions, crate::output::NO_CONVERSIONS);
             format!(
                 "set acceptance from height {effective_height}: {rates}; converts {conversions}"
             )
